@@ -1,0 +1,185 @@
+//! The embedded, durable event log of the all-in-one cafe.
+//!
+//! Events are appended to a SQLite file (`events.db`), de-duplicated by event id. Each
+//! consumer group keeps its offset in the same file and advances it only after its handler
+//! committed, so a crash redelivers (and the consumer's inbox drops the repeat) but never
+//! loses. Consumers are woken by the append itself through a watch channel: no polling.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use sqlx::Row;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{BusError, Deliver, EventBus};
+use crate::db::{Db, Migration};
+use crate::event::{Envelope, Event};
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 100,
+    sql: "CREATE TABLE event_log (seq {{ID}}, event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, body TEXT NOT NULL);
+          CREATE TABLE consumer_offsets (consumer TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
+}];
+
+const BATCH: i64 = 512;
+
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    db: Db,
+    head: Arc<watch::Sender<i64>>,
+}
+
+impl EmbeddedBus {
+    pub async fn open(dir: &Path) -> Result<EmbeddedBus, sqlx::Error> {
+        let db = Db::sqlite_file(dir, "events").await?;
+        db.migrate(MIGRATIONS).await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&db.pool).await?;
+        Ok(EmbeddedBus { db, head: Arc::new(watch::channel(head).0) })
+    }
+
+    async fn append(&self, batch: &[Envelope]) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        for e in batch {
+            sqlx::query("INSERT INTO event_log (event_id, event_type, body) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING")
+                .bind(&e.event_id)
+                .bind(&e.event_type)
+                .bind(&e.body)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        self.head.send_replace(head);
+        Ok(())
+    }
+
+    async fn offset(&self, group: &str) -> Result<i64, sqlx::Error> {
+        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM consumer_offsets WHERE consumer = $1")
+            .bind(group)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    async fn read_after(&self, seq: i64) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT seq, event_type, body FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(seq)
+            .bind(BATCH)
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+    }
+
+    async fn commit_offset(&self, group: &str, seq: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO consumer_offsets (consumer, seq) VALUES ($1, $2) ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq")
+            .bind(group)
+            .bind(seq)
+            .execute(&self.db.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn run_consumer(self, group: String, types: &'static [&'static str], deliver: Deliver, cancel: CancellationToken) {
+        let mut head = self.head.subscribe();
+        let mut offset = loop {
+            match self.offset(&group).await {
+                Ok(o) => break o,
+                Err(e) => {
+                    tracing::warn!(%group, error = %e, "cannot read consumer offset; retrying");
+                    if sleep_or_cancel(Duration::from_millis(200), &cancel).await {
+                        return;
+                    }
+                }
+            }
+        };
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let rows = match self.read_after(offset).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(%group, error = %e, "cannot read the event log; retrying");
+                    if sleep_or_cancel(Duration::from_millis(200), &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(last) = rows.last().map(|r| r.0) else {
+                // Caught up: sleep until something is appended beyond what we have seen.
+                let seen = offset;
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    r = head.wait_for(|h| *h > seen) => if r.is_err() { return },
+                }
+                continue;
+            };
+            let events: Vec<Event> = rows
+                .iter()
+                .filter(|(_, t, _)| types.contains(&t.as_str()))
+                .filter_map(|(seq, _, body)| match serde_json::from_str::<Event>(body) {
+                    Ok(e) => Some(e),
+                    Err(e) => {
+                        tracing::error!(%group, seq, error = %e, "unreadable event skipped");
+                        None
+                    }
+                })
+                .collect();
+            if !events.is_empty() {
+                let mut backoff = Duration::from_millis(50);
+                loop {
+                    match deliver(events.clone()).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(%group, error = %e, "handler failed; redelivering");
+                            if sleep_or_cancel(backoff, &cancel).await {
+                                return;
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                        }
+                    }
+                }
+            }
+            while let Err(e) = self.commit_offset(&group, last).await {
+                tracing::warn!(%group, error = %e, "cannot store consumer offset; retrying");
+                if sleep_or_cancel(Duration::from_millis(200), &cancel).await {
+                    return;
+                }
+            }
+            offset = last;
+        }
+    }
+}
+
+/// Sleeps, or returns `true` at once if cancelled.
+pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+impl EventBus for EmbeddedBus {
+    fn publish<'a>(&'a self, batch: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>> {
+        async move { self.append(batch).await.map_err(|e| BusError::Unavailable(e.to_string())) }.boxed()
+    }
+
+    fn consume(
+        &self,
+        group: String,
+        types: &'static [&'static str],
+        deliver: Deliver,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        self.clone().run_consumer(group, types, deliver, cancel).boxed()
+    }
+
+    fn healthy(&self) -> BoxFuture<'_, bool> {
+        async move { self.db.ping().await }.boxed()
+    }
+}

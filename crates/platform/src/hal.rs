@@ -1,0 +1,348 @@
+//! HAL rendering and paging, as Spring Data REST does it.
+//!
+//! Links are absolute and point where the client called: behind the gateway they carry the
+//! gateway's host (`X-Forwarded-Host`, `-Proto`, `-Port`), otherwise the `Host` header.
+//! Each resource supplies only its names and its sortable columns.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::problem::Problem;
+
+pub const HAL_JSON: &str = "application/hal+json";
+pub const DEFAULT_PAGE_SIZE: i64 = 20;
+pub const MAX_PAGE_SIZE: i64 = 1000;
+
+/// The absolute base URL the client used (`http://host:port`), and the path and query it asked for.
+#[derive(Debug, Clone)]
+pub struct BaseUrl {
+    pub base: String,
+    pub path_and_query: String,
+}
+
+impl BaseUrl {
+    pub fn href(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn from_headers(headers: &HeaderMap) -> String {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(host) = get("x-forwarded-host") {
+            let proto = get("x-forwarded-proto").unwrap_or_else(|| "http".into());
+            let host = match get("x-forwarded-port") {
+                Some(port) if !host_has_port(&host) => {
+                    let default = (proto == "http" && port == "80") || (proto == "https" && port == "443");
+                    if default { host } else { format!("{host}:{port}") }
+                }
+                _ => host,
+            };
+            format!("{proto}://{host}")
+        } else {
+            let host = get(header::HOST.as_str()).unwrap_or_else(|| "localhost".into());
+            format!("http://{host}")
+        }
+    }
+}
+
+fn host_has_port(host: &str) -> bool {
+    match host.rfind(':') {
+        Some(i) => !host.ends_with(']') && host[i + 1..].chars().all(|c| c.is_ascii_digit()),
+        None => false,
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(BaseUrl {
+            base: Self::from_headers(&parts.headers),
+            path_and_query: parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
+        })
+    }
+}
+
+/// A resource kind: its collection path and relation names, and how it can be sorted.
+pub struct Resource {
+    /// Collection path and `_embedded` key, e.g. `orders`.
+    pub collection: &'static str,
+    /// The item's own relation name, e.g. `order`.
+    pub rel: &'static str,
+    /// JSON field name → SQL column, for `?sort=`.
+    pub sortable: &'static [(&'static str, &'static str)],
+}
+
+impl Resource {
+    pub fn item_href(&self, base: &BaseUrl, id: i64) -> String {
+        base.href(&format!("/{}/{}", self.collection, id))
+    }
+
+    /// An item: its fields plus `_links.self` and `_links.<rel>`.
+    pub fn item<T: Serialize>(&self, base: &BaseUrl, id: i64, fields: &T) -> Value {
+        let mut v = serde_json::to_value(fields).unwrap_or(Value::Null);
+        let href = self.item_href(base, id);
+        if let Value::Object(map) = &mut v {
+            let mut links = Map::new();
+            links.insert("self".into(), json!({ "href": href }));
+            links.insert(self.rel.into(), json!({ "href": href }));
+            map.insert("_links".into(), Value::Object(links));
+        }
+        v
+    }
+
+    /// A page of items as `application/hal+json`, with `self`, `profile`, and paging links.
+    pub fn page<T: Serialize>(
+        &self,
+        base: &BaseUrl,
+        page: &PageRequest,
+        items: &[(i64, T)],
+        total: i64,
+    ) -> Response {
+        let embedded: Vec<Value> = items.iter().map(|(id, f)| self.item(base, *id, f)).collect();
+        let total_pages = if total == 0 { 0 } else { (total + page.size - 1) / page.size };
+        let mut links = Map::new();
+        links.insert("self".into(), json!({ "href": base.href(&base.path_and_query) }));
+        links.insert("profile".into(), json!({ "href": base.href(&format!("/profile/{}", self.collection)) }));
+        let path = base.path_and_query.split('?').next().unwrap_or("").to_string();
+        let link = |n: i64| {
+            let mut q = format!("page={n}&size={}", page.size);
+            if let Some(s) = &page.sort_param {
+                q.push_str(&format!("&sort={s}"));
+            }
+            json!({ "href": base.href(&format!("{path}?{q}")) })
+        };
+        if total_pages > 0 {
+            links.insert("first".into(), link(0));
+            links.insert("last".into(), link(total_pages - 1));
+        }
+        if page.number > 0 && page.number < total_pages + 1 {
+            links.insert("prev".into(), link(page.number - 1));
+        }
+        if page.number + 1 < total_pages {
+            links.insert("next".into(), link(page.number + 1));
+        }
+        let body = json!({
+            "_embedded": { self.collection: embedded },
+            "_links": links,
+            "page": { "size": page.size, "totalElements": total, "totalPages": total_pages, "number": page.number },
+        });
+        hal(StatusCode::OK, body)
+    }
+
+    /// Parses `?page=&size=&sort=` against this resource's sortable fields.
+    pub fn page_request(&self, query: Option<&str>) -> Result<PageRequest, Problem> {
+        PageRequest::parse(query.unwrap_or(""), self.sortable)
+    }
+}
+
+/// A HAL response with a status.
+pub fn hal(status: StatusCode, body: Value) -> Response {
+    let mut res = (status, axum::Json(body)).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HAL_JSON));
+    res
+}
+
+/// `201 Created` with `Location` and the item.
+pub fn created(location: &str, body: Value) -> Response {
+    let mut res = hal(StatusCode::CREATED, body);
+    if let Ok(v) = HeaderValue::from_str(location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+/// A validated page request. `order_by` is safe to splice into SQL: it only ever holds
+/// whitelisted column names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest {
+    pub number: i64,
+    pub size: i64,
+    pub order_by: String,
+    sort_param: Option<String>,
+}
+
+impl PageRequest {
+    pub fn offset(&self) -> i64 {
+        self.number.saturating_mul(self.size)
+    }
+
+    pub fn parse(query: &str, sortable: &[(&str, &str)]) -> Result<Self, Problem> {
+        let mut number = 0;
+        let mut size = DEFAULT_PAGE_SIZE;
+        let mut order = Vec::new();
+        let mut sort_params = Vec::new();
+        for (k, v) in form_pairs(query) {
+            match k.as_str() {
+                "page" => {
+                    number = v.parse::<i64>().ok().filter(|n| (0..=1_000_000_000).contains(n)).ok_or_else(|| {
+                        Problem::validation(vec![crate::problem::FieldError {
+                            field: "page".into(),
+                            message: "must be a whole number, 0 or more".into(),
+                        }])
+                    })?
+                }
+                "size" => {
+                    size = v.parse::<i64>().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
+                        Problem::validation(vec![crate::problem::FieldError {
+                            field: "size".into(),
+                            message: format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                        }])
+                    })?
+                }
+                "sort" => {
+                    let mut parts = v.split(',');
+                    let field = parts.next().unwrap_or("").trim();
+                    let dir = match parts.next().map(|d| d.trim().to_ascii_lowercase()) {
+                        None => "ASC",
+                        Some(d) if d == "asc" => "ASC",
+                        Some(d) if d == "desc" => "DESC",
+                        Some(_) => {
+                            return Err(Problem::validation(vec![crate::problem::FieldError {
+                                field: "sort".into(),
+                                message: "direction must be asc or desc".into(),
+                            }]))
+                        }
+                    };
+                    let col = sortable.iter().find(|(f, _)| *f == field).map(|(_, c)| *c).ok_or_else(|| {
+                        let names: Vec<&str> = sortable.iter().map(|(f, _)| *f).collect();
+                        Problem::validation(vec![crate::problem::FieldError {
+                            field: "sort".into(),
+                            message: format!("cannot sort by '{field}'; sortable: {}", names.join(", ")),
+                        }])
+                    })?;
+                    order.push(format!("{col} {dir}"));
+                    sort_params.push(v.clone());
+                }
+                _ => {}
+            }
+        }
+        order.push("id ASC".into());
+        Ok(PageRequest {
+            number,
+            size,
+            order_by: order.join(", "),
+            sort_param: if sort_params.is_empty() { None } else { Some(sort_params.join("&sort=")) },
+        })
+    }
+}
+
+/// Decodes `a=1&b=x%20y` into pairs.
+pub fn form_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A required query parameter of a search endpoint.
+pub fn query_param(query: Option<&str>, name: &str) -> Result<String, Problem> {
+    form_pairs(query.unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            Problem::validation(vec![crate::problem::FieldError {
+                field: name.into(),
+                message: "is required".into(),
+            }])
+        })
+}
+
+/// A required positive-integer query parameter.
+pub fn query_id(query: Option<&str>, name: &str) -> Result<i64, Problem> {
+    let v = query_param(query, name)?;
+    v.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        Problem::validation(vec![crate::problem::FieldError {
+            field: name.into(),
+            message: "must be a positive whole number".into(),
+        }])
+    })
+}
+
+/// The `{id}` of an item path. Anything that is not a positive integer names no item: 404.
+pub fn parse_id(raw: &str, what: &str) -> Result<i64, Problem> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Problem::not_found(format!("no {what} with id '{raw}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SORT: &[(&str, &str)] = &[("createTime", "create_time"), ("id", "id")];
+
+    #[test]
+    fn page_request_defaults_and_sorts() {
+        let p = PageRequest::parse("", SORT).unwrap();
+        assert_eq!((p.number, p.size, p.order_by.as_str()), (0, 20, "id ASC"));
+        let p = PageRequest::parse("page=2&size=5&sort=createTime,desc", SORT).unwrap();
+        assert_eq!((p.number, p.size, p.offset()), (2, 5, 10));
+        assert_eq!(p.order_by, "create_time DESC, id ASC");
+    }
+
+    #[test]
+    fn page_request_refuses_bad_values() {
+        for q in ["page=-1", "size=0", "size=1001", "size=x", "sort=password", "sort=id,sideways"] {
+            assert_eq!(PageRequest::parse(q, SORT).unwrap_err().status, 400, "{q}");
+        }
+    }
+
+    #[test]
+    fn forwarded_headers_win() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "order:8081".parse().unwrap());
+        assert_eq!(BaseUrl::from_headers(&h), "http://order:8081");
+        h.insert("x-forwarded-host", "cafe.example".parse().unwrap());
+        h.insert("x-forwarded-port", "8080".parse().unwrap());
+        assert_eq!(BaseUrl::from_headers(&h), "http://cafe.example:8080");
+        h.insert("x-forwarded-host", "cafe.example:9000".parse().unwrap());
+        assert_eq!(BaseUrl::from_headers(&h), "http://cafe.example:9000");
+    }
+
+    #[test]
+    fn decodes_queries() {
+        assert_eq!(form_pairs("a=1&b=x%20y+z"), vec![("a".into(), "1".into()), ("b".into(), "x y z".into())]);
+    }
+}

@@ -1,0 +1,34 @@
+//! Shared mechanics of every cafe service, and no domain words.
+//!
+//! - [`problem`], [`json`], [`hal`]: the REST conventions (RFC 9457 errors, validated JSON
+//!   bodies, HAL items and pages with links that point where the client called).
+//! - [`db`]: one storage API over SQLite and PostgreSQL, with migrations.
+//! - [`outbox`]: transactional outbox, relay, idempotent inbox, batch consumer.
+//! - [`bus`], [`embedded`], [`nats`]: the event bus and its two implementations.
+//! - [`client`]: calls to another service, with a timeout and a circuit breaker.
+//! - [`health`], [`server`], [`access_log`], [`logging`]: running, observing, stopping.
+
+pub mod access_log;
+pub mod bus;
+pub mod ctx;
+pub mod db;
+pub mod embedded;
+pub mod event;
+pub mod hal;
+pub mod health;
+pub mod json;
+pub mod logging;
+pub mod outbox;
+pub mod problem;
+pub mod server;
+pub mod time;
+
+pub use bus::EventBus;
+pub use ctx::Ctx;
+pub use db::{Conn, Db, Migration, Tx};
+pub use event::Event;
+pub use hal::{BaseUrl, PageRequest, Resource};
+pub use json::{Fields, JsonBody};
+pub use problem::Problem;
+
+pub(crate) const PLATFORM_MIGRATIONS: &[Migration] = outbox::MIGRATIONS;

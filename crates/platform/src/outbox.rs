@@ -1,0 +1,148 @@
+//! Transactional outbox and idempotent inbox.
+//!
+//! A service writes its state change and the events it raises in one local transaction
+//! ([`enqueue`]); after the commit it wakes the relay ([`Outbox::wake`]), which publishes the
+//! pending rows in order and deletes them. A crash between publish and delete republishes;
+//! the bus drops the duplicate by event id and the consumer's inbox drops what slips through.
+//!
+//! A consumer handles a batch of events in one transaction: for each event it first claims
+//! the event id in `inbox` (a repeat is skipped), then applies its effect and enqueues the
+//! events it raises. Commit, then acknowledge: at-least-once delivery, exactly-once effect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use sqlx::Row;
+use tokio::sync::Notify;
+use tracing::Instrument;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::EventBus;
+use crate::db::{Conn, Db, Migration};
+use crate::embedded::sleep_or_cancel;
+use crate::event::{Envelope, Event};
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: "CREATE TABLE outbox (seq {{ID}}, event_id TEXT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL);
+          CREATE TABLE inbox (event_id TEXT PRIMARY KEY, handled_at TEXT NOT NULL)",
+}];
+
+const BATCH: i64 = 512;
+
+/// Writes `events` into the outbox inside the caller's transaction.
+pub async fn enqueue(conn: &mut Conn, events: &[Event]) -> Result<(), sqlx::Error> {
+    for e in events {
+        sqlx::query("INSERT INTO outbox (event_id, event_type, body) VALUES ($1, $2, $3)")
+            .bind(&e.event_id)
+            .bind(&e.event_type)
+            .bind(e.to_json())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Claims `event_id` for this consumer; `false` if it was handled before.
+pub async fn claim(conn: &mut Conn, event_id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("INSERT INTO inbox (event_id, handled_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING")
+        .bind(event_id)
+        .bind(crate::time::now())
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The relay's doorbell. Cloned into every handler that commits events.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    bell: Arc<Notify>,
+}
+
+impl Outbox {
+    /// Wakes the relay. A wake with nobody waiting is kept, so none is lost.
+    pub fn wake(&self) {
+        self.bell.notify_one();
+    }
+
+    /// Publishes whatever is pending, then sleeps until woken, until `cancel`.
+    pub async fn run_relay(self, db: Db, bus: Arc<dyn EventBus>, service: &'static str, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match relay_pending(&db, bus.as_ref()).await {
+                Ok(()) => backoff = Duration::from_millis(50),
+                Err(e) => {
+                    tracing::warn!(service, error = %e, "outbox relay failed; retrying");
+                    if sleep_or_cancel(backoff, &cancel).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    // Last drain so a clean stop leaves nothing behind (a crash leaves it for the next start).
+                    let _ = relay_pending(&db, bus.as_ref()).await;
+                    return;
+                }
+                _ = self.bell.notified() => {}
+            }
+        }
+    }
+}
+
+async fn relay_pending(db: &Db, bus: &dyn EventBus) -> Result<(), String> {
+    loop {
+        let rows = sqlx::query("SELECT seq, event_id, event_type, body FROM outbox ORDER BY seq LIMIT $1")
+            .bind(BATCH)
+            .fetch_all(&db.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = rows.last() else { return Ok(()) };
+        let last: i64 = last.try_get(0).map_err(|e| e.to_string())?;
+        let batch = rows
+            .iter()
+            .map(|r| {
+                Ok(Envelope { event_id: r.try_get(1)?, event_type: r.try_get(2)?, body: r.try_get(3)? })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(|e| e.to_string())?;
+        bus.publish(&batch).await.map_err(|e| e.to_string())?;
+        sqlx::query("DELETE FROM outbox WHERE seq <= $1")
+            .bind(last)
+            .execute(&db.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        if (rows.len() as i64) < BATCH {
+            return Ok(());
+        }
+    }
+}
+
+/// What a consumer does with one event, inside the batch's transaction. Returns the events
+/// it raises. An `Err` rolls the whole batch back for redelivery.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(&'a self, conn: &'a mut Conn, event: &'a Event) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>>;
+}
+
+/// Applies a batch: inbox claim, effect, raised events, one commit.
+pub async fn handle_batch(db: &Db, outbox: &Outbox, handler: &dyn Handler, events: &[Event]) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let mut raised = Vec::new();
+    for event in events {
+        if !claim(&mut tx, &event.event_id).await? {
+            tracing::debug!(event_id = %event.event_id, event_type = %event.event_type, "duplicate event skipped");
+            continue;
+        }
+        let span = tracing::debug_span!("event", event_id = %event.event_id, event_type = %event.event_type, order_id = ?event.order_id());
+        raised.extend(handler.handle(&mut tx, event).instrument(span).await?);
+    }
+    enqueue(&mut tx, &raised).await?;
+    tx.commit().await?;
+    if !raised.is_empty() {
+        outbox.wake();
+    }
+    Ok(())
+}

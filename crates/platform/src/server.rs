@@ -1,0 +1,60 @@
+//! Serving one service: the common layers (health, problem+json fallbacks, body limit,
+//! access log), bound before anything runs, stopped gracefully by the shared token.
+//!
+//! Stopping: the token is cancelled, readiness turns DOWN, the listener closes, and in-flight
+//! requests get up to `grace` to finish.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::access_log::AccessLog;
+use crate::health::Health;
+use crate::json::MAX_BODY_BYTES;
+use crate::problem::{method_not_allowed_fallback, not_found_fallback};
+
+/// Adds what every service has to its own routes.
+pub fn app(routes: Router, health: &Health, access: Option<AccessLog>) -> Router {
+    let router = routes
+        .merge(health.routes())
+        .method_not_allowed_fallback(method_not_allowed_fallback)
+        .fallback(not_found_fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    match access {
+        Some(log) => router.layer(axum::middleware::from_fn_with_state(log, crate::access_log::record)),
+        None => router,
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves until `cancel`, then drains in-flight requests for at most `grace`.
+pub async fn serve(listener: TcpListener, app: Router, health: Health, cancel: CancellationToken, grace: Duration) -> std::io::Result<()> {
+    let stop = cancel.clone();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            stop.cancelled().await;
+            health.stopping();
+        });
+    let server = tokio::spawn(async move { server.await });
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => return r.unwrap_or(Ok(())),
+        _ = cancel.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, &mut server).await {
+        Ok(r) => r.unwrap_or(Ok(())),
+        Err(_) => {
+            tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
+            server.abort();
+            Ok(())
+        }
+    }
+}
