@@ -1,1 +1,140 @@
-//! order
+//! The order service: customers place and cancel orders here.
+//!
+//! Placing an order asks payment synchronously. So that no money is left without an order
+//! and no order without its money, placement is a small saga:
+//! 1. the order is inserted `Pending` (invisible to clients) and committed;
+//! 2. payment is asked (`POST /payments`, idempotent per order id) under a timeout;
+//! 3. approved: the order becomes `Ordered` and `Ordered` is raised, in one transaction;
+//!    refused or unreachable: payment is asked to void whatever it holds for the order
+//!    (`POST /payments/voids`, which also bars a late charge), and the pending order is dropped.
+//!
+//! A crash or a failed void leaves a `Pending` order behind; the reconciler voids and drops
+//! such orders once they are older than the payment timeout, so once settled every order
+//! has its approved payment and every approved payment its order.
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use platform::client::{CallError, ServiceClient};
+use platform::{Ctx, Problem};
+use serde_json::json;
+
+use crate::domain::{NewOrder, Order};
+
+pub const NAME: &str = "order";
+pub use store::MIGRATIONS;
+
+pub struct Config {
+    pub payment: ServiceClient,
+    pub delivery: ServiceClient,
+    /// How old a `Pending` order must be before the reconciler settles it.
+    pub settle_after: Duration,
+    pub retry_after_secs: u64,
+}
+
+pub struct Service {
+    pub ctx: Ctx,
+    pub payment: ServiceClient,
+    pub delivery: ServiceClient,
+    pub settle_after: Duration,
+    pub retry_after_secs: u64,
+}
+
+/// Starts the reconciler and returns the service's routes.
+pub fn start(ctx: Ctx, config: Config) -> Router {
+    let svc = Arc::new(Service {
+        ctx,
+        payment: config.payment,
+        delivery: config.delivery,
+        settle_after: config.settle_after,
+        retry_after_secs: config.retry_after_secs,
+    });
+    svc.ctx.tracker.spawn(svc.clone().reconcile_forever());
+    api::router(svc)
+}
+
+impl Service {
+    pub async fn place_order(&self, new: &NewOrder) -> Result<Order, Problem> {
+        let pending = store::insert_pending(&self.ctx, new).await?;
+        let request = json!({ "orderId": pending.id, "phoneNumber": pending.phone_number, "amt": pending.amt });
+        let refused = match self.payment.post_json("/payments", &request).await {
+            Ok((_, payment)) if payment.get("status").and_then(|s| s.as_str()) == Some("Approved") => {
+                match store::confirm(&self.ctx, pending.id).await? {
+                    Some(order) => return Ok(order),
+                    // The reconciler voided it while we waited: a very late answer.
+                    None => None,
+                }
+            }
+            Ok(_) => None,
+            Err(e) => Some(e),
+        };
+        let sent = !matches!(refused, Some(CallError::Unavailable { sent: false, .. }));
+        if let Some(e) = &refused {
+            tracing::warn!(order_id = pending.id, error = %e, "payment failed; order not placed");
+        }
+        if sent {
+            self.void(pending.id).await;
+        } else {
+            store::drop_pending(&self.ctx, pending.id).await?;
+        }
+        Err(Problem::unavailable(
+            "payment is busy, please try again shortly; you have not been charged",
+            self.retry_after_secs,
+        ))
+    }
+
+    /// Voids the payment of a pending order and drops the order. On failure the order stays
+    /// `Pending` for the reconciler.
+    async fn void(&self, order_id: i64) -> bool {
+        match self.payment.post_json("/payments/voids", &json!({ "orderId": order_id })).await {
+            Ok(_) => match store::drop_pending(&self.ctx, order_id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(order_id, error = %e, "cannot drop pending order");
+                    false
+                }
+            },
+            Err(e) => {
+                tracing::warn!(order_id, error = %e, "cannot void payment yet; the reconciler will");
+                false
+            }
+        }
+    }
+
+    /// Settles what a crash or a timeout left in between, once at start and then every few
+    /// seconds. Only orders older than `settle_after` are touched, so in-flight placements
+    /// are never raced.
+    async fn reconcile_forever(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.reconcile_once().await {
+                tracing::warn!(error = %e, "reconciler pass failed");
+            }
+            if platform::embedded::sleep_or_cancel(self.settle_after.max(Duration::from_secs(1)), &self.ctx.cancel).await {
+                return;
+            }
+        }
+    }
+
+    pub async fn reconcile_once(&self) -> Result<usize, sqlx::Error> {
+        let cutoff = time_ago(self.settle_after);
+        let stale = store::stale_pending(&self.ctx, &cutoff).await?;
+        let mut settled = 0;
+        for order in stale {
+            if self.void(order.id).await {
+                tracing::info!(order_id = order.id, "settled a pending order left behind");
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+}
+
+fn time_ago(d: Duration) -> String {
+    platform::time::format(platform::time::OffsetDateTime::now_utc() - d)
+}

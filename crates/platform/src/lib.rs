@@ -10,6 +10,7 @@
 
 pub mod access_log;
 pub mod bus;
+pub mod client;
 pub mod ctx;
 pub mod db;
 pub mod embedded;

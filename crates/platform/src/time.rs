@@ -1,7 +1,7 @@
 //! Timestamps: RFC 3339, UTC, milliseconds, as every body and event carries them.
 
 use time::format_description::well_known::iso8601::{Config, EncodedConfig, Iso8601, TimePrecision};
-use time::OffsetDateTime;
+pub use time::OffsetDateTime;
 
 const FORMAT: EncodedConfig = Config::DEFAULT
     .set_time_precision(TimePrecision::Second { decimal_digits: std::num::NonZeroU8::new(3) })

@@ -1,0 +1,113 @@
+//! The order table. Placing an order is two commits around the payment call (never a
+//! transaction held across the network): insert `Pending`, then confirm as `Ordered` with
+//! the `Ordered` event in the same transaction as the status change.
+
+use platform::{outbox, Ctx, Event, Migration, PageRequest};
+
+use crate::domain::{NewOrder, Order, OrderStatus};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 10,
+    sql: "CREATE TABLE orders (id {{ID}}, phone_number TEXT NOT NULL, product_name TEXT NOT NULL,
+            qty BIGINT NOT NULL, amt BIGINT NOT NULL, status TEXT NOT NULL, create_time TEXT NOT NULL);
+          CREATE INDEX orders_status ON orders (status, create_time)",
+}];
+
+const COLUMNS: &str = "id, phone_number, product_name, qty, amt, status, create_time";
+
+pub async fn insert_pending(ctx: &Ctx, new: &NewOrder) -> Result<Order, sqlx::Error> {
+    sqlx::query_as::<_, Order>(&format!(
+        "INSERT INTO orders (phone_number, product_name, qty, amt, status, create_time)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(new.phone_number.as_str())
+    .bind(&new.product_name)
+    .bind(new.qty)
+    .bind(new.amt)
+    .bind(OrderStatus::Pending.as_str())
+    .bind(platform::time::now())
+    .fetch_one(&ctx.db.pool)
+    .await
+}
+
+/// `Pending` → `Ordered`, raising `Ordered`. `None` if the order is no longer pending
+/// (the reconciler voided it meanwhile).
+pub async fn confirm(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
+    let mut tx = ctx.db.begin().await?;
+    let order = sqlx::query_as::<_, Order>(&format!(
+        "UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}"
+    ))
+    .bind(OrderStatus::Ordered.as_str())
+    .bind(id)
+    .bind(OrderStatus::Pending.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(order) = order else { return Ok(None) };
+    outbox::enqueue(&mut tx, &[crate::events::ordered(ctx, &order)]).await?;
+    ctx.commit(tx).await?;
+    Ok(Some(order))
+}
+
+/// Forgets a pending order whose payment was refused or voided.
+pub async fn drop_pending(ctx: &Ctx, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM orders WHERE id = $1 AND status = $2")
+        .bind(id)
+        .bind(OrderStatus::Pending.as_str())
+        .execute(&ctx.db.pool)
+        .await?;
+    Ok(())
+}
+
+/// Pending orders created before `before` (RFC 3339): left behind by a crash or a timeout.
+pub async fn stale_pending(ctx: &Ctx, before: &str) -> Result<Vec<Order>, sqlx::Error> {
+    sqlx::query_as::<_, Order>(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE status = $1 AND create_time < $2 ORDER BY id LIMIT 100"
+    ))
+    .bind(OrderStatus::Pending.as_str())
+    .bind(before)
+    .fetch_all(&ctx.db.pool)
+    .await
+}
+
+pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
+    sqlx::query_as::<_, Order>(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND status = $2"))
+        .bind(id)
+        .bind(OrderStatus::Ordered.as_str())
+        .fetch_optional(&ctx.db.pool)
+        .await
+}
+
+pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Order>, i64), sqlx::Error> {
+    let rows = sqlx::query_as::<_, Order>(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE status = $1 ORDER BY {} LIMIT $2 OFFSET $3",
+        page.order_by
+    ))
+    .bind(OrderStatus::Ordered.as_str())
+    .bind(page.size)
+    .bind(page.offset())
+    .fetch_all(&ctx.db.pool)
+    .await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = $1")
+        .bind(OrderStatus::Ordered.as_str())
+        .fetch_one(&ctx.db.pool)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Deletes an `Ordered` order, raising `OrderCanceled`. `None` if it was not there (a
+/// concurrent cancel won).
+pub async fn delete(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
+    let mut tx = ctx.db.begin().await?;
+    let order = sqlx::query_as::<_, Order>(&format!(
+        "DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(OrderStatus::Ordered.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(order) = order else { return Ok(None) };
+    let event: Event = crate::events::order_canceled(ctx, &order);
+    outbox::enqueue(&mut tx, &[event]).await?;
+    ctx.commit(tx).await?;
+    Ok(Some(order))
+}

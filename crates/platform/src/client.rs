@@ -1,0 +1,67 @@
+//! Calls to another service: JSON over HTTP with a timeout, every failure sorted into
+//! "the dependency could not answer" (retry later: 503 to our client) or "it answered no"
+//! (a 4xx we pass on).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// Down, slow, broken, or behind an open circuit. The request may or may not have been
+    /// processed (except when `sent` is false).
+    #[error("{dependency} unavailable: {reason}")]
+    Unavailable { dependency: &'static str, reason: String, sent: bool },
+    /// The dependency answered with a 4xx.
+    #[error("{dependency} refused with {status}")]
+    Refused { dependency: &'static str, status: StatusCode, body: Value },
+}
+
+#[derive(Clone)]
+pub struct ServiceClient {
+    pub dependency: &'static str,
+    base: String,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl ServiceClient {
+    pub fn new(dependency: &'static str, base: impl Into<String>, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .expect("an HTTP client with default TLS-less settings");
+        ServiceClient { dependency, base: base.into().trim_end_matches('/').to_string(), http, timeout }
+    }
+
+    /// POSTs `body` to `path`; a 2xx answer's JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
+        let unavailable = |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
+        let res = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .json(body)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| {
+                let sent = !e.is_connect();
+                let reason = if e.is_timeout() { format!("no answer within {:?}", self.timeout) } else { e.to_string() };
+                unavailable(reason, sent)
+            })?;
+        let status = res.status();
+        let value = tokio::time::timeout(self.timeout, res.json::<Value>())
+            .await
+            .map_err(|_| unavailable("body timed out".into(), true))?
+            .unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok((status, value))
+        } else if status.is_client_error() {
+            Err(CallError::Refused { dependency: self.dependency, status, body: value })
+        } else {
+            Err(unavailable(format!("answered {status}"), true))
+        }
+    }
+}
