@@ -14,6 +14,8 @@ use crate::outbox::{handle_batch, Handler, Outbox};
 #[derive(Clone)]
 pub struct Ctx {
     pub service: &'static str,
+    /// This service's consumer group on the bus: `<namespace><service>`.
+    pub group: String,
     pub db: Db,
     pub bus: Arc<dyn EventBus>,
     pub outbox: Outbox,
@@ -25,6 +27,7 @@ impl Ctx {
     /// Migrates the service's database and starts its outbox relay.
     pub async fn start(
         service: &'static str,
+        group: String,
         db: Db,
         migrations: &[Migration],
         bus: Arc<dyn EventBus>,
@@ -32,7 +35,7 @@ impl Ctx {
         tracker: TaskTracker,
     ) -> Result<Ctx, sqlx::Error> {
         db.migrate(migrations).await?;
-        let ctx = Ctx { service, db, bus, outbox: Outbox::default(), cancel, tracker };
+        let ctx = Ctx { service, group, db, bus, outbox: Outbox::default(), cancel, tracker };
         ctx.tracker.spawn(ctx.outbox.clone().run_relay(ctx.db.clone(), ctx.bus.clone(), service, ctx.cancel.clone()));
         Ok(ctx)
     }
@@ -49,14 +52,15 @@ impl Ctx {
         Ok(())
     }
 
-    /// Consumes `types` as this service's consumer group (`<namespace><service>`).
-    pub fn consume(&self, group: String, types: &'static [&'static str], handler: impl Handler) {
+    /// Consumes `types` as this service's consumer group; each event of the batch goes
+    /// through the inbox and `handler` inside one transaction.
+    pub fn consume(&self, types: &'static [&'static str], handler: impl Handler) {
         let handler = Arc::new(handler);
         let (db, outbox) = (self.db.clone(), self.outbox.clone());
         let deliver: crate::bus::Deliver = Arc::new(move |events| {
             let (db, outbox, handler) = (db.clone(), outbox.clone(), handler.clone());
             Box::pin(async move { handle_batch(&db, &outbox, handler.as_ref(), &events).await.map_err(|e| e.to_string()) })
         });
-        self.tracker.spawn(self.bus.consume(group, types, deliver, self.cancel.clone()));
+        self.tracker.spawn(self.bus.consume(self.group.clone(), types, deliver, self.cancel.clone()));
     }
 }
