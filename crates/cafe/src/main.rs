@@ -1,1 +1,24 @@
-fn main() {}
+//! `cafe`: the one binary. `cafe up` runs the whole cafe in one process. Parsing and wiring
+//! live in their own modules; this file only reports how the process ended.
+
+mod cli;
+mod services;
+mod up;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Up(args) => up::run(args).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("cafe: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

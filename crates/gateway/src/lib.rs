@@ -1,1 +1,180 @@
-//! gateway
+//! The API gateway: one front door. It routes by path prefix to a service's instances,
+//! balances over them round-robin, and tells services where the client called
+//! (`X-Forwarded-Host`, `-Proto`, `-Port`) so their links point back through the gateway.
+//!
+//! A request refused at connect time never reached an instance, so it is safely tried on
+//! the next one; anything else is answered as the instance answered, or 503 if none could.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Response};
+use axum::Router;
+use platform::json::MAX_BODY_BYTES;
+use platform::Problem;
+
+/// A path prefix (`/orders`) and the base URLs of the instances that serve it.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub prefix: String,
+    pub service: String,
+    pub upstreams: Vec<String>,
+}
+
+/// The routes of SPEC §2 for one base URL per service.
+pub fn default_routes(url_of: impl Fn(&str) -> Vec<String>) -> Vec<Route> {
+    let table: &[(&str, &[&str])] = &[
+        ("order", &["/orders"]),
+        ("payment", &["/payments"]),
+        ("drink", &["/drinks", "/orderinfos"]),
+        ("customercenter", &["/mypages"]),
+        ("delivery", &["/deliveries", "/cancellations"]),
+        ("deliverycenter", &["/deliverypages"]),
+    ];
+    table
+        .iter()
+        .flat_map(|(svc, prefixes)| {
+            let ups = url_of(svc);
+            prefixes.iter().map(move |p| Route { prefix: p.to_string(), service: svc.to_string(), upstreams: ups.clone() })
+        })
+        .collect()
+}
+
+struct Upstreams {
+    route: Route,
+    next: AtomicUsize,
+}
+
+pub struct Gateway {
+    routes: Vec<Upstreams>,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Gateway {
+    pub fn new(routes: Vec<Route>, timeout: Duration) -> Gateway {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(512)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with default settings");
+        Gateway { routes: routes.into_iter().map(|route| Upstreams { route, next: AtomicUsize::new(0) }).collect(), http, timeout }
+    }
+
+    fn route(&self, path: &str) -> Option<&Upstreams> {
+        self.routes.iter().find(|u| {
+            let p = u.route.prefix.as_str();
+            path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+}
+
+/// The gateway's routes: every path (but the gateway's own health) is proxied.
+pub fn router(gateway: Arc<Gateway>, local_port: u16) -> Router {
+    Router::new().route("/{*path}", axum::routing::any(proxy)).with_state(gateway).layer(axum::Extension(LocalPort(local_port)))
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+];
+
+fn forwarded_headers(incoming: &HeaderMap, local_port: Option<u16>) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(incoming.len() + 3);
+    for (k, v) in incoming {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
+            out.append(k.clone(), v.clone());
+        }
+    }
+    if !out.contains_key("x-forwarded-host") {
+        if let Some(host) = incoming.get(header::HOST) {
+            out.insert(HeaderName::from_static("x-forwarded-host"), host.clone());
+            if !out.contains_key("x-forwarded-port") {
+                let host = host.to_str().unwrap_or("");
+                let has_port = host.rsplit_once(':').is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()));
+                if let (false, Some(port)) = (has_port, local_port) {
+                    out.insert(HeaderName::from_static("x-forwarded-port"), HeaderValue::from(port));
+                }
+            }
+        }
+    }
+    if !out.contains_key("x-forwarded-proto") {
+        out.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
+    }
+    out
+}
+
+async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<Body>, Problem> {
+    let path = req.uri().path().to_string();
+    let Some(up) = gw.route(&path) else {
+        return Err(Problem::not_found(format!("no route for {path}")));
+    };
+    let local_port = req.extensions().get::<LocalPort>().map(|p| p.0);
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+    })?;
+    let headers = forwarded_headers(&parts.headers, local_port);
+    let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let n = up.route.upstreams.len();
+    if n == 0 {
+        return Err(Problem::unavailable(format!("{} has no instances", up.route.service), 1));
+    }
+    let start = up.next.fetch_add(1, Ordering::Relaxed);
+    for i in 0..n {
+        let base = &up.route.upstreams[(start + i) % n];
+        let result = gw
+            .http
+            .request(parts.method.clone(), format!("{base}{path_and_query}"))
+            .headers(headers.clone())
+            .body(body.clone())
+            .timeout(gw.timeout)
+            .send()
+            .await;
+        match result {
+            Ok(res) => {
+                let status = res.status();
+                let mut out_headers = HeaderMap::with_capacity(res.headers().len());
+                for (k, v) in res.headers() {
+                    if !HOP_BY_HOP.contains(&k.as_str()) {
+                        out_headers.append(k.clone(), v.clone());
+                    }
+                }
+                let bytes = res.bytes().await.map_err(|e| {
+                    tracing::warn!(upstream = %base, error = %e, "upstream body failed");
+                    Problem::unavailable(format!("{} failed while answering", up.route.service), 1)
+                })?;
+                let mut response = Response::new(Body::from(bytes));
+                *response.status_mut() = status;
+                *response.headers_mut() = out_headers;
+                return Ok(response);
+            }
+            // Refused before anything was sent: the next instance may take it.
+            Err(e) if e.is_connect() => {
+                tracing::debug!(upstream = %base, error = %e, "instance refused the connection");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(upstream = %base, error = %e, "upstream failed");
+                let detail = if e.is_timeout() {
+                    format!("{} did not answer in time; please retry shortly", up.route.service)
+                } else {
+                    format!("{} failed; please retry shortly", up.route.service)
+                };
+                return Err(Problem::unavailable(detail, 1));
+            }
+        }
+    }
+    Err(Problem::unavailable(format!("{} is unavailable; please retry shortly", up.route.service), 1))
+}
+
+/// The gateway's own listening port, so `X-Forwarded-Port` is right when `Host` has none.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalPort(pub u16);

@@ -1,0 +1,88 @@
+//! Flags and environment variables: one typed struct per command, parsed before anything
+//! binds. Every flag has an environment variable; the doc comment is its `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cafe", version, about = "A drink-delivery cafe as event-driven microservices")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every service and the gateway in one process, with embedded storage and event log.
+    Up(UpArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Gateway port; the services take the next six (order, payment, drink, customercenter,
+    /// delivery, deliverycenter). 0 gives every listener a free port.
+    #[arg(long, env = "CAFE_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "CAFE_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Where the services' databases and the event log live.
+    #[arg(long, env = "CAFE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub resilience: ResilienceArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Where application and access logs go (`<log-dir>/<service>/`, rolled daily, 30 kept).
+    #[arg(long, env = "CAFE_LOG_DIR", default_value = "./logs")]
+    pub log_dir: PathBuf,
+    /// How long a stopping server lets in-flight requests finish, in seconds.
+    #[arg(long, env = "CAFE_GRACE_SECS", default_value_t = 30)]
+    pub grace_secs: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ResilienceArgs {
+    /// Timeout of each synchronous call (order → payment, order → delivery), in ms.
+    #[arg(long, env = "CAFE_CALL_TIMEOUT_MS", alias = "payment-timeout-ms", default_value_t = 610)]
+    pub call_timeout_ms: u64,
+    /// Age after which the reconciler settles an order left pending by a crash, in ms.
+    #[arg(long, env = "CAFE_SETTLE_AFTER_MS", default_value_t = 5000)]
+    pub settle_after_ms: u64,
+    /// Payment processing delay, uniform in LO-HI ms (e.g. 400-620), to reproduce the
+    /// original's load test. Off by default.
+    #[arg(long, env = "CAFE_PAYMENT_DELAY_MS", value_parser = parse_range)]
+    pub payment_delay_ms: Option<(u64, u64)>,
+    /// Seconds a client is told to wait (`Retry-After`) when a dependency is unavailable.
+    #[arg(long, env = "CAFE_RETRY_AFTER_SECS", default_value_t = 1)]
+    pub retry_after_secs: u64,
+}
+
+/// `400-620` or `500`.
+fn parse_range(s: &str) -> Result<(u64, u64), String> {
+    let (lo, hi) = s.split_once('-').unwrap_or((s, s));
+    let lo: u64 = lo.trim().parse().map_err(|_| format!("'{s}' is not LO-HI in milliseconds"))?;
+    let hi: u64 = hi.trim().parse().map_err(|_| format!("'{s}' is not LO-HI in milliseconds"))?;
+    if lo > hi {
+        return Err(format!("'{s}': LO must not exceed HI"));
+    }
+    Ok((lo, hi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_ranges_parse() {
+        assert_eq!(parse_range("400-620"), Ok((400, 620)));
+        assert_eq!(parse_range("5"), Ok((5, 5)));
+        assert!(parse_range("620-400").is_err());
+        assert!(parse_range("x").is_err());
+    }
+}
