@@ -58,9 +58,33 @@ pub struct ResilienceArgs {
     /// original's load test. Off by default.
     #[arg(long, env = "CAFE_PAYMENT_DELAY_MS", value_parser = parse_range)]
     pub payment_delay_ms: Option<(u64, u64)>,
+    /// Circuit breaker: rolling window over which calls are counted, in seconds.
+    #[arg(long, env = "CAFE_BREAKER_WINDOW_SECS", default_value_t = 10)]
+    pub breaker_window_secs: u64,
+    /// Circuit breaker: fewest calls in the window before it may open.
+    #[arg(long, env = "CAFE_BREAKER_MIN_CALLS", default_value_t = 20)]
+    pub breaker_min_calls: u32,
+    /// Circuit breaker: failure percentage at which it opens.
+    #[arg(long, env = "CAFE_BREAKER_FAILURE_PERCENT", default_value_t = 10.0)]
+    pub breaker_failure_percent: f64,
+    /// Circuit breaker: how long it stays open before a trial call, in ms.
+    #[arg(long, env = "CAFE_BREAKER_OPEN_MS", default_value_t = 5000)]
+    pub breaker_open_ms: u64,
     /// Seconds a client is told to wait (`Retry-After`) when a dependency is unavailable.
     #[arg(long, env = "CAFE_RETRY_AFTER_SECS", default_value_t = 1)]
     pub retry_after_secs: u64,
+}
+
+impl ResilienceArgs {
+    pub fn breaker(&self) -> platform::breaker::Settings {
+        platform::breaker::Settings {
+            window: std::time::Duration::from_secs(self.breaker_window_secs.max(1)),
+            buckets: 10,
+            min_calls: self.breaker_min_calls,
+            failure_ratio: self.breaker_failure_percent / 100.0,
+            open_for: std::time::Duration::from_millis(self.breaker_open_ms),
+        }
+    }
 }
 
 /// `400-620` or `500`.

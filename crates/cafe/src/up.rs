@@ -65,8 +65,12 @@ impl Cafe {
         )
         .await
         .with_context(|| format!("cannot start {}", slot.name))?;
-        let health = health_of(&slot.db, &self.bus);
-        let app = server::app(services::start(ctx, &self.wiring), &health, Some(slot.access.clone()));
+        let started = services::start(ctx, &self.wiring);
+        let mut health = health_of(&slot.db, &self.bus);
+        for (name, breaker) in started.breakers {
+            health = health.with_detail(name, Arc::new(move || breaker.snapshot()));
+        }
+        let app = server::app(started.router, &health, Some(slot.access.clone()));
         let listener = match listener {
             Some(l) => l,
             None => server::bind(slot.addr).await?,
@@ -134,6 +138,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         settle_after: Duration::from_millis(args.resilience.settle_after_ms),
         payment_delay_ms: args.resilience.payment_delay_ms,
         retry_after_secs: args.resilience.retry_after_secs,
+        breaker: args.resilience.breaker(),
     };
     let root = CancellationToken::new();
     let mut slots = HashMap::new();

@@ -74,7 +74,7 @@ impl Service {
             Ok(_) => None,
             Err(e) => Some(e),
         };
-        let sent = !matches!(refused, Some(CallError::Unavailable { sent: false, .. }));
+        let sent = !matches!(refused, Some(CallError::Unavailable { sent: false, .. } | CallError::CircuitOpen { .. }));
         if let Some(e) = &refused {
             tracing::warn!(order_id = pending.id, error = %e, "payment failed; order not placed");
         }
@@ -83,10 +83,11 @@ impl Service {
         } else {
             store::drop_pending(&self.ctx, pending.id).await?;
         }
-        Err(Problem::unavailable(
-            "payment is busy, please try again shortly; you have not been charged",
-            self.retry_after_secs,
-        ))
+        let retry_after = match refused {
+            Some(CallError::CircuitOpen { retry_after, .. }) => retry_after.as_secs_f64().ceil() as u64,
+            _ => self.retry_after_secs,
+        };
+        Err(Problem::unavailable("payment is busy, please try again shortly; you have not been charged", retry_after))
     }
 
     /// Voids the payment of a pending order and drops the order. On failure the order stays

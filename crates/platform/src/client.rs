@@ -1,8 +1,11 @@
-//! Calls to another service: JSON over HTTP with a timeout, every failure sorted into
-//! "the dependency could not answer" (retry later: 503 to our client) or "it answered no"
-//! (a 4xx we pass on).
+//! Calls to another service: JSON over HTTP with a timeout and a circuit breaker, every
+//! failure sorted into "the dependency could not answer" (retry later: 503 to our client)
+//! or "it answered no" (a 4xx we pass on). A 4xx is a healthy answer to the breaker.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::breaker::Breaker;
 
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -13,6 +16,9 @@ pub enum CallError {
     /// processed (except when `sent` is false).
     #[error("{dependency} unavailable: {reason}")]
     Unavailable { dependency: &'static str, reason: String, sent: bool },
+    /// The circuit is open: nothing was sent.
+    #[error("{dependency} circuit open; retry in {retry_after:?}")]
+    CircuitOpen { dependency: &'static str, retry_after: Duration },
     /// The dependency answered with a 4xx.
     #[error("{dependency} refused with {status}")]
     Refused { dependency: &'static str, status: StatusCode, body: Value },
@@ -24,20 +30,30 @@ pub struct ServiceClient {
     base: String,
     http: reqwest::Client,
     timeout: Duration,
+    pub breaker: Arc<Breaker>,
 }
 
 impl ServiceClient {
-    pub fn new(dependency: &'static str, base: impl Into<String>, timeout: Duration) -> Self {
+    pub fn new(dependency: &'static str, base: impl Into<String>, timeout: Duration, breaker: Arc<Breaker>) -> Self {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .build()
             .expect("an HTTP client with default TLS-less settings");
-        ServiceClient { dependency, base: base.into().trim_end_matches('/').to_string(), http, timeout }
+        ServiceClient { dependency, base: base.into().trim_end_matches('/').to_string(), http, timeout, breaker }
     }
 
-    /// POSTs `body` to `path`; a 2xx answer's JSON body.
+    /// POSTs `body` to `path` through the breaker; a 2xx answer's JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
+        if let Err(r) = self.breaker.try_acquire() {
+            return Err(CallError::CircuitOpen { dependency: self.dependency, retry_after: r.retry_after });
+        }
+        let result = self.call(path, body).await;
+        self.breaker.record(!matches!(result, Err(CallError::Unavailable { .. })));
+        result
+    }
+
+    async fn call(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
         let unavailable = |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
         let res = self
             .http

@@ -9,6 +9,7 @@
 //! - [`health`], [`server`], [`access_log`], [`logging`]: running, observing, stopping.
 
 pub mod access_log;
+pub mod breaker;
 pub mod bus;
 pub mod client;
 pub mod ctx;
