@@ -1,0 +1,255 @@
+#!/usr/bin/env bash
+# Order throughput and event latency of `cafe up`, next to a same-run reference server.
+#
+#   bash bench/orders.sh
+#
+# 1. builds `cafe` (release) and bench/reference (target/bench-reference);
+# 2. wrk POST /orders against the reference (axum + SQLite WAL, one insert per request);
+# 3. starts `cafe up` on free ports with a fresh data dir, the same wrk through the gateway,
+#    then polls every 10 ms until /deliverypages and /mypages have seen every order;
+# 4. siege POST /orders through the gateway;
+# 5. light load: 200 orders one at a time, 201 -> drink visible in /orderinfos (bench/latency.py);
+# 6. prints a Markdown section and writes it into docs/BENCHMARKS.md (same heading replaced).
+#
+# Everything listens on 127.0.0.1 only; every step has a time bound; whatever the script
+# started is stopped on exit. Settings (environment):
+#   DURATION_S=20 THREADS=2 CONNECTIONS=100 SIEGE_S=20 LIGHT_COUNT=200
+#   PAYMENT_DELAY=LO-HI      passed to `cafe up --payment-delay-ms` when set
+#   DOCS=docs/BENCHMARKS.md  the file to update; DOCS= (empty) only prints
+#   KEEP_RUN=1               keep the raw outputs (always kept when the script fails)
+#   SKIP_BUILD=1             use the binaries already built
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+DURATION_S=${DURATION_S:-20}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-100}
+SIEGE_S=${SIEGE_S:-20}
+LIGHT_COUNT=${LIGHT_COUNT:-200}
+PAYMENT_DELAY=${PAYMENT_DELAY:-}
+DOCS=${DOCS-docs/BENCHMARKS.md}
+KEEP_RUN=${KEEP_RUN:-}
+SKIP_BUILD=${SKIP_BUILD:-}
+BUILD_TIMEOUT=${BUILD_TIMEOUT:-2400}
+STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-120}
+CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-120}
+
+BODY='{"phoneNumber":"010-1234-5678","productName":"latte","qty":1,"amt":4500}'
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+CAFE_BIN=${CAFE_BIN:-$TARGET_DIR/release/cafe}
+REF_TARGET_DIR=target/bench-reference
+REF_BIN="$REF_TARGET_DIR/release/bench-reference"
+
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/cafe-bench.XXXXXX")
+PIDS=()
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'orders.sh: %s\n' "$*" >&2; exit 1; }
+
+stop_pid() {
+	local pid=$1 i
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 150); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? pid
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	if [[ -n $KEEP_RUN || $rc -ne 0 ]]; then
+		log "raw outputs kept in $RUN"
+	else
+		rm -rf "$RUN"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# A base port BASE with BASE..BASE+6 all free, below the ephemeral range the clients use.
+free_base() {
+	python3 - <<'EOF'
+import random, socket, sys
+for _ in range(500):
+    base = random.randint(20000, 30000)
+    socks = []
+    try:
+        for port in range(base, base + 7):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    sys.exit(0)
+sys.exit("no free block of 7 ports")
+EOF
+}
+
+# wait_http URL SECONDS PID: until URL answers 2xx, the deadline passes or PID exits.
+wait_http() {
+	local url=$1 deadline=$((SECONDS + $2)) pid=$3
+	until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
+		kill -0 "$pid" 2>/dev/null || return 1
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+}
+
+run_wrk() { # run_wrk URL OUTFILE
+	timeout $((DURATION_S + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION_S}s" --latency \
+		-s bench/post_order.lua "$1" | tee "$2" >&2
+}
+
+# --- tools -----------------------------------------------------------------------------------
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v siege >/dev/null || missing+=(siege)
+command -v curl >/dev/null || missing+=(curl)
+if ((${#missing[@]})); then
+	log "installing ${missing[*]}"
+	sudo=()
+	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+	timeout 600 "${sudo[@]}" apt-get update -qq
+	timeout 900 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+command -v python3 >/dev/null || die "python3 is needed"
+
+# --- build -----------------------------------------------------------------------------------
+if [[ -z $SKIP_BUILD ]]; then
+	log "building cafe (release)"
+	timeout "$BUILD_TIMEOUT" cargo build --release -p cafe >&2
+	log "building the reference server"
+	CARGO_TARGET_DIR=$REF_TARGET_DIR timeout "$BUILD_TIMEOUT" \
+		cargo build --release --manifest-path bench/reference/Cargo.toml >&2
+fi
+[[ -x $CAFE_BIN ]] || die "$CAFE_BIN is missing"
+[[ -x $REF_BIN ]] || die "$REF_BIN is missing"
+
+# --- reference -------------------------------------------------------------------------------
+REF_PORT=$(free_port)
+log "reference server on 127.0.0.1:$REF_PORT"
+"$REF_BIN" "$REF_PORT" "$RUN/reference.db" >"$RUN/reference.log" 2>&1 &
+REF_PID=$!
+PIDS+=("$REF_PID")
+wait_http "http://127.0.0.1:$REF_PORT/health" 30 "$REF_PID" || die "reference server did not start"
+log "wrk POST /orders against the reference for ${DURATION_S}s"
+run_wrk "http://127.0.0.1:$REF_PORT/orders" "$RUN/ref_wrk.txt"
+stop_pid "$REF_PID"
+
+# --- cafe ------------------------------------------------------------------------------------
+BASE=$(free_base)
+cafe_args=(up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs")
+[[ -z $PAYMENT_DELAY ]] || cafe_args+=(--payment-delay-ms "$PAYMENT_DELAY")
+log "cafe ${cafe_args[*]}"
+"$CAFE_BIN" "${cafe_args[@]}" >"$RUN/cafe.out" 2>"$RUN/cafe.err" &
+CAFE_PID=$!
+PIDS+=("$CAFE_PID")
+deadline=$((SECONDS + STARTUP_TIMEOUT))
+until grep -q '^cafe up:' "$RUN/cafe.out" 2>/dev/null; do
+	if ! kill -0 "$CAFE_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+		tail -n 20 "$RUN/cafe.err" >&2 || true
+		die "cafe did not print its 'cafe up:' line"
+	fi
+	sleep 0.1
+done
+GATEWAY=$(grep -m1 '^cafe up:' "$RUN/cafe.out" | grep -o 'gateway=[^ ]*' | cut -d= -f2- || true)
+GATEWAY=${GATEWAY:-http://127.0.0.1:$BASE}
+GATEWAY=${GATEWAY%/}
+log "$(grep -m1 '^cafe up:' "$RUN/cafe.out")"
+wait_http "$GATEWAY/actuator/health" "$STARTUP_TIMEOUT" "$CAFE_PID" || {
+	tail -n 20 "$RUN/cafe.err" >&2 || true
+	die "gateway health never answered 200"
+}
+
+code=$(curl -sS -o "$RUN/first_order.json" -w '%{http_code}' --max-time 10 -X POST \
+	-H 'Content-Type: application/json' -d "$BODY" "$GATEWAY/orders" || true)
+[[ $code == 201 ]] || die "a first POST /orders answered $code: $(head -c 300 "$RUN/first_order.json" 2>/dev/null)"
+
+log "wrk POST /orders through the gateway for ${DURATION_S}s"
+run_wrk "$GATEWAY/orders" "$RUN/cafe_wrk.txt" || log "wrk failed"
+LOAD_END=$(date +%s.%N)
+log "waiting for the views to catch up (polling every 10 ms, at most ${CATCHUP_TIMEOUT}s)"
+timeout $((CATCHUP_TIMEOUT + 30)) python3 bench/catchup.py --base "$GATEWAY" --since "$LOAD_END" \
+	--timeout "$CATCHUP_TIMEOUT" --interval 0.01 >"$RUN/catchup.json" || log "catch-up poll failed"
+
+# --- siege -----------------------------------------------------------------------------------
+cat >"$RUN/siegerc" <<'EOF'
+verbose = false
+json_output = true
+logging = false
+show-logfile = false
+parser = false
+protocol = HTTP/1.1
+connection = close
+delay = 0.0
+benchmark = false
+limit = 1000
+accept-encoding = gzip, deflate
+EOF
+log "siege -c$CONNECTIONS -t${SIEGE_S}S POST /orders through the gateway"
+timeout $((SIEGE_S + 60)) siege --rc="$RUN/siegerc" -j -c"$CONNECTIONS" -t"${SIEGE_S}S" \
+	--content-type "application/json" "$GATEWAY/orders POST $BODY" \
+	>"$RUN/siege.out" 2>"$RUN/siege.err" || log "siege exited with $?"
+tail -n 20 "$RUN/siege.out" >&2 || true
+SIEGE_END=$(date +%s.%N)
+timeout $((CATCHUP_TIMEOUT + 30)) python3 bench/catchup.py --base "$GATEWAY" --since "$SIEGE_END" \
+	--timeout "$CATCHUP_TIMEOUT" --interval 0.01 >"$RUN/catchup_siege.json" || log "catch-up poll failed"
+
+# --- light load ------------------------------------------------------------------------------
+log "light load: $LIGHT_COUNT orders one at a time, 201 -> drink in /orderinfos"
+timeout 900 python3 bench/latency.py --base "$GATEWAY" --count "$LIGHT_COUNT" >"$RUN/latency.json" ||
+	log "light-load client failed"
+
+stop_pid "$CAFE_PID"
+
+# --- report ----------------------------------------------------------------------------------
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+	commit="$commit + uncommitted changes"
+fi
+command="bash bench/orders.sh"
+for var in DURATION_S THREADS CONNECTIONS SIEGE_S LIGHT_COUNT PAYMENT_DELAY; do
+	case "$var=${!var}" in
+	DURATION_S=20 | THREADS=2 | CONNECTIONS=100 | SIEGE_S=20 | LIGHT_COUNT=200 | PAYMENT_DELAY=) ;;
+	*) command="$var=${!var} $command" ;;
+	esac
+done
+DATE=$(date -u +%F) COMMIT=$commit COMMAND=$command \
+	CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') \
+	CPUS=$(nproc) KERNEL=$(uname -r) RUSTC=$(rustc --version 2>/dev/null || echo rustc) \
+	MEM_KB=$(awk '/MemTotal/ {print $2}' /proc/meminfo) \
+	THREADS=$THREADS CONNECTIONS=$CONNECTIONS DURATION_S=$DURATION_S SIEGE_S=$SIEGE_S \
+	python3 - "$RUN/meta.json" <<'EOF'
+import json, os, sys
+e = os.environ
+meta = {
+    "date": e["DATE"], "commit": e["COMMIT"], "command": e["COMMAND"],
+    "cpus": e["CPUS"], "cpu_model": e["CPU_MODEL"], "kernel": e["KERNEL"], "rustc": e["RUSTC"],
+    "mem": f"{int(e['MEM_KB']) / 1048576:.0f} GiB",
+    "threads": e["THREADS"], "connections": e["CONNECTIONS"],
+    "duration": e["DURATION_S"] + "s", "siege_time": e["SIEGE_S"] + "S",
+}
+with open(sys.argv[1], "w") as f:
+    json.dump(meta, f)
+EOF
+
+echo
+python3 bench/report.py "$RUN" ${DOCS:+--docs "$DOCS"}
+[[ -z $DOCS ]] || log "written into $DOCS"

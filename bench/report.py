@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Turns the raw outputs of bench/orders.sh into a Markdown section.
+
+Reads, from the run directory RUN:
+  ref_wrk.txt    wrk --latency output against the reference server (with post_order.lua)
+  cafe_wrk.txt   the same through the cafe gateway
+  catchup.json   bench/catchup.py's result after the wrk load
+  siege.out      siege's stdout (JSON summary with json_output) and siege.err (its stderr)
+  latency.json   bench/latency.py's result
+  catchup_siege.json  bench/catchup.py's result after siege
+  meta.json      {"date", "commit", "command", "cpus", "cpu_model", "kernel", "rustc", ...}
+
+Prints the section on stdout. With --docs FILE it also writes it into FILE: a section with the
+same heading is replaced, otherwise it is appended at the end.
+
+Python 3 standard library only.
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+TARGET_ORDERS_PER_S = 2000
+TARGET_RATIO = 0.05
+TARGET_CATCHUP_MS = 1000
+TARGET_P99_MS = 20
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def read_json(path):
+    text = read(path).strip()
+    if not text:
+        return {}
+    try:
+        return json.loads(text.splitlines()[-1])
+    except ValueError:
+        return {}
+
+
+def to_ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}[unit]
+
+
+def parse_wrk(text):
+    """Requests/sec, duration, latency percentiles and the post_order.lua counts."""
+    out = {}
+    m = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    if m:
+        out["rps"] = float(m.group(1))
+    m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if m:
+        out["requests"] = int(m.group(1))
+        out["seconds"] = to_ms(m.group(2), m.group(3)) / 1000
+    for pct, value, unit in re.findall(r"^\s*(50|75|90|99)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M):
+        out[f"p{pct}_ms"] = to_ms(value, unit)
+    for key in ("created", "non201"):
+        m = re.search(rf"^{key} (\d+)$", text, re.M)
+        if m:
+            out[key] = int(m.group(1))
+    out["statuses"] = {code: int(n) for code, n in re.findall(r"^status (\S+) (\d+)$", text, re.M)}
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    out["socket_errors"] = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups()))) if m else {}
+    if "created" in out and out.get("seconds"):
+        out["created_per_s"] = out["created"] / out["seconds"]
+    return out
+
+
+def parse_siege(stdout, stderr):
+    """siege's summary, from its JSON output or from its plain-text lines."""
+    text = stdout + "\n" + stderr
+    m = re.search(r"\{[^{}]*\"transactions\"[^{}]*\}", text, re.S)
+    if m:
+        try:
+            return json.loads(m.group(0))
+        except ValueError:
+            pass
+    out = {}
+    for key, label in (("transactions", "Transactions"), ("availability", "Availability"),
+                       ("elapsed_time", "Elapsed time"), ("response_time", "Response time"),
+                       ("transaction_rate", "Transaction rate"), ("concurrency", "Concurrency"),
+                       ("successful_transactions", "Successful transactions"),
+                       ("failed_transactions", "Failed transactions"),
+                       ("longest_transaction", "Longest transaction")):
+        m = re.search(rf"{label}:\s*([\d.]+)", text)
+        if m:
+            out[key] = float(m.group(1))
+    return out
+
+
+def fmt_int(x):
+    return "n/a" if x is None else f"{x:,.0f}"
+
+
+def fmt_ms(x):
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f} ms" if x >= 100 else f"{x:.2f} ms"
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def build(run):
+    meta = read_json(os.path.join(run, "meta.json"))
+    ref = parse_wrk(read(os.path.join(run, "ref_wrk.txt")))
+    cafe = parse_wrk(read(os.path.join(run, "cafe_wrk.txt")))
+    catchup = read_json(os.path.join(run, "catchup.json"))
+    siege = parse_siege(read(os.path.join(run, "siege.out")), read(os.path.join(run, "siege.err")))
+    light = read_json(os.path.join(run, "latency.json"))
+    after_siege = read_json(os.path.join(run, "catchup_siege.json"))
+
+    orders_per_s = cafe.get("created_per_s")
+    ref_rps = ref.get("created_per_s") or ref.get("rps")
+    ratio = orders_per_s / ref_rps if orders_per_s is not None and ref_rps else None
+    views_ms = catchup.get("views_ms")
+    light_p99 = light.get("p99_ms")
+    missed = f", {light['missed']} missed" if light.get("missed") else ""
+
+    def ge(x, target):
+        return None if x is None else x >= target
+
+    statuses = ", ".join(f"{n:,} × {code}" for code, n in sorted(cafe.get("statuses", {}).items()))
+    sock = cafe.get("socket_errors", {})
+    sock_txt = ", ".join(f"{k} {v}" for k, v in sock.items() if v) or "none"
+
+    lines = [
+        f"### {meta.get('date', '?')}, commit {meta.get('commit', '?')}",
+        "",
+        f"Command: `{meta.get('command', 'bash bench/orders.sh')}` "
+        f"(wrk -t{meta.get('threads', 2)} -c{meta.get('connections', 100)} -d{meta.get('duration', '20s')}, "
+        f"siege -c{meta.get('connections', 100)} -t{meta.get('siege_time', '20S')}, "
+        f"{light.get('count', meta.get('light_count', 200))} light-load orders).",
+        "",
+        f"Machine: {meta.get('cpus', '?')} × {meta.get('cpu_model', '?')}, "
+        f"{meta.get('mem', '?')} RAM, Linux {meta.get('kernel', '?')}, {meta.get('rustc', '?')}.",
+        "",
+        "| measure | result | target | met |",
+        "|---|---|---|---|",
+        f"| reference `POST /orders` (axum + SQLite WAL, one insert) | "
+        f"{fmt_int(ref_rps)} req/s, p50 {fmt_ms(ref.get('p50_ms'))}, p99 {fmt_ms(ref.get('p99_ms'))} | | |",
+        f"| cafe `POST /orders` through the gateway (wrk) | {fmt_int(orders_per_s)} orders/s | "
+        f"≥ {TARGET_ORDERS_PER_S:,} orders/s | {verdict(ge(orders_per_s, TARGET_ORDERS_PER_S))} |",
+        f"| cafe latency under that load | p50 {fmt_ms(cafe.get('p50_ms'))}, p99 {fmt_ms(cafe.get('p99_ms'))} | | |",
+        f"| cafe ÷ reference | {'n/a' if ratio is None else f'{ratio * 100:.1f} %'} | "
+        f"≥ {TARGET_RATIO * 100:.0f} % | {verdict(ge(ratio, TARGET_RATIO))} |",
+        f"| answers other than 201 under wrk | {fmt_int(cafe.get('non201'))}"
+        f"{f' ({statuses})' if statuses else ''}; socket errors: {sock_txt} | | |",
+        f"| views caught up after the load (`/deliverypages` and `/mypages` = `/orders`) | "
+        f"{'never, within the timeout' if views_ms is None else fmt_ms(views_ms)} "
+        f"(orders {fmt_int(catchup.get('orders'))}) | ≤ {TARGET_CATCHUP_MS:,} ms | "
+        f"{verdict(None if not catchup else (views_ms is not None and views_ms <= TARGET_CATCHUP_MS))} |",
+        f"| drinks caught up after the load (`/drinks` = `/orders`) | "
+        f"{'never, within the timeout' if catchup.get('drinks_ms') is None else fmt_ms(catchup.get('drinks_ms'))} | | |",
+        f"| light load: 201 → drink in `/orderinfos` | p50 {fmt_ms(light.get('p50_ms'))}, "
+        f"p99 {fmt_ms(light_p99)}, max {fmt_ms(light.get('max_ms'))}"
+        f"{missed} | "
+        f"p99 < {TARGET_P99_MS} ms | {verdict(None if light_p99 is None else light_p99 < TARGET_P99_MS)} |",
+        f"| light load: `POST /orders` round trip | p50 {fmt_ms(light.get('post_p50_ms'))}, "
+        f"p99 {fmt_ms(light.get('post_p99_ms'))} | | |",
+        f"| siege `POST /orders` through the gateway | {fmt_int(siege.get('transactions'))} transactions, "
+        f"{siege.get('availability', 'n/a')} % availability, "
+        f"{fmt_int(siege.get('transaction_rate'))} trans/s, "
+        f"{fmt_int(siege.get('failed_transactions'))} failed, "
+        f"longest {siege.get('longest_transaction', 'n/a')} s | | |",
+        f"| caught up after siege: views, drinks | "
+        f"{'never, within the timeout' if after_siege.get('views_ms') is None else fmt_ms(after_siege.get('views_ms'))}, "
+        f"{'never, within the timeout' if after_siege.get('drinks_ms') is None else fmt_ms(after_siege.get('drinks_ms'))} "
+        f"(orders {fmt_int(after_siege.get('orders'))}) | | |",
+        "",
+    ]
+    notes = meta.get("notes") or []
+    if notes:
+        lines += [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def write_docs(path, section):
+    heading = section.splitlines()[0]
+    text = read(path)
+    if not text:
+        text = "# Benchmarks\n"
+    parts = re.split(r"(?m)^(?=#{2,3} )", text)
+    replaced = False
+    for i, part in enumerate(parts):
+        if part.splitlines() and part.splitlines()[0] == heading:
+            parts[i] = section.rstrip("\n") + "\n\n"
+            replaced = True
+    if not replaced:
+        if not parts[-1].endswith("\n\n"):
+            parts[-1] = parts[-1].rstrip("\n") + "\n\n"
+        parts.append(section.rstrip("\n") + "\n")
+    text = "".join(parts).rstrip("\n") + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="directory holding the run's raw outputs")
+    parser.add_argument("--docs", help="Markdown file to append the section to (or replace it in)")
+    args = parser.parse_args()
+    section = build(args.run)
+    print(section)
+    if args.docs:
+        write_docs(args.docs, section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
