@@ -20,6 +20,7 @@ pub mod hal;
 pub mod health;
 pub mod json;
 pub mod logging;
+pub mod nats;
 pub mod outbox;
 pub mod problem;
 pub mod server;

@@ -1,0 +1,226 @@
+//! The NATS JetStream event bus of the distributed mode.
+//!
+//! One stream per namespace (`<NS>_EVENTS`, subjects `<ns>.events.<EventType>`, file
+//! storage) and one durable pull consumer per service (`<ns>-<service>`): the replicas of a
+//! service pull from the same consumer, so each event goes to one of them. Publishing sets
+//! `Nats-Msg-Id` to the event id, so the relay's republish after a crash is dropped by the
+//! stream's duplicate window; whatever still slips through is dropped by the inbox.
+//! Messages are acknowledged only after the consumer's transaction committed; an unacked
+//! message comes back after `ack_wait`.
+//!
+//! The consumer takes every subject of the stream and skips the types its service does not
+//! handle (acknowledging them): multi-subject filters need NATS 2.10, and this works on 2.9.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, stream};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{BusError, Deliver, EventBus};
+use crate::embedded::sleep_or_cancel;
+use crate::event::{Envelope, Event};
+
+const BATCH: usize = 256;
+
+#[derive(Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    namespace: String,
+}
+
+/// Names NATS accepts for streams and consumers: letters, digits, `-` and `_`.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+impl NatsBus {
+    /// Connects (retrying in the background if the server is not up yet) and makes sure
+    /// the namespace's stream exists.
+    pub async fn connect(url: &str, namespace: &str) -> Result<NatsBus, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {url}: {e}")))?;
+        let bus = NatsBus { js: jetstream::new(client.clone()), client, namespace: sanitize(namespace) };
+        let mut tries = 0;
+        loop {
+            match bus.ensure_stream().await {
+                Ok(()) => return Ok(bus),
+                Err(e) if tries < 50 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, "JetStream not ready; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn stream_name(&self) -> String {
+        format!("{}_EVENTS", self.namespace.to_uppercase())
+    }
+
+    fn subject(&self, event_type: &str) -> String {
+        format!("{}.events.{}", self.namespace, sanitize(event_type))
+    }
+
+    async fn ensure_stream(&self) -> Result<(), BusError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: self.stream_name(),
+                subjects: vec![format!("{}.events.>", self.namespace)],
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::Unavailable(format!("cannot create stream {}: {e}", self.stream_name())))
+    }
+
+    async fn consumer(&self, group: &str) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
+        let name = format!("{}-{}", self.namespace, sanitize(group));
+        let stream = self
+            .js
+            .get_stream(self.stream_name())
+            .await
+            .map_err(|e| BusError::Unavailable(format!("no stream {}: {e}", self.stream_name())))?;
+        stream
+            .get_or_create_consumer(
+                &name,
+                pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: format!("{}.events.>", self.namespace),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 20_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| BusError::Unavailable(format!("cannot create consumer {name}: {e}")))
+    }
+
+    async fn run_consumer(self, group: String, types: &'static [&'static str], deliver: Deliver, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !cancel.is_cancelled() {
+            match self.consume_until_error(&group, types, &deliver, &cancel).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(%group, error = %e, "consumer interrupted; resuming");
+                    if sleep_or_cancel(backoff, &cancel).await {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn consume_until_error(
+        &self,
+        group: &str,
+        types: &'static [&'static str],
+        deliver: &Deliver,
+        cancel: &CancellationToken,
+    ) -> Result<(), BusError> {
+        let consumer = self.consumer(group).await?;
+        let mut messages = consumer
+            .stream()
+            .max_messages_per_batch(BATCH)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        loop {
+            let first = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                m = messages.next() => m,
+            };
+            let Some(first) = first else { return Err(BusError::Unavailable("message stream ended".into())) };
+            let mut batch = vec![first.map_err(|e| BusError::Unavailable(e.to_string()))?];
+            // Take whatever else is already here, without waiting.
+            while batch.len() < BATCH {
+                match messages.next().now_or_never() {
+                    Some(Some(Ok(m))) => batch.push(m),
+                    Some(Some(Err(e))) => return Err(BusError::Unavailable(e.to_string())),
+                    _ => break,
+                }
+            }
+            let events: Vec<Event> = batch
+                .iter()
+                .filter_map(|m| match serde_json::from_slice::<Event>(&m.payload) {
+                    Ok(e) if types.contains(&e.event_type.as_str()) => Some(e),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::error!(%group, subject = %m.subject, error = %e, "unreadable event skipped");
+                        None
+                    }
+                })
+                .collect();
+            if !events.is_empty() {
+                let mut backoff = Duration::from_millis(50);
+                loop {
+                    match deliver(events.clone()).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(%group, error = %e, "handler failed; redelivering");
+                            if sleep_or_cancel(backoff, cancel).await {
+                                return Ok(());
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                        }
+                    }
+                }
+            }
+            for m in &batch {
+                // A lost ack only means a redelivery, which the inbox absorbs.
+                if let Err(e) = m.ack().await {
+                    tracing::debug!(%group, error = %e, "ack failed; the event will be redelivered");
+                }
+            }
+        }
+    }
+}
+
+impl EventBus for NatsBus {
+    fn publish<'a>(&'a self, batch: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>> {
+        async move {
+            let mut acks = Vec::with_capacity(batch.len());
+            for e in batch {
+                let publish = PublishMessage::build().payload(e.body.clone().into()).message_id(&e.event_id);
+                let ack = self
+                    .js
+                    .send_publish(self.subject(&e.event_type), publish)
+                    .await
+                    .map_err(|err| BusError::Unavailable(err.to_string()))?;
+                acks.push(ack);
+            }
+            for ack in acks {
+                ack.await.map_err(|err| BusError::Unavailable(err.to_string()))?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn consume(
+        &self,
+        group: String,
+        types: &'static [&'static str],
+        deliver: Deliver,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, ()> {
+        self.clone().run_consumer(group, types, deliver, cancel).boxed()
+    }
+
+    fn healthy(&self) -> BoxFuture<'_, bool> {
+        async move { self.client.connection_state() == async_nats::connection::State::Connected }.boxed()
+    }
+}
