@@ -1,0 +1,87 @@
+//! `/drinks` (every drink; baristas change status here) and `/orderinfos` (the barista
+//! queue: drinks still to accept or make, oldest first).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use platform::hal::{hal, parse_id};
+use platform::{BaseUrl, JsonBody, Problem, Resource};
+
+use crate::domain::StatusChange;
+use crate::{store, Error, Service};
+
+const SORTABLE: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("orderId", "order_id"),
+    ("status", "status"),
+    ("createTime", "create_time"),
+    ("productName", "product_name"),
+];
+
+pub const DRINKS: Resource = Resource { collection: "drinks", rel: "drink", sortable: SORTABLE };
+
+/// The queue shows the same drinks under its own name.
+pub const ORDERINFOS: Resource = Resource { collection: "orderinfos", rel: "orderinfo", sortable: SORTABLE };
+
+pub fn router(svc: Arc<Service>) -> Router {
+    Router::new()
+        .route("/drinks", get(list))
+        .route("/drinks/{id}", get(one).patch(change_status))
+        .route("/orderinfos", get(queue))
+        .route("/orderinfos/{id}", get(queue_item))
+        .with_state(svc)
+}
+
+impl From<Error> for Problem {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NotFound(id) => Problem::not_found(format!("no drink {id}")),
+            Error::Illegal(t) => Problem::conflict(format!("illegal status change from {} to {}", t.from, t.to)),
+            Error::Contended(id) => Problem::conflict(format!("drink {id} is being changed by someone else; read it and retry")),
+            Error::Db(e) => e.into(),
+        }
+    }
+}
+
+async fn list(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+    let page = DRINKS.page_request(q.as_deref())?;
+    let (rows, total) = store::page(&svc.ctx, &page).await?;
+    let items: Vec<_> = rows.into_iter().map(|d| (d.id, d)).collect();
+    Ok(DRINKS.page(&base, &page, &items, total))
+}
+
+async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+    let id = parse_id(&id, "drink")?;
+    let drink = store::find(&svc.ctx, id).await?.ok_or(Error::NotFound(id))?;
+    Ok(hal(StatusCode::OK, DRINKS.item(&base, id, &drink)))
+}
+
+/// A barista accepts (`Receipted`) or makes (`Made`) a drink. Repeating the current status
+/// answers 200 and raises nothing.
+#[tracing::instrument(skip_all, fields(drink_id))]
+async fn change_status(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>, body: JsonBody) -> Result<Response, Problem> {
+    let id = parse_id(&id, "drink")?;
+    tracing::Span::current().record("drink_id", id);
+    let StatusChange { status } = StatusChange::parse(&body)?;
+    let drink = store::change_status(&svc.ctx, id, status).await?;
+    Ok(hal(StatusCode::OK, DRINKS.item(&base, id, &drink)))
+}
+
+async fn queue(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+    let page = ORDERINFOS.page_request(q.as_deref())?;
+    let (rows, total) = store::queue(&svc.ctx, &page).await?;
+    let items: Vec<_> = rows.into_iter().map(|d| (d.id, d)).collect();
+    Ok(ORDERINFOS.page(&base, &page, &items, total))
+}
+
+/// A drink seen from the queue; it is shown whatever its status, so a link from the queue
+/// still answers once the drink has moved on.
+async fn queue_item(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+    let id = parse_id(&id, "orderinfo")?;
+    let drink = store::find(&svc.ctx, id).await?.ok_or(Error::NotFound(id))?;
+    Ok(hal(StatusCode::OK, ORDERINFOS.item(&base, id, &drink)))
+}

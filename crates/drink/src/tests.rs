@@ -1,0 +1,239 @@
+//! The service on a real SQLite database, driven through its router (no socket) and its
+//! consumer (by hand). No relay runs, so the events raised stay in the outbox to be read.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use platform::embedded::EmbeddedBus;
+use platform::outbox::{handle_batch, Outbox};
+use platform::{Ctx, Db, Event};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+struct TestApp {
+    ctx: Ctx,
+    router: Router,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.ctx.cancel.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn spawn_app() -> TestApp {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("cafe-drink-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = Db::sqlite_file(&dir, "drink").await.expect("a test database");
+    db.migrate(crate::MIGRATIONS).await.expect("migrations");
+    let bus = Arc::new(EmbeddedBus::open(&dir).await.expect("a test bus"));
+    let ctx = Ctx {
+        service: crate::NAME,
+        group: "test-drink".into(),
+        db,
+        bus,
+        outbox: Outbox::default(),
+        cancel: CancellationToken::new(),
+        tracker: TaskTracker::new(),
+    };
+    let router = crate::start(ctx.clone());
+    TestApp { ctx, router, dir }
+}
+
+impl TestApp {
+    async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let req = Request::builder().method(method).uri(uri).header(header::HOST, "drink:8083");
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .unwrap();
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    async fn patch(&self, id: &Value, status: &str) -> (StatusCode, Value) {
+        self.call(Method::PATCH, &format!("/drinks/{id}"), Some(json!({ "status": status }))).await
+    }
+
+    async fn deliver(&self, event: Event) {
+        handle_batch(&self.ctx.db, &self.ctx.outbox, &crate::events::OrderPolicy { ctx: self.ctx.clone() }, &[event])
+            .await
+            .unwrap();
+    }
+
+    /// The events raised so far, as (type, payload).
+    async fn raised(&self) -> Vec<(String, Value)> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT event_type, body FROM outbox ORDER BY seq")
+            .fetch_all(&self.ctx.db.pool)
+            .await
+            .unwrap();
+        rows.into_iter().map(|(t, b)| (t, serde_json::from_str(&b).unwrap())).collect()
+    }
+
+    async fn raised_types(&self) -> Vec<String> {
+        self.raised().await.into_iter().map(|(t, _)| t).collect()
+    }
+
+    async fn drink_of(&self, order_id: i64) -> Value {
+        let (_, page) = self.call(Method::GET, "/drinks?size=1000", None).await;
+        page["_embedded"]["drinks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["orderId"] == order_id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+}
+
+fn ordered(order_id: i64) -> Event {
+    Event::new(
+        "order",
+        "Ordered",
+        &json!({"id": order_id, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 9000,
+                "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z"}),
+    )
+}
+
+fn order_canceled(order_id: i64) -> Event {
+    Event::new(
+        "order",
+        "OrderCanceled",
+        &json!({"id": order_id, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 9000,
+                "status": "OrderCanceled"}),
+    )
+}
+
+#[tokio::test]
+async fn an_order_becomes_one_received_drink_in_the_queue() {
+    let app = spawn_app().await;
+    app.deliver(ordered(7)).await;
+    app.deliver(ordered(7)).await;
+
+    let raised = app.raised().await;
+    assert_eq!(raised.len(), 1);
+    let (kind, info) = &raised[0];
+    assert_eq!(kind, "OrderInfoReceived");
+    assert_eq!((info["orderId"].as_i64(), info["productName"].as_str(), info["qty"].as_i64()), (Some(7), Some("latte"), Some(2)));
+    assert_eq!(info["status"], "Received");
+
+    let (status, queue) = app.call(Method::GET, "/orderinfos", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let items = queue["_embedded"]["orderinfos"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], info["id"]);
+    assert_eq!(items[0]["_links"]["orderinfo"]["href"], format!("http://drink:8083/orderinfos/{}", info["id"]));
+
+    let (status, one) = app.call(Method::GET, &format!("/orderinfos/{}", info["id"]), None).await;
+    assert_eq!((status, one["status"].as_str()), (StatusCode::OK, Some("Received")));
+}
+
+#[tokio::test]
+async fn a_barista_accepts_then_makes_a_drink() {
+    let app = spawn_app().await;
+    app.deliver(ordered(1)).await;
+    let id = app.drink_of(1).await["id"].clone();
+
+    let (status, drink) = app.patch(&id, "Receipted").await;
+    assert_eq!((status, drink["status"].as_str()), (StatusCode::OK, Some("Receipted")));
+    let (status, _) = app.patch(&id, "Receipted").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, drink) = app.patch(&id, "Made").await;
+    assert_eq!((status, drink["status"].as_str()), (StatusCode::OK, Some("Made")));
+    assert_eq!(drink["_links"]["drink"]["href"], format!("http://drink:8083/drinks/{id}"));
+
+    let raised = app.raised().await;
+    let types: Vec<_> = raised.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["OrderInfoReceived", "Receipted", "Made"]);
+    assert_eq!(raised[2].1["orderId"], 1);
+    assert_eq!(raised[2].1["status"], "Made");
+
+    let (_, queue) = app.call(Method::GET, "/orderinfos", None).await;
+    assert_eq!(queue["page"]["totalElements"], 0);
+}
+
+#[tokio::test]
+async fn illegal_and_unknown_changes_are_refused() {
+    let app = spawn_app().await;
+    app.deliver(ordered(2)).await;
+    let id = app.drink_of(2).await["id"].clone();
+    app.patch(&id, "Made").await;
+
+    let (status, problem) = app.patch(&id, "Receipted").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("Made") && detail.contains("Receipted"), "{detail}");
+
+    let (status, problem) = app.patch(&id, "Brewing").await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("status")));
+    assert_eq!(app.patch(&json!(999), "Made").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.patch(&json!("x"), "Made").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(app.raised_types().await, ["OrderInfoReceived", "Made"]);
+}
+
+#[tokio::test]
+async fn a_cancelled_order_cancels_its_drink_whatever_its_state_once() {
+    let app = spawn_app().await;
+    app.deliver(ordered(3)).await;
+    let id = app.drink_of(3).await["id"].clone();
+    app.patch(&id, "Made").await;
+
+    app.deliver(order_canceled(3)).await;
+    app.deliver(order_canceled(3)).await;
+    let raised = app.raised().await;
+    let types: Vec<_> = raised.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, ["OrderInfoReceived", "Made", "DrinkCanceled"]);
+    assert_eq!((&raised[2].1["id"], raised[2].1["orderId"].as_i64()), (&id, Some(3)));
+    assert_eq!(raised[2].1["status"], "Canceled");
+
+    let (status, _) = app.patch(&id, "Made").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_cancellation_that_comes_first_keeps_the_late_order_out_of_the_queue() {
+    let app = spawn_app().await;
+    app.deliver(order_canceled(4)).await;
+    app.deliver(ordered(4)).await;
+
+    assert_eq!(app.raised_types().await, ["DrinkCanceled"]);
+    assert_eq!(app.drink_of(4).await["status"], "Canceled");
+    let (_, queue) = app.call(Method::GET, "/orderinfos", None).await;
+    assert_eq!(queue["page"]["totalElements"], 0);
+}
+
+#[tokio::test]
+async fn an_unreadable_event_is_skipped() {
+    let app = spawn_app().await;
+    app.deliver(Event::new("order", "Ordered", &json!({"id": "seven"}))).await;
+    assert!(app.raised().await.is_empty());
+    let (_, page) = app.call(Method::GET, "/drinks", None).await;
+    assert_eq!(page["page"]["totalElements"], 0);
+}
+
+#[tokio::test]
+async fn the_queue_is_oldest_first_and_drinks_sort() {
+    let app = spawn_app().await;
+    for order in [30, 10, 20] {
+        app.deliver(ordered(order)).await;
+    }
+    let (_, queue) = app.call(Method::GET, "/orderinfos", None).await;
+    let orders: Vec<_> = queue["_embedded"]["orderinfos"].as_array().unwrap().iter().map(|d| d["orderId"].as_i64().unwrap()).collect();
+    assert_eq!(orders, [30, 10, 20]);
+
+    let (_, page) = app.call(Method::GET, "/drinks?sort=orderId,desc", None).await;
+    let orders: Vec<_> = page["_embedded"]["drinks"].as_array().unwrap().iter().map(|d| d["orderId"].as_i64().unwrap()).collect();
+    assert_eq!(orders, [30, 20, 10]);
+    assert_eq!(app.call(Method::GET, "/drinks?sort=secret", None).await.0, StatusCode::BAD_REQUEST);
+}
