@@ -16,6 +16,73 @@ pub struct Cli {
 pub enum Command {
     /// Run every service and the gateway in one process, with embedded storage and event log.
     Up(UpArgs),
+    /// Run one service (or the gateway) as its own process.
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// order, payment, drink, customercenter, delivery, deliverycenter or gateway.
+    #[arg(value_parser = ["order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "gateway"])]
+    pub service: String,
+    /// Port to listen on.
+    #[arg(long, env = "CAFE_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "CAFE_HOST", default_value = "0.0.0.0")]
+    pub host: std::net::IpAddr,
+    /// The service's database: `postgres://user@host/db` (created if missing) or
+    /// `sqlite://path?mode=rwc`. Default: SQLite under --data-dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// NATS JetStream URL. Without it, the embedded event log under --data-dir (one process only).
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Prefix of every stream and consumer name, so clusters never see each other's events.
+    #[arg(long, env = "CAFE_NAMESPACE", default_value = "cafe")]
+    pub namespace: String,
+    /// Where SQLite files and the embedded event log live, when used.
+    #[arg(long, env = "CAFE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub upstreams: Upstreams,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub resilience: ResilienceArgs,
+}
+
+/// Where each service is reached: a comma-separated list of instance base URLs. The gateway
+/// balances over them, and so does order over payment's and delivery's.
+#[derive(Args, Debug, Clone)]
+pub struct Upstreams {
+    #[arg(long, env = "ORDER_URL", default_value = "http://order:8080")]
+    pub order_url: String,
+    #[arg(long, env = "PAYMENT_URL", default_value = "http://payment:8080")]
+    pub payment_url: String,
+    #[arg(long, env = "DRINK_URL", default_value = "http://drink:8080")]
+    pub drink_url: String,
+    #[arg(long, env = "CUSTOMERCENTER_URL", default_value = "http://customercenter:8080")]
+    pub customercenter_url: String,
+    #[arg(long, env = "DELIVERY_URL", default_value = "http://delivery:8080")]
+    pub delivery_url: String,
+    #[arg(long, env = "DELIVERYCENTER_URL", default_value = "http://deliverycenter:8080")]
+    pub deliverycenter_url: String,
+}
+
+impl Upstreams {
+    pub fn of(&self, service: &str) -> Vec<String> {
+        let list = match service {
+            "order" => &self.order_url,
+            "payment" => &self.payment_url,
+            "drink" => &self.drink_url,
+            "customercenter" => &self.customercenter_url,
+            "delivery" => &self.delivery_url,
+            "deliverycenter" => &self.deliverycenter_url,
+            _ => return Vec::new(),
+        };
+        list.split(',').map(|u| u.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty()).collect()
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -44,6 +111,19 @@ pub struct CommonArgs {
     /// How long a stopping server lets in-flight requests finish, in seconds.
     #[arg(long, env = "CAFE_GRACE_SECS", default_value_t = 30)]
     pub grace_secs: u64,
+    /// After SIGTERM, how long to keep answering with readiness DOWN before closing the
+    /// listener, in ms (time for a gateway or Kubernetes to stop sending).
+    #[arg(long, env = "CAFE_DRAIN_MS", default_value_t = 0)]
+    pub drain_ms: u64,
+}
+
+impl CommonArgs {
+    pub fn stop(&self) -> platform::server::Stop {
+        platform::server::Stop {
+            drain: std::time::Duration::from_millis(self.drain_ms),
+            grace: std::time::Duration::from_secs(self.grace_secs),
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

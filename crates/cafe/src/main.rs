@@ -1,7 +1,9 @@
-//! `cafe`: the one binary. `cafe up` runs the whole cafe in one process. Parsing and wiring
+//! `cafe`: the one binary. `cafe up` runs the whole cafe in one process; `cafe serve` runs one
+//! service. Parsing and wiring
 //! live in their own modules; this file only reports how the process ended.
 
 mod cli;
+mod serve;
 mod services;
 mod up;
 
@@ -12,6 +14,7 @@ async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Up(args) => up::run(args).await,
+        cli::Command::Serve(args) => serve::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

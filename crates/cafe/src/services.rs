@@ -6,9 +6,15 @@ use std::time::Duration;
 
 use platform::breaker::Breaker;
 
+use anyhow::Context;
 use axum::Router;
+use platform::access_log::AccessLog;
 use platform::client::ServiceClient;
-use platform::{Ctx, Migration};
+use platform::health::Health;
+use platform::{server, Ctx, Db, EventBus, Migration};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// In port order: base+1 .. base+6.
 pub const SERVICES: [&str; 6] = ["order", "payment", "drink", "customercenter", "delivery", "deliverycenter"];
@@ -74,4 +80,62 @@ pub fn start(ctx: Ctx, w: &Wiring) -> Started {
         other => unreachable!("unknown service {other}"),
     };
     Started { router, breakers }
+}
+
+/// Everything one running service instance is made of.
+pub struct Launch<'a> {
+    pub name: &'static str,
+    pub group: String,
+    pub db: Db,
+    pub bus: Arc<dyn EventBus>,
+    pub wiring: &'a Wiring,
+    pub cancel: CancellationToken,
+    pub tracker: TaskTracker,
+    pub access: Option<AccessLog>,
+    pub listener: TcpListener,
+    pub stop: server::Stop,
+}
+
+/// Migrates, starts the relay and consumers, and serves until `cancel`. The relay and
+/// consumers stop only after the server has drained, so what the last requests commit is
+/// still published. Returns once everything is spawned on `tracker`.
+pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
+    let background = CancellationToken::new();
+    let ctx = Ctx::start(l.name, l.group, l.db.clone(), migrations(l.name), l.bus.clone(), background.clone(), l.tracker.clone())
+        .await
+        .with_context(|| format!("cannot start {}", l.name))?;
+    let started = start(ctx, l.wiring);
+    let mut health = health_of(&l.db, &l.bus);
+    for (name, breaker) in started.breakers {
+        health = health.with_detail(name, Arc::new(move || breaker.snapshot()));
+    }
+    let app = server::app(started.router, &health, l.access);
+    let serving = server::serve(l.listener, app, health, l.cancel, l.stop);
+    l.tracker.spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "server failed");
+        }
+        background.cancel();
+    });
+    Ok(())
+}
+
+/// Readiness: the service's database and the broker answer.
+pub fn health_of(db: &Db, bus: &Arc<dyn EventBus>) -> Health {
+    let (db, bus) = (db.clone(), bus.clone());
+    Health::default()
+        .with_check(
+            "db",
+            Arc::new(move || {
+                let db = db.clone();
+                Box::pin(async move { db.ping().await })
+            }),
+        )
+        .with_check(
+            "broker",
+            Arc::new(move || {
+                let bus = bus.clone();
+                Box::pin(async move { bus.healthy().await })
+            }),
+        )
 }

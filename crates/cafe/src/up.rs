@@ -20,7 +20,7 @@ use axum::Router;
 use platform::access_log::AccessLog;
 use platform::embedded::EmbeddedBus;
 use platform::health::Health;
-use platform::{server, Ctx, Db, EventBus, Problem};
+use platform::{server, Db, EventBus, Problem};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,7 @@ struct Cafe {
     bus: Arc<dyn EventBus>,
     wiring: Wiring,
     root: CancellationToken,
-    grace: Duration,
+    stop: server::Stop,
 }
 
 impl Cafe {
@@ -54,28 +54,22 @@ impl Cafe {
         }
         let cancel = self.root.child_token();
         let tracker = TaskTracker::new();
-        let ctx = Ctx::start(
-            slot.name,
-            slot.name.to_string(),
-            slot.db.clone(),
-            services::migrations(slot.name),
-            self.bus.clone(),
-            cancel.clone(),
-            tracker.clone(),
-        )
-        .await
-        .with_context(|| format!("cannot start {}", slot.name))?;
-        let started = services::start(ctx, &self.wiring);
-        let mut health = health_of(&slot.db, &self.bus);
-        for (name, breaker) in started.breakers {
-            health = health.with_detail(name, Arc::new(move || breaker.snapshot()));
-        }
-        let app = server::app(started.router, &health, Some(slot.access.clone()));
-        let listener = match listener {
-            Some(l) => l,
-            None => server::bind(slot.addr).await?,
-        };
-        tracker.spawn(server::serve(listener, app, health, cancel.clone(), self.grace));
+        services::launch(services::Launch {
+            name: slot.name,
+            group: slot.name.to_string(),
+            db: slot.db.clone(),
+            bus: self.bus.clone(),
+            wiring: &self.wiring,
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            access: Some(slot.access.clone()),
+            listener: match listener {
+                Some(l) => l,
+                None => server::bind(slot.addr).await?,
+            },
+            stop: self.stop,
+        })
+        .await?;
         tracker.close();
         *running = Some((cancel, tracker));
         tracing::info!(service = slot.name, addr = %slot.addr, "service started");
@@ -90,19 +84,6 @@ impl Cafe {
         tracing::info!(service = slot.name, "service stopped");
         true
     }
-}
-
-fn health_of(db: &Db, bus: &Arc<dyn EventBus>) -> Health {
-    let (db, bus) = (db.clone(), bus.clone());
-    Health::default()
-        .with_check("db", Arc::new(move || {
-            let db = db.clone();
-            Box::pin(async move { db.ping().await })
-        }))
-        .with_check("broker", Arc::new(move || {
-            let bus = bus.clone();
-            Box::pin(async move { bus.healthy().await })
-        }))
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -151,7 +132,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         guards.push(guard);
         slots.insert(*name, Slot { name, addr: listener.local_addr()?, db, access, running: Mutex::new(None) });
     }
-    let cafe = Arc::new(Cafe { slots, bus, wiring, root: root.clone(), grace: Duration::from_secs(args.common.grace_secs) });
+    let cafe = Arc::new(Cafe { slots, bus, wiring, root: root.clone(), stop: args.common.stop() });
     for (name, listener) in listeners {
         cafe.start(&cafe.slots[name], Some(listener)).await?;
     }
@@ -168,7 +149,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let gw_app = gateway::router(gw, gateway_addr.port()).merge(admin(cafe.clone()));
     let gw_app = server::app(gw_app, &gw_health, Some(gw_access));
     let gw_tracker = TaskTracker::new();
-    gw_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, root.clone(), cafe.grace));
+    gw_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, root.clone(), cafe.stop));
     gw_tracker.close();
 
     let mut line = format!("cafe up: gateway={}", local(gateway_addr));
@@ -211,7 +192,7 @@ async fn switch(State(cafe): State<Arc<Cafe>>, Path((name, action)): Path<(Strin
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn wait_for_stop_signal() {
+pub async fn wait_for_stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

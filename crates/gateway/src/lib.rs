@@ -5,16 +5,17 @@
 //! A request refused at connect time never reached an instance, so it is safely tried on
 //! the next one; anything else is answered as the instance answered, or 503 if none could.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Response};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response};
 use axum::Router;
 use platform::json::MAX_BODY_BYTES;
 use platform::Problem;
+use tokio_util::sync::CancellationToken;
 
 /// A path prefix (`/orders`) and the base URLs of the instances that serve it.
 #[derive(Debug, Clone)]
@@ -46,6 +47,8 @@ pub fn default_routes(url_of: impl Fn(&str) -> Vec<String>) -> Vec<Route> {
 struct Upstreams {
     route: Route,
     next: AtomicUsize,
+    /// Per instance: did its last readiness probe answer UP? Starts true.
+    ready: Vec<AtomicBool>,
 }
 
 pub struct Gateway {
@@ -62,7 +65,42 @@ impl Gateway {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTP client with default settings");
-        Gateway { routes: routes.into_iter().map(|route| Upstreams { route, next: AtomicUsize::new(0) }).collect(), http, timeout }
+        let routes = routes
+            .into_iter()
+            .map(|route| Upstreams {
+                ready: route.upstreams.iter().map(|_| AtomicBool::new(true)).collect(),
+                route,
+                next: AtomicUsize::new(0),
+            })
+            .collect();
+        Gateway { routes, http, timeout }
+    }
+
+    /// Probes every instance's readiness every `READINESS_EVERY` until `cancel`, so requests
+    /// go only to instances that are ready (all of them, if none is).
+    pub async fn watch_readiness(self: Arc<Self>, cancel: CancellationToken) {
+        let http = &self.http;
+        loop {
+            let probes = self.routes.iter().flat_map(|u| {
+                u.route.upstreams.iter().zip(&u.ready).map(move |(base, flag)| async move {
+                    let up = http
+                        .get(format!("{base}/actuator/health/readiness"))
+                        .timeout(Duration::from_secs(1))
+                        .send()
+                        .await
+                        .map(|r| r.status().is_success())
+                        .unwrap_or(false);
+                    if flag.swap(up, Ordering::Relaxed) != up {
+                        tracing::info!(upstream = %base, ready = up, "instance readiness changed");
+                    }
+                })
+            });
+            futures::future::join_all(probes).await;
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(READINESS_EVERY) => {}
+            }
+        }
     }
 
     fn route(&self, path: &str) -> Option<&Upstreams> {
@@ -128,8 +166,13 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
         return Err(Problem::unavailable(format!("{} has no instances", up.route.service), 1));
     }
     let start = up.next.fetch_add(1, Ordering::Relaxed);
-    for i in 0..n {
-        let base = &up.route.upstreams[(start + i) % n];
+    // Ready instances first, in round-robin order; the others only as a last resort.
+    let mut order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+    order.sort_by_key(|&i| !up.ready[i].load(Ordering::Relaxed));
+    let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE);
+    for (attempt, &i) in order.iter().enumerate() {
+        let base = &up.route.upstreams[i];
+        let last = attempt + 1 == n;
         let result = gw
             .http
             .request(parts.method.clone(), format!("{base}{path_and_query}"))
@@ -157,8 +200,14 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
                 return Ok(response);
             }
             // Refused before anything was sent: the next instance may take it.
-            Err(e) if e.is_connect() => {
+            Err(e) if e.is_connect() && !last => {
                 tracing::debug!(upstream = %base, error = %e, "instance refused the connection");
+                up.ready[i].store(false, Ordering::Relaxed);
+                continue;
+            }
+            // A reads-only request may be retried on another instance whatever went wrong.
+            Err(e) if idempotent && !e.is_timeout() && !last => {
+                tracing::debug!(upstream = %base, error = %e, "instance failed; retrying a safe request elsewhere");
                 continue;
             }
             Err(e) => {
@@ -174,6 +223,8 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
     }
     Err(Problem::unavailable(format!("{} is unavailable; please retry shortly", up.route.service), 1))
 }
+
+const READINESS_EVERY: Duration = Duration::from_millis(500);
 
 /// The gateway's own listening port, so `X-Forwarded-Port` is right when `Host` has none.
 #[derive(Debug, Clone, Copy)]

@@ -2,6 +2,7 @@
 //! failure sorted into "the dependency could not answer" (retry later: 503 to our client)
 //! or "it answered no" (a 4xx we pass on). A 4xx is a healthy answer to the breaker.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,23 +25,29 @@ pub enum CallError {
     Refused { dependency: &'static str, status: StatusCode, body: Value },
 }
 
+/// A dependency's instances, tried round-robin; a refused connection moves on to the next
+/// instance (nothing was sent, so that is always safe).
 #[derive(Clone)]
 pub struct ServiceClient {
     pub dependency: &'static str,
-    base: String,
+    bases: Arc<Vec<String>>,
+    next: Arc<AtomicUsize>,
     http: reqwest::Client,
     timeout: Duration,
     pub breaker: Arc<Breaker>,
 }
 
 impl ServiceClient {
-    pub fn new(dependency: &'static str, base: impl Into<String>, timeout: Duration, breaker: Arc<Breaker>) -> Self {
+    /// `bases`: one or more comma-separated instance URLs.
+    pub fn new(dependency: &'static str, bases: &str, timeout: Duration, breaker: Arc<Breaker>) -> Self {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .build()
             .expect("an HTTP client with default TLS-less settings");
-        ServiceClient { dependency, base: base.into().trim_end_matches('/').to_string(), http, timeout, breaker }
+        let bases: Vec<String> =
+            bases.split(',').map(|b| b.trim().trim_end_matches('/').to_string()).filter(|b| !b.is_empty()).collect();
+        ServiceClient { dependency, bases: Arc::new(bases), next: Arc::new(AtomicUsize::new(0)), http, timeout, breaker }
     }
 
     /// POSTs `body` to `path` through the breaker; a 2xx answer's JSON body.
@@ -54,10 +61,23 @@ impl ServiceClient {
     }
 
     async fn call(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
+        let n = self.bases.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = CallError::Unavailable { dependency: self.dependency, reason: "no instances configured".into(), sent: false };
+        for i in 0..n {
+            match self.call_one(&self.bases[(start + i) % n], path, body).await {
+                Err(e @ CallError::Unavailable { sent: false, .. }) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    async fn call_one(&self, base: &str, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
         let unavailable = |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
         let res = self
             .http
-            .post(format!("{}{}", self.base, path))
+            .post(format!("{base}{path}"))
             .json(body)
             .timeout(self.timeout)
             .send()

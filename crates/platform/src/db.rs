@@ -93,6 +93,33 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// Like [`Db::connect`], but on PostgreSQL creates the database first if it does not
+    /// exist (two replicas racing to create it are both fine).
+    pub async fn connect_or_create(url: &str) -> Result<Db, sqlx::Error> {
+        match Db::connect(url).await {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+                let (server, name) = url
+                    .rsplit_once('/')
+                    .ok_or_else(|| sqlx::Error::Configuration(format!("no database name in '{url}'").into()))?;
+                let name = name.split('?').next().unwrap_or(name);
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(sqlx::Error::Configuration(
+                        format!("database name '{name}' must be letters, digits and underscores").into(),
+                    ));
+                }
+                let admin = Db::connect(&format!("{server}/postgres")).await?;
+                match sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin.pool).await {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
+                    Err(e) => return Err(e),
+                }
+                admin.pool.close().await;
+                Db::connect(url).await
+            }
+            other => other,
+        }
+    }
+
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.pool.begin().await
     }

@@ -1,8 +1,9 @@
 //! Serving one service: the common layers (health, problem+json fallbacks, body limit,
 //! access log), bound before anything runs, stopped gracefully by the shared token.
 //!
-//! Stopping: the token is cancelled, readiness turns DOWN, the listener closes, and in-flight
-//! requests get up to `grace` to finish.
+//! Stopping: the token is cancelled and readiness turns DOWN at once; the server keeps
+//! answering for `drain` (so load balancers polling readiness move away first), then the
+//! listener closes and in-flight requests get up to `grace` to finish.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,13 +36,23 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Serves until `cancel`, then drains in-flight requests for at most `grace`.
-pub async fn serve(listener: TcpListener, app: Router, health: Health, cancel: CancellationToken, grace: Duration) -> std::io::Result<()> {
-    let stop = cancel.clone();
+/// How a server stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Stop {
+    /// Keep answering this long after readiness went DOWN.
+    pub drain: Duration,
+    /// Then give in-flight requests at most this long.
+    pub grace: Duration,
+}
+
+/// Serves until `cancel`, then drains as `stop` says.
+pub async fn serve(listener: TcpListener, app: Router, health: Health, cancel: CancellationToken, stop: Stop) -> std::io::Result<()> {
+    let token = cancel.clone();
     let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
-            stop.cancelled().await;
+            token.cancelled().await;
             health.stopping();
+            tokio::time::sleep(stop.drain).await;
         });
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(server);
@@ -49,6 +60,7 @@ pub async fn serve(listener: TcpListener, app: Router, health: Health, cancel: C
         r = &mut server => return r.unwrap_or(Ok(())),
         _ = cancel.cancelled() => {}
     }
+    let grace = stop.drain + stop.grace;
     match tokio::time::timeout(grace, &mut server).await {
         Ok(r) => r.unwrap_or(Ok(())),
         Err(_) => {

@@ -1,0 +1,85 @@
+//! `cafe serve <service>`: one service (or the gateway) as its own process, configured from
+//! the environment: its database (SQLite or PostgreSQL, created if missing and migrated on
+//! start), the NATS JetStream broker, its port, and the URLs of the services it calls.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use platform::access_log::AccessLog;
+use platform::embedded::EmbeddedBus;
+use platform::health::Health;
+use platform::nats::NatsBus;
+use platform::{server, Db, EventBus};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::ServeArgs;
+use crate::services::{self, Wiring};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let name = args.service.as_str();
+    let _log_guards = platform::logging::init(&args.common.log_dir, name, &[])
+        .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
+    let listener = server::bind(SocketAddr::new(args.host, args.port)).await?;
+    let addr = listener.local_addr()?;
+    let (access, _access_guard) = AccessLog::open(&args.common.log_dir, name)?;
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let stop = args.common.stop();
+
+    if name == "gateway" {
+        let routes = gateway::default_routes(|svc| args.upstreams.of(svc));
+        let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30)));
+        tracker.spawn(gw.clone().watch_readiness(cancel.clone()));
+        let health = Health::default();
+        let app = server::app(gateway::router(gw, addr.port()), &health, Some(access));
+        tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
+    } else {
+        let service = services::static_name(name).with_context(|| format!("unknown service '{name}'"))?;
+        let db_url = args.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", args.data_dir.join(format!("{service}.db")).display())
+        });
+        if db_url.starts_with("sqlite:") {
+            std::fs::create_dir_all(&args.data_dir).ok();
+        }
+        let db = Db::connect_or_create(&db_url).await.with_context(|| format!("cannot open the database of {service}"))?;
+        let bus: Arc<dyn EventBus> = match &args.nats_url {
+            Some(url) => Arc::new(NatsBus::connect(url, &args.namespace).await?),
+            None => Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?),
+        };
+        let wiring = Wiring {
+            payment_url: args.upstreams.payment_url.clone(),
+            delivery_url: args.upstreams.delivery_url.clone(),
+            call_timeout: Duration::from_millis(args.resilience.call_timeout_ms),
+            settle_after: Duration::from_millis(args.resilience.settle_after_ms),
+            payment_delay_ms: args.resilience.payment_delay_ms,
+            retry_after_secs: args.resilience.retry_after_secs,
+            breaker: args.resilience.breaker(),
+        };
+        services::launch(services::Launch {
+            name: service,
+            group: service.to_string(),
+            db,
+            bus,
+            wiring: &wiring,
+            cancel: cancel.clone(),
+            tracker: tracker.clone(),
+            access: Some(access),
+            listener,
+            stop,
+        })
+        .await?;
+    }
+    tracker.close();
+    println!("cafe serve: {name}=http://{addr}");
+    tracing::info!(service = name, %addr, "serving");
+
+    crate::up::wait_for_stop_signal().await;
+    tracing::info!(service = name, "stopping: readiness down, draining in-flight requests");
+    cancel.cancel();
+    tracker.wait().await;
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}
