@@ -18,6 +18,33 @@ pub enum Command {
     Up(UpArgs),
     /// Run one service (or the gateway) as its own process.
     Serve(ServeArgs),
+    /// Run a local distributed cafe on PostgreSQL and NATS: every service its own process.
+    Cluster(ClusterArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Gateway port; service instances take the next twelve.
+    #[arg(long, env = "CAFE_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// PostgreSQL server URL (without a database); each service gets `<namespace>_<service>`.
+    #[arg(long, env = "CAFE_POSTGRES", default_value = "postgres://postgres@127.0.0.1:5432")]
+    pub postgres: String,
+    /// NATS JetStream URL.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// Prefix of every database, stream and consumer name.
+    #[arg(long, env = "CAFE_NAMESPACE", default_value = "cafe")]
+    pub namespace: String,
+    /// Where the children's logs go.
+    #[arg(long, env = "CAFE_LOG_DIR", default_value = "./logs")]
+    pub log_dir: PathBuf,
+    /// How long a stopping child keeps answering with readiness DOWN, in ms.
+    #[arg(long, env = "CAFE_DRAIN_MS", default_value_t = 1500)]
+    pub drain_ms: u64,
+    /// Payment processing delay for every payment replica, e.g. 400-620.
+    #[arg(long)]
+    pub payment_delay_ms: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

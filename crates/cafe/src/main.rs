@@ -3,6 +3,7 @@
 //! live in their own modules; this file only reports how the process ended.
 
 mod cli;
+mod cluster;
 mod serve;
 mod services;
 mod up;
@@ -15,6 +16,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         cli::Command::Up(args) => up::run(args).await,
         cli::Command::Serve(args) => serve::run(args).await,
+        cli::Command::Cluster(args) => cluster::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

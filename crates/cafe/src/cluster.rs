@@ -1,0 +1,240 @@
+//! `cafe cluster`: a local distributed cafe for a machine that runs PostgreSQL and NATS.
+//!
+//! The gateway and every service run as separate `cafe serve` child processes, each service
+//! with its own database (`<namespace>_<service>`, created on first start) and all on one
+//! JetStream stream prefixed by the namespace. Payment and drink run two replicas. Every
+//! service has two instance slots known to the gateway (ports `P+i` and `P+6+i`): replicas
+//! use both, single-instance services use the second only to surge during a rolling restart.
+//!
+//! Like Kubernetes, the cluster restarts a child that dies. `SIGHUP` rolls every service, one
+//! instance at a time (start the surge instance or rely on the other replica, SIGTERM, wait
+//! until the replacement is ready, next), with no request lost at the gateway. Ctrl-C or
+//! SIGTERM stops everything cleanly.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cli::ClusterArgs;
+use crate::services::SERVICES;
+
+const REPLICATED: [&str; 2] = ["payment", "drink"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Running,
+    Stopped,
+}
+
+/// One supervised child process.
+struct Instance {
+    label: String,
+    port: u16,
+    want: watch::Sender<Want>,
+    /// The pid of the running child, if any.
+    pid: watch::Receiver<Option<u32>>,
+}
+
+pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    let _log_guards = platform::logging::init(&args.log_dir, "cluster", &[])
+        .with_context(|| format!("cannot write logs under {}", args.log_dir.display()))?;
+    let exe = std::env::current_exe().context("cannot find the cafe binary")?;
+    let ns: String = args.namespace.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let p = args.port;
+    let slot_port = |i: usize, slot: usize| p + 1 + i as u16 + 6 * slot as u16;
+    let urls = |i: usize| format!("http://127.0.0.1:{},http://127.0.0.1:{}", slot_port(i, 0), slot_port(i, 1));
+    let mut url_env: Vec<(String, String)> = SERVICES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("{}_URL", s.to_uppercase()), urls(i)))
+        .collect();
+    url_env.push(("NATS_URL".into(), args.nats.clone()));
+    url_env.push(("CAFE_NAMESPACE".into(), ns.clone()));
+    url_env.push(("CAFE_HOST".into(), "127.0.0.1".into()));
+    url_env.push(("CAFE_DRAIN_MS".into(), args.drain_ms.to_string()));
+    if let Some(d) = &args.payment_delay_ms {
+        url_env.push(("CAFE_PAYMENT_DELAY_MS".into(), d.clone()));
+    }
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let mut instances: Vec<(String, usize, Instance)> = Vec::new();
+    let postgres = args.postgres.trim_end_matches('/');
+    for (i, svc) in SERVICES.iter().enumerate() {
+        for slot in 0..2 {
+            let mut env = url_env.clone();
+            env.push(("CAFE_PORT".into(), slot_port(i, slot).to_string()));
+            env.push(("DATABASE_URL".into(), format!("{postgres}/{ns}_{svc}")));
+            let log_dir = if slot == 0 { args.log_dir.clone() } else { args.log_dir.join(format!("replica-{slot}")) };
+            env.push(("CAFE_LOG_DIR".into(), log_dir.display().to_string()));
+            let initially = if slot == 0 || REPLICATED.contains(svc) { Want::Running } else { Want::Stopped };
+            let inst = supervise(&tracker, &exe, svc, slot, slot_port(i, slot), env, initially, cancel.clone());
+            instances.push((svc.to_string(), slot, inst));
+        }
+    }
+    let mut gw_env = url_env.clone();
+    gw_env.push(("CAFE_PORT".into(), p.to_string()));
+    gw_env.push(("CAFE_LOG_DIR".into(), args.log_dir.display().to_string()));
+    let gateway = supervise(&tracker, &exe, "gateway", 0, p, gw_env, Want::Running, cancel.clone());
+
+    let http = reqwest::Client::new();
+    for (_, _, inst) in instances.iter().filter(|(_, _, i)| *i.want.borrow() == Want::Running) {
+        wait_ready(&http, inst, &cancel).await?;
+    }
+    wait_ready(&http, &gateway, &cancel).await?;
+    println!("cafe cluster: gateway=http://127.0.0.1:{p} namespace={ns}");
+    tracing::info!("cluster is up: gateway on http://127.0.0.1:{p}, namespace {ns}");
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let stop = crate::up::wait_for_stop_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = hup.recv() => {
+                tracing::info!("rolling restart of every service");
+                if let Err(e) = roll(&http, &instances, &cancel).await {
+                    tracing::error!("rolling restart failed: {e:#}");
+                } else {
+                    tracing::info!("rolling restart done");
+                }
+            }
+        }
+    }
+    tracing::info!("stopping the cluster");
+    for (_, _, inst) in &instances {
+        inst.want.send_replace(Want::Stopped);
+    }
+    gateway.want.send_replace(Want::Stopped);
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+/// Restarts every service one instance at a time, never leaving a service without a ready one.
+async fn roll(http: &reqwest::Client, instances: &[(String, usize, Instance)], cancel: &CancellationToken) -> anyhow::Result<()> {
+    for svc in SERVICES {
+        let of: Vec<&Instance> = instances.iter().filter(|(s, _, _)| s == svc).map(|(_, _, i)| i).collect();
+        let (first, second) = (of[0], of[1]);
+        if REPLICATED.contains(&svc) {
+            for inst in [first, second] {
+                restart(http, inst, cancel).await?;
+            }
+        } else {
+            second.want.send_replace(Want::Running);
+            wait_ready(http, second, cancel).await?;
+            restart(http, first, cancel).await?;
+            stop_instance(second).await;
+        }
+    }
+    Ok(())
+}
+
+async fn restart(http: &reqwest::Client, inst: &Instance, cancel: &CancellationToken) -> anyhow::Result<()> {
+    stop_instance(inst).await;
+    inst.want.send_replace(Want::Running);
+    wait_ready(http, inst, cancel).await
+}
+
+async fn stop_instance(inst: &Instance) {
+    inst.want.send_replace(Want::Stopped);
+    let mut pid = inst.pid.clone();
+    let _ = pid.wait_for(|p| p.is_none()).await;
+}
+
+async fn wait_ready(http: &reqwest::Client, inst: &Instance, cancel: &CancellationToken) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{}/actuator/health/readiness", inst.port);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let ok = http.get(&url).timeout(Duration::from_secs(1)).send().await.map(|r| r.status().is_success()).unwrap_or(false);
+        if ok && inst.pid.borrow().is_some() {
+            return Ok(());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{} did not become ready within 60 s", inst.label);
+        if platform::embedded::sleep_or_cancel(Duration::from_millis(100), cancel).await {
+            anyhow::bail!("stopped");
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn supervise(
+    tracker: &TaskTracker,
+    exe: &std::path::Path,
+    service: &str,
+    slot: usize,
+    port: u16,
+    env: Vec<(String, String)>,
+    initially: Want,
+    cancel: CancellationToken,
+) -> Instance {
+    let label = format!("{service}#{slot}");
+    let (want_tx, mut want) = watch::channel(initially);
+    let (pid_tx, pid_rx) = watch::channel(None);
+    let (exe, service, task_label) = (exe.to_path_buf(), service.to_string(), label.clone());
+    tracker.spawn(async move {
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            if want.wait_for(|w| *w == Want::Running).await.is_err() || cancel.is_cancelled() {
+                return;
+            }
+            let spawned = Command::new(&exe)
+                .arg("serve")
+                .arg(&service)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn();
+            let mut child = match spawned {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(instance = %task_label, error = %e, "cannot start");
+                    if platform::embedded::sleep_or_cancel(backoff, &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let pid = child.id();
+            pid_tx.send_replace(pid);
+            tracing::info!(instance = %task_label, pid, "started");
+            let started = tokio::time::Instant::now();
+            tokio::select! {
+                status = child.wait() => {
+                    pid_tx.send_replace(None);
+                    tracing::warn!(instance = %task_label, ?status, "exited; restarting");
+                    backoff = if started.elapsed() > Duration::from_secs(10) { Duration::from_millis(200) } else { (backoff * 2).min(Duration::from_secs(5)) };
+                    if platform::embedded::sleep_or_cancel(backoff, &cancel).await {
+                        return;
+                    }
+                }
+                _ = async { want.wait_for(|w| *w == Want::Stopped).await.map(|_| ()) } => {
+                    terminate(&mut child, &task_label).await;
+                    pid_tx.send_replace(None);
+                }
+            }
+        }
+    });
+    Instance { label, port, want: want_tx, pid: pid_rx }
+}
+
+/// SIGTERM, then SIGKILL if it has not exited within 40 s.
+async fn terminate(child: &mut tokio::process::Child, label: &str) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await;
+    }
+    match tokio::time::timeout(Duration::from_secs(40), child.wait()).await {
+        Ok(status) => tracing::info!(instance = %label, ?status, "stopped"),
+        Err(_) => {
+            tracing::warn!(instance = %label, "did not stop in time; killing");
+            let _ = child.kill().await;
+        }
+    }
+}
