@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
 
+use axum::body::HttpBody;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -59,12 +60,15 @@ pub async fn record(State(log): State<AccessLog>, req: Request, next: Next) -> R
         req.version()
     );
     let res = next.run(req).await;
-    let bytes = res
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
+    let bytes = match res.body().size_hint().exact() {
+        Some(n) => n.to_string(),
+        None => res
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_string(),
+    };
     let when = time::OffsetDateTime::now_utc().format(CLF).unwrap_or_default();
     let entry = format!(
         "{host} - - [{when}] \"{line}\" {} {bytes}byte {}ms\n",
