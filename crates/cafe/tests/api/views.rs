@@ -1,0 +1,276 @@
+//! The two CQRS views (SPEC §4): whatever order events arrive in, and whatever is delivered
+//! twice, they converge to the same rows. Checked on the pure merge functions over random
+//! histories, and once over HTTP on a real order.
+
+use std::collections::BTreeMap;
+
+use platform::Event;
+use proptest::prelude::*;
+use serde_json::json;
+
+use crate::helpers::{id, spawn_app};
+
+/// What happened to one order, as its events: a prefix of the happy path, possibly followed by
+/// a prefix of the cancellation chain; or a placement voided before it was ever ordered.
+#[derive(Debug, Clone)]
+enum History {
+    Placed { stage: usize, receipted: bool, cancel: usize },
+    Voided,
+}
+
+fn history() -> impl Strategy<Value = History> {
+    prop_oneof![
+        9 => (1usize..=7, any::<bool>(), 0usize..=4).prop_map(|(stage, receipted, cancel)| History::Placed {
+            stage,
+            receipted,
+            // A delivered order cannot be cancelled.
+            cancel: if stage == 7 { 0 } else { cancel },
+        }),
+        1 => Just(History::Voided),
+    ]
+}
+
+/// The events of one order, in the order the system raises them. Ids are derived from the
+/// order id so every service's ids differ.
+fn events_of(order_id: i64, h: &History) -> Vec<Event> {
+    let phone = format!("0101234{:04}", order_id);
+    let (payment_id, drink_id, delivery_id, cancellation_id) = (order_id + 100, order_id + 200, order_id + 300, order_id + 400);
+    let amt = 1000 * order_id;
+    let approved = Event::new(
+        "payment",
+        "PaymentApproved",
+        &json!({"id": payment_id, "orderId": order_id, "phoneNumber": phone, "amt": amt, "status": "Approved"}),
+    );
+    let payment_canceled = Event::new(
+        "payment",
+        "PaymentCanceled",
+        &json!({"id": payment_id, "orderId": order_id, "phoneNumber": phone, "amt": amt, "status": "Canceled"}),
+    );
+    let (stage, receipted, cancel) = match *h {
+        History::Voided => return vec![approved, payment_canceled],
+        History::Placed { stage, receipted, cancel } => (stage, receipted, cancel),
+    };
+    let drink = |t: &str, status: &str| {
+        Event::new("drink", t, &json!({"id": drink_id, "orderId": order_id, "phoneNumber": phone, "status": status}))
+    };
+    let info_received = Event::new(
+        "drink",
+        "OrderInfoReceived",
+        &json!({"id": drink_id, "orderId": order_id, "phoneNumber": phone, "productName": "Latte", "qty": 2, "status": "Received"}),
+    );
+    let mut happy = vec![
+        approved,
+        Event::new(
+            "order",
+            "Ordered",
+            &json!({"id": order_id, "phoneNumber": phone, "productName": "Latte", "qty": 2, "amt": amt,
+                    "status": "Ordered", "createTime": "2024-05-01T10:00:00.000Z"}),
+        ),
+        info_received.clone(),
+    ];
+    if receipted {
+        happy.push(drink("Receipted", "Receipted"));
+    }
+    happy.push(drink("Made", "Made"));
+    happy.push(Event::new("delivery", "DeliveryStarted", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"})));
+    happy.push(Event::new("delivery", "Delivered", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivered"})));
+    // `stage` counts the happy path's steps, Receipted not among them.
+    let steps = if receipted && stage >= 4 { stage + 1 } else { stage };
+    let mut events: Vec<Event> = happy.into_iter().take(steps).collect();
+
+    let mut chain = vec![
+        Event::new("delivery", "DeliveryCanceled", &json!({"id": cancellation_id, "orderId": order_id, "status": "Delivery Cancelled"})),
+        Event::new(
+            "order",
+            "OrderCanceled",
+            &json!({"id": order_id, "phoneNumber": phone, "productName": "Latte", "qty": 2, "amt": amt, "status": "OrderCanceled"}),
+        ),
+    ];
+    if stage < 3 {
+        // The drink is created from Ordered before OrderCanceled cancels it.
+        chain.push(info_received);
+    }
+    chain.push(drink("DrinkCanceled", "Canceled"));
+    chain.push(payment_canceled);
+    if cancel > 0 {
+        // Cancelling needs the order placed: Ordered has been raised.
+        if stage < 2 {
+            events.truncate(0);
+            events.extend(events_of(order_id, &History::Placed { stage: 2, receipted, cancel: 0 }));
+        }
+        let take = match cancel {
+            1 => 1,
+            2 => 2,
+            3 => chain.len() - 1,
+            _ => chain.len(),
+        };
+        events.extend(chain.into_iter().take(take));
+    }
+    events
+}
+
+/// Several orders' histories, and a delivery schedule: each event's position in the shuffled
+/// stream, and which events are delivered again (and where).
+fn scenario() -> impl Strategy<Value = (Vec<History>, Vec<u64>, Vec<(usize, u64)>)> {
+    (
+        prop::collection::vec(history(), 1..=3),
+        prop::collection::vec(any::<u64>(), 40),
+        prop::collection::vec((any::<usize>(), any::<u64>()), 0..10),
+    )
+}
+
+/// The canonical stream and a shuffled one with duplicates.
+fn streams(histories: &[History], keys: &[u64], dups: &[(usize, u64)]) -> (Vec<Event>, Vec<Event>) {
+    let canonical: Vec<Event> =
+        histories.iter().enumerate().flat_map(|(i, h)| events_of(i as i64 + 1, h)).collect();
+    let mut keyed: Vec<(u64, Event)> =
+        canonical.iter().enumerate().map(|(i, e)| (keys[i % keys.len()] ^ i as u64, e.clone())).collect();
+    for &(which, key) in dups {
+        let e = canonical[which % canonical.len()].clone();
+        keyed.push((key, e));
+    }
+    keyed.sort_by_key(|(k, _)| *k);
+    (canonical, keyed.into_iter().map(|(_, e)| e).collect())
+}
+
+fn order_of(e: &Event) -> i64 {
+    match e.event_type.as_str() {
+        "Ordered" | "OrderCanceled" => e.payload["id"].as_i64().unwrap(),
+        _ => e.payload["orderId"].as_i64().unwrap(),
+    }
+}
+
+/// The furthest stage among `events` of one order, by a view's ranking of event types.
+fn furthest(events: &[Event], order_id: i64, ranking: &[(&str, &str)]) -> Option<String> {
+    events
+        .iter()
+        .filter(|e| order_of(e) == order_id)
+        .filter_map(|e| ranking.iter().position(|(t, _)| *t == e.event_type))
+        .max()
+        .map(|i| ranking[i].1.to_string())
+}
+
+const DELIVERY_PAGE_STAGES: &[(&str, &str)] = &[
+    ("Ordered", "Ordered"),
+    ("DeliveryStarted", "Delivery Started"),
+    ("Delivered", "Delivered"),
+    ("DeliveryCanceled", "Delivery Cancelled"),
+];
+
+const MY_PAGE_STAGES: &[(&str, &str)] = &[
+    ("Ordered", "Ordered"),
+    ("PaymentApproved", "Payment Approved"),
+    ("OrderInfoReceived", "Received"),
+    ("Receipted", "Receipted"),
+    ("Made", "Made"),
+    ("DeliveryStarted", "Delivery Started"),
+    ("Delivered", "Delivered"),
+    ("OrderCanceled", "Order Canceled"),
+    ("DeliveryCanceled", "Delivery Cancelled"),
+    ("DrinkCanceled", "Drink Canceled"),
+    ("PaymentCanceled", "Payment Canceled"),
+];
+
+/// Each row's status is the furthest stage its order reached; ids are the order's.
+fn check_statuses<R: serde::Serialize>(
+    rows: &BTreeMap<i64, R>,
+    events: &[Event],
+    ranking: &[(&str, &str)],
+) -> Result<(), TestCaseError> {
+    let order_ids: std::collections::BTreeSet<i64> = events.iter().map(order_of).collect();
+    for order_id in order_ids {
+        let want = furthest(events, order_id, ranking);
+        let row = rows.get(&order_id).map(|r| serde_json::to_value(r).unwrap());
+        prop_assert_eq!(row.is_some(), want.is_some(), "order {}: row {:?}", order_id, row);
+        if let (Some(row), Some(want)) = (row, want) {
+            prop_assert_eq!(row["status"].as_str(), Some(want.as_str()), "order {}: {}", order_id, row);
+            prop_assert_eq!(row["id"].as_i64(), Some(order_id));
+            prop_assert_eq!(row["orderId"].as_i64(), Some(order_id));
+        }
+    }
+    Ok(())
+}
+
+macro_rules! fold_view {
+    ($view:ident) => {
+        |events: &[Event]| -> BTreeMap<i64, $view::domain::Row> {
+            let mut rows = BTreeMap::new();
+            for e in events {
+                let current = rows.get(&order_of(e)).cloned();
+                // `None`: an event this view does not consume; the row stays as it was.
+                if let Some(row) = $view::apply_event(current, e) {
+                    rows.insert(order_of(e), row);
+                }
+            }
+            rows
+        }
+    };
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_delivery_page_converges_whatever_the_order_and_the_repeats((histories, keys, dups) in scenario()) {
+        let (canonical, shuffled) = streams(&histories, &keys, &dups);
+        let fold = fold_view!(deliverycenter);
+        let expected = fold(&canonical);
+        check_statuses(&expected, &canonical, DELIVERY_PAGE_STAGES)?;
+        let got = fold(&shuffled);
+        prop_assert_eq!(&got, &expected, "histories {:?}", histories);
+        // Folding the same stream twice over is a no-op the second time.
+        let twice: Vec<Event> = canonical.iter().chain(canonical.iter()).cloned().collect();
+        prop_assert_eq!(&fold(&twice), &expected);
+    }
+
+    #[test]
+    fn my_page_converges_whatever_the_order_and_the_repeats((histories, keys, dups) in scenario()) {
+        let (canonical, shuffled) = streams(&histories, &keys, &dups);
+        let fold = fold_view!(customercenter);
+        let expected = fold(&canonical);
+        check_statuses(&expected, &canonical, MY_PAGE_STAGES)?;
+        let got = fold(&shuffled);
+        prop_assert_eq!(&got, &expected, "histories {:?}", histories);
+        let twice: Vec<Event> = canonical.iter().chain(canonical.iter()).cloned().collect();
+        prop_assert_eq!(&fold(&twice), &expected);
+    }
+}
+
+/// Over HTTP: an order's two view rows end in the right final status, with every id.
+#[tokio::test]
+async fn the_view_rows_of_a_delivered_order_end_delivered() {
+    let app = spawn_app().await;
+    let (order, drink, delivery) = app.order_made_and_started().await;
+    let order_id = id(&order);
+    let payment = app.find_one("payments", order_id).await.expect("a payment");
+    app.patch_delivery(id(&delivery), "Delivered").await.expect(200, "PATCH Delivered");
+
+    let page = app.wait_for_status("deliverypages", order_id, "Delivered").await;
+    assert_eq!(page["deliveryId"].as_i64(), Some(id(&delivery)));
+    assert_eq!(page["orderId"].as_i64(), Some(order_id));
+    assert_eq!(page["amt"], order["amt"]);
+    assert_eq!(page["productName"], order["productName"]);
+    assert_eq!(page["qty"], order["qty"]);
+    assert_eq!(page["phoneNumber"], order["phoneNumber"]);
+
+    let mine = app.wait_for_status("mypages", order_id, "Delivered").await;
+    assert_eq!(mine["paymentId"].as_i64(), Some(id(&payment)));
+    assert_eq!(mine["drinkId"].as_i64(), Some(id(&drink)));
+    assert_eq!(mine["deliveryId"].as_i64(), Some(id(&delivery)));
+    assert_eq!(mine["phoneNumber"], order["phoneNumber"]);
+    assert_eq!(mine["productName"], order["productName"]);
+    assert_eq!(mine["qty"], order["qty"]);
+    assert_eq!(mine["amt"], order["amt"]);
+
+    // A second, cancelled order ends cancelled on both pages, and both are found by phone.
+    let second = app.place_order().await;
+    let second_id = id(&second);
+    app.drink_for(second_id).await;
+    app.cancel_order(second_id).await.expect(204, "cancel");
+    app.wait_for_status("deliverypages", second_id, "Delivery Cancelled").await;
+    app.wait_for_status("mypages", second_id, "Payment Canceled").await;
+    let phone = order["phoneNumber"].as_str().unwrap();
+    let rows = app.search(&format!("/mypages/search/findByPhoneNumber?phoneNumber={phone}")).await;
+    let ids: Vec<i64> = rows.iter().filter_map(|r| r["orderId"].as_i64()).collect();
+    assert!(ids.contains(&order_id) && ids.contains(&second_id), "findByPhoneNumber: {rows:?}");
+}
