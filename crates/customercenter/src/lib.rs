@@ -1,1 +1,32 @@
-//! customercenter
+//! The customer center: "my page", one row per order showing a customer how far their order
+//! has come, from order and payment through the barista to delivery or cancellation (CQRS
+//! view), built only from events, with no call or join across services.
+//!
+//! Events about one order come from four services and may arrive in any order, and twice.
+//! So a row is not a state machine but a merge: keyed by order id, each event fills what it
+//! knows, and the status is the furthest stage seen (see [`domain::apply`]). Whatever the
+//! arrival order, the same events give the same row.
+
+pub mod api;
+pub mod domain;
+pub mod events;
+pub mod store;
+
+use axum::Router;
+use platform::{Ctx, Event};
+
+pub const NAME: &str = "customercenter";
+pub use store::MIGRATIONS;
+
+/// Starts the view's consumer and returns the service's routes.
+pub fn start(ctx: Ctx) -> Router {
+    ctx.consume(events::CONSUMED, events::UpdateMyPage);
+    api::router(ctx)
+}
+
+/// The row `row` becomes once `event` is applied; `None` when the view does not consume
+/// that event type or cannot read it. Pure: the consumer does exactly this, plus storage.
+pub fn apply_event(row: Option<domain::Row>, event: &Event) -> Option<domain::Row> {
+    let fact = events::fact(event)?.ok()?;
+    Some(domain::apply(row, &fact))
+}

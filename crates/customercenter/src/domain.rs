@@ -1,0 +1,309 @@
+//! "My page" of an order and the merge rule that keeps it convergent: a field is filled by
+//! the first event that knows it, and the status only moves to a higher-ranked stage, every
+//! cancellation above every step of progress. Both are commutative and idempotent, so any
+//! order and any repeat of the same events give the same row. Pure: no I/O.
+
+use serde::Serialize;
+
+/// How far an order has come, ranked so that later stages win. The cancellations are ranked
+/// in the order the compensation flows (order → delivery ledger → drink → payment), so the
+/// row ends on the last step of the refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MyPageStatus {
+    Ordered,
+    #[serde(rename = "Payment Approved")]
+    PaymentApproved,
+    Received,
+    Receipted,
+    Made,
+    #[serde(rename = "Delivery Started")]
+    DeliveryStarted,
+    Delivered,
+    #[serde(rename = "Order Canceled")]
+    OrderCanceled,
+    #[serde(rename = "Delivery Cancelled")]
+    DeliveryCancelled,
+    #[serde(rename = "Drink Canceled")]
+    DrinkCanceled,
+    #[serde(rename = "Payment Canceled")]
+    PaymentCanceled,
+}
+
+impl MyPageStatus {
+    pub const ALL: [MyPageStatus; 11] = [
+        MyPageStatus::Ordered,
+        MyPageStatus::PaymentApproved,
+        MyPageStatus::Received,
+        MyPageStatus::Receipted,
+        MyPageStatus::Made,
+        MyPageStatus::DeliveryStarted,
+        MyPageStatus::Delivered,
+        MyPageStatus::OrderCanceled,
+        MyPageStatus::DeliveryCancelled,
+        MyPageStatus::DrinkCanceled,
+        MyPageStatus::PaymentCanceled,
+    ];
+
+    pub fn rank(self) -> i64 {
+        match self {
+            MyPageStatus::Ordered => 1,
+            MyPageStatus::PaymentApproved => 2,
+            MyPageStatus::Received => 3,
+            MyPageStatus::Receipted => 4,
+            MyPageStatus::Made => 5,
+            MyPageStatus::DeliveryStarted => 6,
+            MyPageStatus::Delivered => 7,
+            MyPageStatus::OrderCanceled => 10,
+            MyPageStatus::DeliveryCancelled => 11,
+            MyPageStatus::DrinkCanceled => 12,
+            MyPageStatus::PaymentCanceled => 13,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MyPageStatus::Ordered => "Ordered",
+            MyPageStatus::PaymentApproved => "Payment Approved",
+            MyPageStatus::Received => "Received",
+            MyPageStatus::Receipted => "Receipted",
+            MyPageStatus::Made => "Made",
+            MyPageStatus::DeliveryStarted => "Delivery Started",
+            MyPageStatus::Delivered => "Delivered",
+            MyPageStatus::OrderCanceled => "Order Canceled",
+            MyPageStatus::DeliveryCancelled => "Delivery Cancelled",
+            MyPageStatus::DrinkCanceled => "Drink Canceled",
+            MyPageStatus::PaymentCanceled => "Payment Canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MyPageStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// One order's row on "my page". `id` is the order id, so a row is the same wherever and in
+/// whatever order it was built. Fields no event has told yet are `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MyPage {
+    pub id: i64,
+    pub order_id: i64,
+    pub payment_id: Option<i64>,
+    pub drink_id: Option<i64>,
+    pub delivery_id: Option<i64>,
+    pub phone_number: Option<String>,
+    pub product_name: Option<String>,
+    pub qty: Option<i64>,
+    pub amt: Option<i64>,
+    pub status: MyPageStatus,
+}
+
+pub type Row = MyPage;
+
+/// What one event tells about an order's row: its stage and whatever fields it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub order_id: i64,
+    pub stage: MyPageStatus,
+    pub payment_id: Option<i64>,
+    pub drink_id: Option<i64>,
+    pub delivery_id: Option<i64>,
+    pub phone_number: Option<String>,
+    pub product_name: Option<String>,
+    pub qty: Option<i64>,
+    pub amt: Option<i64>,
+}
+
+impl Fact {
+    /// A fact that only tells the stage.
+    pub fn stage(order_id: i64, stage: MyPageStatus) -> Fact {
+        Fact {
+            order_id,
+            stage,
+            payment_id: None,
+            drink_id: None,
+            delivery_id: None,
+            phone_number: None,
+            product_name: None,
+            qty: None,
+            amt: None,
+        }
+    }
+}
+
+/// The form phone numbers are kept and searched in: digits, hyphens stripped, so
+/// `010-1234-5678` finds `01012345678`.
+pub fn phone_key(raw: &str) -> String {
+    raw.chars().filter(|c| *c != '-').collect()
+}
+
+/// Merges `fact` into the order's row (`None`: no row yet).
+pub fn apply(row: Option<Row>, fact: &Fact) -> Row {
+    let mut row = row.unwrap_or(MyPage {
+        id: fact.order_id,
+        order_id: fact.order_id,
+        payment_id: None,
+        drink_id: None,
+        delivery_id: None,
+        phone_number: None,
+        product_name: None,
+        qty: None,
+        amt: None,
+        status: fact.stage,
+    });
+    fill(&mut row.payment_id, &fact.payment_id);
+    fill(&mut row.drink_id, &fact.drink_id);
+    fill(&mut row.delivery_id, &fact.delivery_id);
+    fill(&mut row.phone_number, &fact.phone_number.as_deref().map(phone_key));
+    fill(&mut row.product_name, &fact.product_name);
+    fill(&mut row.qty, &fact.qty);
+    fill(&mut row.amt, &fact.amt);
+    if fact.stage.rank() > row.status.rank() {
+        row.status = fact.stage;
+    }
+    row
+}
+
+/// First known value wins: for the same data that is order independent.
+fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+    if slot.is_none() {
+        slot.clone_from(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const PHONE: &str = "010-1234-5678";
+
+    fn ordered() -> Fact {
+        Fact {
+            phone_number: Some(PHONE.into()),
+            product_name: Some("latte".into()),
+            qty: Some(2),
+            amt: Some(6000),
+            ..Fact::stage(8, MyPageStatus::Ordered)
+        }
+    }
+
+    fn payment_approved() -> Fact {
+        Fact { payment_id: Some(31), phone_number: Some("01012345678".into()), amt: Some(6000), ..Fact::stage(8, MyPageStatus::PaymentApproved) }
+    }
+
+    fn received() -> Fact {
+        Fact {
+            drink_id: Some(21),
+            product_name: Some("latte".into()),
+            qty: Some(2),
+            phone_number: Some(PHONE.into()),
+            ..Fact::stage(8, MyPageStatus::Received)
+        }
+    }
+
+    fn with_drink(stage: MyPageStatus) -> Fact {
+        Fact { drink_id: Some(21), ..Fact::stage(8, stage) }
+    }
+
+    fn with_delivery(stage: MyPageStatus) -> Fact {
+        Fact { delivery_id: Some(41), ..Fact::stage(8, stage) }
+    }
+
+    fn full_row(status: MyPageStatus) -> Row {
+        MyPage {
+            id: 8,
+            order_id: 8,
+            payment_id: Some(31),
+            drink_id: Some(21),
+            delivery_id: Some(41),
+            phone_number: Some("01012345678".into()),
+            product_name: Some("latte".into()),
+            qty: Some(2),
+            amt: Some(6000),
+            status,
+        }
+    }
+
+    /// Every ordering of `items` (Heap's algorithm), duplicates included.
+    fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+        fn go<T: Clone>(k: usize, a: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+            if k <= 1 {
+                out.push(a.clone());
+                return;
+            }
+            for i in 0..k - 1 {
+                go(k - 1, a, out);
+                if k.is_multiple_of(2) { a.swap(i, k - 1) } else { a.swap(0, k - 1) }
+            }
+            go(k - 1, a, out);
+        }
+        let mut out = Vec::new();
+        go(items.len(), &mut items.to_vec(), &mut out);
+        out
+    }
+
+    fn fold(facts: &[Fact]) -> Option<Row> {
+        facts.iter().fold(None, |row, f| Some(apply(row, f)))
+    }
+
+    #[test]
+    fn every_arrival_order_with_repeats_gives_the_same_row() {
+        let facts = [
+            ordered(),
+            payment_approved(),
+            received(),
+            with_drink(MyPageStatus::Made),
+            with_delivery(MyPageStatus::DeliveryStarted),
+            with_delivery(MyPageStatus::Delivered),
+            payment_approved(),
+            with_delivery(MyPageStatus::DeliveryStarted),
+        ];
+        let expected = full_row(MyPageStatus::Delivered);
+        let all = permutations(&facts);
+        assert_eq!(all.len(), 40320);
+        for p in all {
+            assert_eq!(fold(&p).as_ref(), Some(&expected), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_cancelled_order_ends_on_the_refund_in_any_order() {
+        let facts = [
+            ordered(),
+            payment_approved(),
+            received(),
+            with_drink(MyPageStatus::Receipted),
+            Fact::stage(8, MyPageStatus::OrderCanceled),
+            Fact::stage(8, MyPageStatus::DeliveryCancelled),
+            Fact::stage(8, MyPageStatus::DrinkCanceled),
+            Fact::stage(8, MyPageStatus::PaymentCanceled),
+        ];
+        let expected = MyPage { delivery_id: None, ..full_row(MyPageStatus::PaymentCanceled) };
+        for p in permutations(&facts) {
+            assert_eq!(fold(&p).as_ref(), Some(&expected));
+        }
+    }
+
+    #[test]
+    fn a_row_started_by_a_later_event_shows_nulls_until_ordered_arrives() {
+        let row = apply(None, &with_drink(MyPageStatus::Made));
+        assert_eq!(
+            serde_json::to_value(&row).unwrap(),
+            json!({"id": 8, "orderId": 8, "paymentId": null, "drinkId": 21, "deliveryId": null, "phoneNumber": null,
+                   "productName": null, "qty": null, "amt": null, "status": "Made"})
+        );
+        let row = apply(Some(row), &ordered());
+        assert_eq!((row.status, row.phone_number.as_deref(), row.amt), (MyPageStatus::Made, Some("01012345678"), Some(6000)));
+    }
+
+    #[test]
+    fn statuses_round_trip_and_cancellations_outrank_progress() {
+        for s in MyPageStatus::ALL {
+            assert_eq!(MyPageStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+        }
+        let ranks: Vec<i64> = MyPageStatus::ALL.iter().map(|s| s.rank()).collect();
+        assert_eq!(ranks, [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13]);
+    }
+}

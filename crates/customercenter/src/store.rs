@@ -1,0 +1,153 @@
+//! The "my page" rows, one per order keyed by the order id, and the per-order guard.
+//!
+//! A row is updated by read, [`apply`], upsert inside the consumer's batch transaction. On
+//! PostgreSQL two replicas may handle events about one order at once; both would read the
+//! same row and the second upsert would drop what the first merged. So the merge first
+//! upserts the order's row in `order_guards`, which takes (and waits for) its row lock:
+//! merges of one order run one after another, each reading what the previous committed.
+//! SQLite serialises writers anyway. `rank` is stored beside `status` so the furthest stage
+//! is visible in SQL too.
+
+use platform::{Conn, Ctx, Migration, PageRequest};
+use sqlx::{Any, Executor};
+
+use crate::domain::{apply, Fact, MyPage, MyPageStatus};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 10,
+    sql: "CREATE TABLE my_pages (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, payment_id BIGINT,
+            drink_id BIGINT, delivery_id BIGINT, phone_number TEXT, product_name TEXT, qty BIGINT, amt BIGINT,
+            status TEXT NOT NULL, rank BIGINT NOT NULL);
+          CREATE UNIQUE INDEX my_pages_order_id ON my_pages (order_id);
+          CREATE INDEX my_pages_phone_number ON my_pages (phone_number);
+          CREATE TABLE order_guards (order_id BIGINT PRIMARY KEY)",
+}];
+
+const COLUMNS: &str = "id, order_id, payment_id, drink_id, delivery_id, phone_number, product_name, qty, amt, status";
+
+#[derive(sqlx::FromRow)]
+struct Record {
+    id: i64,
+    order_id: i64,
+    payment_id: Option<i64>,
+    drink_id: Option<i64>,
+    delivery_id: Option<i64>,
+    phone_number: Option<String>,
+    product_name: Option<String>,
+    qty: Option<i64>,
+    amt: Option<i64>,
+    status: String,
+}
+
+impl TryFrom<Record> for MyPage {
+    type Error = sqlx::Error;
+
+    fn try_from(r: Record) -> Result<Self, Self::Error> {
+        let status = MyPageStatus::parse(&r.status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown status '{}' in my_pages", r.status).into()))?;
+        Ok(MyPage {
+            id: r.id,
+            order_id: r.order_id,
+            payment_id: r.payment_id,
+            drink_id: r.drink_id,
+            delivery_id: r.delivery_id,
+            phone_number: r.phone_number,
+            product_name: r.product_name,
+            qty: r.qty,
+            amt: r.amt,
+            status,
+        })
+    }
+}
+
+/// Takes the order's guard row for the rest of the transaction (see the module doc).
+async fn guard(conn: &mut Conn, order_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_guards (order_id) VALUES ($1)
+         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id",
+    )
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn one<'e>(e: impl Executor<'e, Database = Any>, sql: &str, key: i64) -> Result<Option<MyPage>, sqlx::Error> {
+    sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(MyPage::try_from).transpose()
+}
+
+pub async fn find<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<MyPage>, sqlx::Error> {
+    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE id = $1"), id).await
+}
+
+pub async fn find_by_order<'e>(
+    e: impl Executor<'e, Database = Any>,
+    order_id: i64,
+) -> Result<Option<MyPage>, sqlx::Error> {
+    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE order_id = $1"), order_id).await
+}
+
+/// Merges `fact` into its order's row, inside the consumer's transaction.
+#[tracing::instrument(skip_all, fields(order_id = fact.order_id))]
+pub async fn merge(conn: &mut Conn, fact: &Fact) -> Result<(), sqlx::Error> {
+    guard(conn, fact.order_id).await?;
+    let before = find(&mut *conn, fact.order_id).await?;
+    let after = apply(before.clone(), fact);
+    if before.as_ref() == Some(&after) {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO my_pages (id, order_id, payment_id, drink_id, delivery_id, phone_number, product_name, qty, amt,
+           status, rank)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+         ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, payment_id = excluded.payment_id,
+           drink_id = excluded.drink_id, delivery_id = excluded.delivery_id, phone_number = excluded.phone_number,
+           product_name = excluded.product_name, qty = excluded.qty, amt = excluded.amt, status = excluded.status,
+           rank = excluded.rank",
+    )
+    .bind(after.id)
+    .bind(after.order_id)
+    .bind(after.payment_id)
+    .bind(after.drink_id)
+    .bind(after.delivery_id)
+    .bind(after.phone_number.as_deref())
+    .bind(after.product_name.as_deref())
+    .bind(after.qty)
+    .bind(after.amt)
+    .bind(after.status.as_str())
+    .bind(after.status.rank())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A page of rows, all of them or those of one phone number (in [`crate::domain::phone_key`] form).
+pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<MyPage>, i64), sqlx::Error> {
+    let (filter, next) = match phone {
+        Some(_) => ("WHERE phone_number = $1", 2),
+        None => ("", 1),
+    };
+    let rows_sql = format!(
+        "SELECT {COLUMNS} FROM my_pages {filter} ORDER BY {} LIMIT ${} OFFSET ${}",
+        page.order_by,
+        next,
+        next + 1
+    );
+    let count_sql = format!("SELECT COUNT(*) FROM my_pages {filter}");
+    let mut rows = sqlx::query_as::<_, Record>(&rows_sql);
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+    if let Some(p) = phone {
+        rows = rows.bind(p);
+        count = count.bind(p);
+    }
+    let rows = rows
+        .bind(page.size)
+        .bind(page.offset())
+        .fetch_all(&ctx.db.pool)
+        .await?
+        .into_iter()
+        .map(MyPage::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let total = count.fetch_one(&ctx.db.pool).await?;
+    Ok((rows, total))
+}

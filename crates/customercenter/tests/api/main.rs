@@ -1,0 +1,5 @@
+//! The customer center against a real SQLite database and embedded bus: events handed to
+//! the consumer by hand or through the bus, rows read through the router without a socket.
+
+mod helpers;
+mod mypages;

@@ -1,0 +1,132 @@
+use axum::http::StatusCode;
+use platform::Event;
+use serde_json::{json, Value};
+
+use crate::helpers::spawn_app;
+
+fn event(source: &str, event_type: &str, payload: Value) -> Event {
+    Event::new(source, event_type, &payload)
+}
+
+/// The whole life of order `id`, placed from `phone`, up to delivery.
+fn happy_path(id: i64, phone: &str) -> Vec<Event> {
+    vec![
+        event("order", "Ordered", json!({"id": id, "phoneNumber": phone, "productName": "latte", "qty": 2, "amt": 6000,
+                                          "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z"})),
+        event("payment", "PaymentApproved", json!({"id": 100 + id, "orderId": id, "phoneNumber": phone, "amt": 6000, "status": "Approved"})),
+        event("drink", "OrderInfoReceived", json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "productName": "latte", "qty": 2, "status": "Received"})),
+        event("drink", "Receipted", json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "status": "Receipted"})),
+        event("drink", "Made", json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "status": "Made"})),
+        event("delivery", "DeliveryStarted", json!({"id": 300 + id, "orderId": id, "status": "Delivery Started"})),
+        event("delivery", "Delivered", json!({"id": 300 + id, "orderId": id, "status": "Delivered"})),
+    ]
+}
+
+#[tokio::test]
+async fn the_whole_life_of_an_order_in_reverse_gives_the_delivered_row() {
+    let app = spawn_app().await;
+    let mut events = happy_path(8, "01012345678");
+    events.reverse();
+    for e in &events {
+        app.consume(std::slice::from_ref(e)).await;
+    }
+    app.consume(&events).await; // redelivered: the inbox drops them
+    let row = app.get("/mypages/8").await;
+    assert_eq!(row.status, StatusCode::OK);
+    assert_eq!(row.headers["content-type"], "application/hal+json");
+    assert_eq!(
+        row.body,
+        json!({
+            "id": 8, "orderId": 8, "paymentId": 108, "drinkId": 208, "deliveryId": 308,
+            "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000, "status": "Delivered",
+            "_links": {
+                "self": {"href": "http://customercenter:8084/mypages/8"},
+                "mypage": {"href": "http://customercenter:8084/mypages/8"},
+            },
+        })
+    );
+    assert_eq!(app.get("/mypages/search/findByOrderId?orderId=8").await.body["deliveryId"], 308);
+}
+
+#[tokio::test]
+async fn a_cancelled_order_ends_payment_canceled() {
+    let app = spawn_app().await;
+    let mut events = happy_path(5, "01012345678");
+    events.truncate(3);
+    events.push(event("delivery", "DeliveryCanceled", json!({"id": 1, "orderId": 5, "status": "Delivery Cancelled"})));
+    events.push(event("payment", "PaymentCanceled", json!({"id": 105, "orderId": 5, "phoneNumber": "01012345678", "amt": 6000, "status": "Canceled"})));
+    events.push(event("order", "OrderCanceled", json!({"id": 5, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000, "status": "OrderCanceled"})));
+    events.push(event("drink", "DrinkCanceled", json!({"id": 205, "orderId": 5, "phoneNumber": "01012345678", "status": "Canceled"})));
+    app.consume(&events).await;
+    let row = app.get("/mypages/5").await.body;
+    assert_eq!((row["status"].clone(), row["deliveryId"].clone(), row["drinkId"].clone()), (json!("Payment Canceled"), json!(null), json!(205)));
+}
+
+#[tokio::test]
+async fn a_customer_finds_their_orders_by_phone_number_with_or_without_hyphens() {
+    let app = spawn_app().await;
+    let mut events = happy_path(1, "01012345678");
+    events.extend(happy_path(2, "01012345678"));
+    events.extend(happy_path(3, "01099998888"));
+    app.consume(&events).await;
+
+    let mine = app.get("/mypages/search/findByPhoneNumber?phoneNumber=010-1234-5678&sort=orderId,desc").await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert_eq!(mine.body["page"]["totalElements"], 2);
+    let orders: Vec<_> = mine.body["_embedded"]["mypages"].as_array().unwrap().iter().map(|r| r["orderId"].clone()).collect();
+    assert_eq!(orders, [json!(2), json!(1)]);
+
+    let none = app.get("/mypages/search/findByPhoneNumber?phoneNumber=0100000000").await;
+    assert_eq!((none.status, none.body["page"]["totalElements"].clone()), (StatusCode::OK, json!(0)));
+    for bad in ["/mypages/search/findByPhoneNumber", "/mypages/search/findByPhoneNumber?phoneNumber=", "/mypages/search/findByPhoneNumber?phoneNumber=---"] {
+        let a = app.get(bad).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(a.body["errors"][0]["field"], "phoneNumber", "{bad}");
+    }
+    assert_eq!(app.get("/mypages").await.body["page"]["totalElements"], 3);
+}
+
+#[tokio::test]
+async fn rows_are_built_from_the_bus() {
+    let app = spawn_app().await;
+    app.publish(&happy_path(4, "01012345678")[..5]).await;
+    let row = app.eventually("/mypages/4", |a| a.body["status"] == "Made").await;
+    assert_eq!(row.body["paymentId"], 104);
+    assert_eq!(row.body["drinkId"], 204);
+}
+
+#[tokio::test]
+async fn unreadable_and_foreign_events_are_skipped_and_bad_reads_refused() {
+    let app = spawn_app().await;
+    let broken = event("drink", "Made", json!({"id": 1, "orderId": null}));
+    let foreign = event("order", "Shipped", json!({"id": 1, "orderId": 1}));
+    app.consume(&[broken, foreign]).await;
+    assert_eq!(app.get("/mypages").await.body["page"]["totalElements"], 0);
+    assert_eq!(app.get("/mypages?sort=amt").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/mypages/1").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/mypages/zero").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/mypages/search/findByOrderId?orderId=1").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/mypages/search/findByOrderId?orderId=a").await.status, StatusCode::BAD_REQUEST);
+}
+
+/// On PostgreSQL the batches run in truly concurrent transactions; the per-order guard is
+/// what keeps one merge from overwriting another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_about_one_order_lose_nothing() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let mut tasks = Vec::new();
+    for order in 1..=6 {
+        for e in happy_path(order, "01012345678") {
+            let a = app.clone();
+            tasks.push(tokio::spawn(async move { a.consume(&[e]).await }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for order in 1..=6 {
+        let r = app.get(&format!("/mypages/{order}")).await.body;
+        let got: Vec<Value> = ["status", "paymentId", "drinkId", "deliveryId", "amt", "qty"].iter().map(|f| r[*f].clone()).collect();
+        assert_eq!(got, [json!("Delivered"), json!(100 + order), json!(200 + order), json!(300 + order), json!(6000), json!(2)], "order {order}");
+    }
+}

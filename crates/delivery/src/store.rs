@@ -1,0 +1,213 @@
+//! The deliveries, the cancellation ledger, and the per-order guard that serialises them.
+//!
+//! Why a guard: "no delivery starts for a cancelled order" and "no cancellation of a
+//! delivered order" each span both tables, which no UNIQUE constraint can keep. On
+//! PostgreSQL two transactions (a `Made` batch on one replica, a `POST /cancellations` on
+//! another) could each read the other's table before either commits, and both go ahead: a
+//! delivery would start for an order whose cancellation order has already been told is
+//! recorded. So every transaction that changes anything about an order first upserts that
+//! order's row in `order_guards`; the upsert takes the row lock (and waits for it), so such
+//! transactions run one after another per order, each seeing what the previous committed.
+//! SQLite serialises writers anyway; the same statement is harmless there. Batches that
+//! touch several orders may deadlock on PostgreSQL; it aborts one, which is redelivered.
+
+use platform::{outbox, Conn, Ctx, Migration, PageRequest};
+use sqlx::{Any, Executor};
+
+use crate::domain::{starts_delivery, Cancellation, CancellationStatus, Delivery, DeliveryStatus};
+use crate::{events, Error};
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 10,
+    sql: "CREATE TABLE deliveries (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, status TEXT NOT NULL);
+          CREATE TABLE cancellations (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, status TEXT NOT NULL);
+          CREATE TABLE order_guards (order_id BIGINT PRIMARY KEY)",
+}];
+
+const COLUMNS: &str = "id, order_id, status";
+
+#[derive(sqlx::FromRow)]
+struct Record {
+    id: i64,
+    order_id: i64,
+    status: String,
+}
+
+fn unknown_status(table: &str, status: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("unknown status '{status}' in {table}").into())
+}
+
+impl TryFrom<Record> for Delivery {
+    type Error = sqlx::Error;
+
+    fn try_from(r: Record) -> Result<Self, Self::Error> {
+        let status = DeliveryStatus::parse(&r.status).ok_or_else(|| unknown_status("deliveries", &r.status))?;
+        Ok(Delivery { id: r.id, order_id: r.order_id, status })
+    }
+}
+
+impl TryFrom<Record> for Cancellation {
+    type Error = sqlx::Error;
+
+    fn try_from(r: Record) -> Result<Self, Self::Error> {
+        let status = CancellationStatus::parse(&r.status).ok_or_else(|| unknown_status("cancellations", &r.status))?;
+        Ok(Cancellation { id: r.id, order_id: r.order_id, status })
+    }
+}
+
+/// Takes the order's guard row for the rest of the transaction (see the module doc).
+async fn guard(conn: &mut Conn, order_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_guards (order_id) VALUES ($1)
+         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id",
+    )
+    .bind(order_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn one<'e, T: TryFrom<Record, Error = sqlx::Error>>(
+    e: impl Executor<'e, Database = Any>,
+    sql: &str,
+    key: i64,
+) -> Result<Option<T>, sqlx::Error> {
+    sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(T::try_from).transpose()
+}
+
+pub async fn find_delivery<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<Delivery>, sqlx::Error> {
+    one(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1"), id).await
+}
+
+pub async fn delivery_of_order<'e>(
+    e: impl Executor<'e, Database = Any>,
+    order_id: i64,
+) -> Result<Option<Delivery>, sqlx::Error> {
+    one(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE order_id = $1"), order_id).await
+}
+
+pub async fn find_cancellation<'e>(
+    e: impl Executor<'e, Database = Any>,
+    id: i64,
+) -> Result<Option<Cancellation>, sqlx::Error> {
+    one(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE id = $1"), id).await
+}
+
+pub async fn cancellation_of_order<'e>(
+    e: impl Executor<'e, Database = Any>,
+    order_id: i64,
+) -> Result<Option<Cancellation>, sqlx::Error> {
+    one(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE order_id = $1"), order_id).await
+}
+
+async fn set_status(conn: &mut Conn, d: &Delivery) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET status = $1 WHERE id = $2")
+        .bind(d.status.as_str())
+        .bind(d.id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// From `Made`, inside the consumer's transaction: starts the order's delivery unless the
+/// order is cancelled or already delivering. `Some` when a delivery started.
+#[tracing::instrument(skip_all, fields(order_id = order_id))]
+pub async fn start_delivery(conn: &mut Conn, order_id: i64) -> Result<Option<Delivery>, sqlx::Error> {
+    guard(conn, order_id).await?;
+    let cancelled = cancellation_of_order(&mut *conn, order_id).await?.is_some();
+    let existing = delivery_of_order(&mut *conn, order_id).await?;
+    if !starts_delivery(cancelled, existing.as_ref()) {
+        tracing::debug!(cancelled, "no delivery to start");
+        return Ok(None);
+    }
+    sqlx::query_as::<_, Record>(&format!(
+        "INSERT INTO deliveries (order_id, status) VALUES ($1, $2)
+         ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
+    ))
+    .bind(order_id)
+    .bind(DeliveryStatus::DeliveryStarted.as_str())
+    .fetch_optional(conn)
+    .await?
+    .map(Delivery::try_from)
+    .transpose()
+}
+
+/// `Delivery Started` → `Delivered`, raising `Delivered`; a repeat changes nothing. `None`
+/// for an unknown delivery.
+#[tracing::instrument(skip_all, fields(delivery_id = id))]
+pub async fn mark_delivered(ctx: &Ctx, id: i64) -> Result<Option<Delivery>, Error> {
+    let mut tx = ctx.db.begin().await?;
+    // The order id never changes, so it can be read before the guard; the status is read again after.
+    let Some(seen) = find_delivery(&mut *tx, id).await? else { return Ok(None) };
+    guard(&mut tx, seen.order_id).await?;
+    let Some(current) = find_delivery(&mut *tx, id).await? else { return Ok(None) };
+    let Some(delivered) = current.deliver()? else { return Ok(Some(current)) };
+    set_status(&mut tx, &delivered).await?;
+    outbox::enqueue(&mut tx, &[events::delivered(ctx, &delivered)]).await?;
+    ctx.commit(tx).await?;
+    Ok(Some(delivered))
+}
+
+/// A ledger entry, and whether this call recorded it (`false`: it was there before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub cancellation: Cancellation,
+    pub created: bool,
+}
+
+/// Records the order's cancellation, cancels its delivery if one started, and raises
+/// `DeliveryCanceled`, in one transaction. Idempotent per order; refused once delivered.
+#[tracing::instrument(skip_all, fields(order_id = order_id))]
+pub async fn record_cancellation(ctx: &Ctx, order_id: i64) -> Result<Recorded, Error> {
+    let mut tx = ctx.db.begin().await?;
+    guard(&mut tx, order_id).await?;
+    if let Some(cancellation) = cancellation_of_order(&mut *tx, order_id).await? {
+        return Ok(Recorded { cancellation, created: false });
+    }
+    let cancelled_delivery = match delivery_of_order(&mut *tx, order_id).await? {
+        Some(d) => d.cancel()?,
+        None => None,
+    };
+    let cancellation: Cancellation = sqlx::query_as::<_, Record>(&format!(
+        "INSERT INTO cancellations (order_id, status) VALUES ($1, $2) RETURNING {COLUMNS}"
+    ))
+    .bind(order_id)
+    .bind(CancellationStatus::DeliveryCancelled.as_str())
+    .fetch_one(&mut *tx)
+    .await?
+    .try_into()?;
+    if let Some(d) = &cancelled_delivery {
+        set_status(&mut tx, d).await?;
+    }
+    outbox::enqueue(&mut tx, &[events::delivery_canceled(ctx, &cancellation)]).await?;
+    ctx.commit(tx).await?;
+    Ok(Recorded { cancellation, created: true })
+}
+
+async fn page_of<T: TryFrom<Record, Error = sqlx::Error>>(
+    ctx: &Ctx,
+    table: &str,
+    page: &PageRequest,
+) -> Result<(Vec<T>, i64), sqlx::Error> {
+    let rows = sqlx::query_as::<_, Record>(&format!(
+        "SELECT {COLUMNS} FROM {table} ORDER BY {} LIMIT $1 OFFSET $2",
+        page.order_by
+    ))
+    .bind(page.size)
+    .bind(page.offset())
+    .fetch_all(&ctx.db.pool)
+    .await?
+    .into_iter()
+    .map(T::try_from)
+    .collect::<Result<Vec<T>, _>>()?;
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&ctx.db.pool).await?;
+    Ok((rows, total))
+}
+
+pub async fn page_deliveries(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Delivery>, i64), sqlx::Error> {
+    page_of(ctx, "deliveries", page).await
+}
+
+pub async fn page_cancellations(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Cancellation>, i64), sqlx::Error> {
+    page_of(ctx, "cancellations", page).await
+}

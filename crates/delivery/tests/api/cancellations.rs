@@ -1,0 +1,67 @@
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{spawn_app, TestApp};
+
+#[tokio::test]
+async fn a_cancellation_is_recorded_once_and_repeats_answer_the_same_entry() {
+    let app = spawn_app().await;
+    let first = app.cancel_order(8).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.body["orderId"], 8);
+    assert_eq!(first.body["status"], "Delivery Cancelled");
+    let id = first.body["id"].as_i64().unwrap();
+    assert_eq!(first.headers["location"], format!("http://delivery:8085/cancellations/{id}"));
+
+    let again = app.cancel_order(8).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["id"], id);
+
+    let raised = app.raised().await;
+    assert_eq!(raised.len(), 1);
+    assert_eq!(raised[0].0, "DeliveryCanceled");
+    assert_eq!(raised[0].1["id"], id);
+    assert_eq!(raised[0].1["orderId"], 8);
+    assert_eq!(raised[0].1["status"], "Delivery Cancelled");
+
+    assert_eq!(app.get(&format!("/cancellations/{id}")).await.body["orderId"], 8);
+    assert_eq!(app.get("/cancellations/search/findByOrderId?orderId=8").await.body["id"], id);
+    assert_eq!(app.get("/cancellations/search/findByOrderId?orderId=9").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/cancellations").await.body["page"]["totalElements"], 1);
+}
+
+#[tokio::test]
+async fn cancelling_marks_the_started_delivery_cancelled() {
+    let app = spawn_app().await;
+    app.consume(&[TestApp::made_event(6)]).await;
+    assert_eq!(app.cancel_order(6).await.status, StatusCode::CREATED);
+    let d = app.get("/deliveries/search/findByOrderId?orderId=6").await;
+    assert_eq!(d.body["status"], "Delivery Cancelled");
+}
+
+#[tokio::test]
+async fn a_delivered_order_cannot_be_cancelled() {
+    let app = spawn_app().await;
+    app.consume(&[TestApp::made_event(2)]).await;
+    let id = app.get("/deliveries/search/findByOrderId?orderId=2").await.body["id"].as_i64().unwrap();
+    assert_eq!(app.patch_status(id, "Delivered").await.status, StatusCode::OK);
+
+    let refused = app.cancel_order(2).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.headers["content-type"], "application/problem+json");
+    assert!(refused.body["detail"].as_str().unwrap().contains("already delivered"));
+    assert_eq!(app.get("/cancellations").await.body["page"]["totalElements"], 0);
+}
+
+#[tokio::test]
+async fn bad_cancellation_bodies_are_400_or_415() {
+    let app = spawn_app().await;
+    for body in [json!({}), json!({"orderId": "8"}), json!({"orderId": 0}), json!({"orderId": 2.5})] {
+        let a = app.call(Method::POST, "/cancellations", Some(body.clone())).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(a.body["errors"][0]["field"], "orderId", "{body}");
+    }
+    // No JSON content type at all.
+    let a = app.call(Method::POST, "/cancellations", None).await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}

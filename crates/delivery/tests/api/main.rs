@@ -1,0 +1,6 @@
+//! Delivery against a real SQLite database and embedded bus: one test binary, requests
+//! through the router without a socket, the `Made` consumer driven by hand or through the bus.
+
+mod cancellations;
+mod deliveries;
+mod helpers;

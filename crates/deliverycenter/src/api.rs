@@ -1,0 +1,46 @@
+//! `/deliverypages`: list, read, find by order. Read-only: the pages are written by events.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use platform::hal::{hal, parse_id, query_id};
+use platform::{BaseUrl, Ctx, Problem, Resource};
+
+use crate::store;
+
+pub const DELIVERY_PAGES: Resource = Resource {
+    collection: "deliverypages",
+    rel: "deliverypage",
+    sortable: &[("id", "id"), ("orderId", "order_id"), ("status", "status")],
+};
+
+pub fn router(ctx: Ctx) -> Router {
+    Router::new()
+        .route("/deliverypages", get(list))
+        .route("/deliverypages/{id}", get(one))
+        .route("/deliverypages/search/findByOrderId", get(by_order))
+        .with_state(ctx)
+}
+
+async fn list(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+    let page = DELIVERY_PAGES.page_request(q.as_deref())?;
+    let (rows, total) = store::page(&ctx, &page).await?;
+    let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
+    Ok(DELIVERY_PAGES.page(&base, &page, &items, total))
+}
+
+async fn one(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+    let id = parse_id(&id, "delivery page")?;
+    let p = store::find(&ctx.db.pool, id).await?.ok_or_else(|| Problem::not_found(format!("no delivery page {id}")))?;
+    Ok(hal(StatusCode::OK, DELIVERY_PAGES.item(&base, id, &p)))
+}
+
+async fn by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+    let order_id = query_id(q.as_deref(), "orderId")?;
+    let p = store::find_by_order(&ctx.db.pool, order_id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no delivery page for order {order_id}")))?;
+    Ok(hal(StatusCode::OK, DELIVERY_PAGES.item(&base, p.id, &p)))
+}

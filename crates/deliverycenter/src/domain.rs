@@ -1,0 +1,214 @@
+//! The delivery page of an order and the merge rule that keeps it convergent: a field is
+//! filled by the first event that knows it, and the status only moves to a higher-ranked
+//! stage. Both are commutative and idempotent, so any order and any repeat of the same events
+//! give the same page. Pure: no I/O.
+
+use serde::Serialize;
+
+/// The stage an order's delivery has reached, ranked so that later stages win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeliveryPageStatus {
+    Ordered,
+    #[serde(rename = "Delivery Started")]
+    DeliveryStarted,
+    Delivered,
+    /// Ranked highest: a cancellation recorded in the ledger is final, whatever else arrives.
+    #[serde(rename = "Delivery Cancelled")]
+    DeliveryCancelled,
+}
+
+impl DeliveryPageStatus {
+    pub const ALL: [DeliveryPageStatus; 4] = [
+        DeliveryPageStatus::Ordered,
+        DeliveryPageStatus::DeliveryStarted,
+        DeliveryPageStatus::Delivered,
+        DeliveryPageStatus::DeliveryCancelled,
+    ];
+
+    pub fn rank(self) -> i64 {
+        match self {
+            DeliveryPageStatus::Ordered => 1,
+            DeliveryPageStatus::DeliveryStarted => 2,
+            DeliveryPageStatus::Delivered => 3,
+            DeliveryPageStatus::DeliveryCancelled => 4,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryPageStatus::Ordered => "Ordered",
+            DeliveryPageStatus::DeliveryStarted => "Delivery Started",
+            DeliveryPageStatus::Delivered => "Delivered",
+            DeliveryPageStatus::DeliveryCancelled => "Delivery Cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryPageStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// One order's delivery page. `id` is the order id, so a page is the same wherever and in
+/// whatever order it was built. Fields no event has told yet are `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryPage {
+    pub id: i64,
+    pub order_id: i64,
+    pub amt: Option<i64>,
+    pub delivery_id: Option<i64>,
+    pub status: DeliveryPageStatus,
+    pub product_name: Option<String>,
+    pub qty: Option<i64>,
+    pub phone_number: Option<String>,
+}
+
+pub type Row = DeliveryPage;
+
+/// What one event tells about an order's page: its stage and whatever fields it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fact {
+    pub order_id: i64,
+    pub stage: DeliveryPageStatus,
+    pub amt: Option<i64>,
+    pub delivery_id: Option<i64>,
+    pub product_name: Option<String>,
+    pub qty: Option<i64>,
+    pub phone_number: Option<String>,
+}
+
+impl Fact {
+    /// A fact that only tells the stage.
+    pub fn stage(order_id: i64, stage: DeliveryPageStatus) -> Fact {
+        Fact { order_id, stage, amt: None, delivery_id: None, product_name: None, qty: None, phone_number: None }
+    }
+}
+
+/// Merges `fact` into the order's page (`None`: no page yet).
+pub fn apply(row: Option<Row>, fact: &Fact) -> Row {
+    let mut row = row.unwrap_or(DeliveryPage {
+        id: fact.order_id,
+        order_id: fact.order_id,
+        amt: None,
+        delivery_id: None,
+        status: fact.stage,
+        product_name: None,
+        qty: None,
+        phone_number: None,
+    });
+    fill(&mut row.amt, &fact.amt);
+    fill(&mut row.delivery_id, &fact.delivery_id);
+    fill(&mut row.product_name, &fact.product_name);
+    fill(&mut row.qty, &fact.qty);
+    fill(&mut row.phone_number, &fact.phone_number);
+    if fact.stage.rank() > row.status.rank() {
+        row.status = fact.stage;
+    }
+    row
+}
+
+/// First known value wins: for the same data that is order independent.
+fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+    if slot.is_none() {
+        slot.clone_from(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ordered(order_id: i64) -> Fact {
+        Fact {
+            amt: Some(6000),
+            product_name: Some("latte".into()),
+            qty: Some(2),
+            phone_number: Some("01012345678".into()),
+            ..Fact::stage(order_id, DeliveryPageStatus::Ordered)
+        }
+    }
+
+    fn started(order_id: i64) -> Fact {
+        Fact { delivery_id: Some(41), ..Fact::stage(order_id, DeliveryPageStatus::DeliveryStarted) }
+    }
+
+    /// Every ordering of `items` (Heap's algorithm), duplicates included.
+    fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+        fn go<T: Clone>(k: usize, a: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+            if k <= 1 {
+                out.push(a.clone());
+                return;
+            }
+            for i in 0..k - 1 {
+                go(k - 1, a, out);
+                if k.is_multiple_of(2) { a.swap(i, k - 1) } else { a.swap(0, k - 1) }
+            }
+            go(k - 1, a, out);
+        }
+        let mut out = Vec::new();
+        go(items.len(), &mut items.to_vec(), &mut out);
+        out
+    }
+
+    fn fold(facts: &[Fact]) -> Option<Row> {
+        facts.iter().fold(None, |row, f| Some(apply(row, f)))
+    }
+
+    #[test]
+    fn every_arrival_order_with_repeats_gives_the_same_page() {
+        let facts = [
+            ordered(8),
+            started(8),
+            Fact::stage(8, DeliveryPageStatus::Delivered),
+            started(8),
+            ordered(8),
+            Fact::stage(8, DeliveryPageStatus::Delivered),
+        ];
+        let expected = DeliveryPage {
+            id: 8,
+            order_id: 8,
+            amt: Some(6000),
+            delivery_id: Some(41),
+            status: DeliveryPageStatus::Delivered,
+            product_name: Some("latte".into()),
+            qty: Some(2),
+            phone_number: Some("01012345678".into()),
+        };
+        let all = permutations(&facts);
+        assert_eq!(all.len(), 720);
+        for p in all {
+            assert_eq!(fold(&p).as_ref(), Some(&expected), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_cancellation_wins_in_any_order() {
+        let facts = [ordered(3), started(3), Fact::stage(3, DeliveryPageStatus::DeliveryCancelled), started(3), ordered(3)];
+        for p in permutations(&facts) {
+            let row = fold(&p).unwrap();
+            assert_eq!((row.status, row.delivery_id, row.amt), (DeliveryPageStatus::DeliveryCancelled, Some(41), Some(6000)));
+        }
+    }
+
+    #[test]
+    fn a_page_started_by_a_later_event_shows_nulls_until_ordered_arrives() {
+        let row = apply(None, &started(5));
+        assert_eq!(
+            serde_json::to_value(&row).unwrap(),
+            json!({"id": 5, "orderId": 5, "amt": null, "deliveryId": 41, "status": "Delivery Started",
+                   "productName": null, "qty": null, "phoneNumber": null})
+        );
+        let row = apply(Some(row), &ordered(5));
+        assert_eq!((row.status, row.amt, row.qty), (DeliveryPageStatus::DeliveryStarted, Some(6000), Some(2)));
+    }
+
+    #[test]
+    fn statuses_round_trip_and_rank_in_order() {
+        for (i, s) in DeliveryPageStatus::ALL.into_iter().enumerate() {
+            assert_eq!(DeliveryPageStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
+            assert_eq!(s.rank(), i as i64 + 1);
+        }
+    }
+}

@@ -1,0 +1,114 @@
+use axum::http::StatusCode;
+use platform::Event;
+use serde_json::json;
+
+use crate::helpers::spawn_app;
+
+fn ordered(order_id: i64) -> Event {
+    Event::new("order", "Ordered", &json!({
+        "id": order_id, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000,
+        "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z",
+    }))
+}
+
+fn delivery_started(order_id: i64, delivery_id: i64) -> Event {
+    Event::new("delivery", "DeliveryStarted", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"}))
+}
+
+fn delivered(order_id: i64, delivery_id: i64) -> Event {
+    Event::new("delivery", "Delivered", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivered"}))
+}
+
+fn delivery_canceled(order_id: i64) -> Event {
+    Event::new("delivery", "DeliveryCanceled", &json!({"id": 70, "orderId": order_id, "status": "Delivery Cancelled"}))
+}
+
+#[tokio::test]
+async fn events_in_any_order_build_the_same_page() {
+    let app = spawn_app().await;
+    let started = delivery_started(8, 41);
+    app.consume(&[delivered(8, 41), started.clone()]).await;
+    let early = app.get("/deliverypages/8").await;
+    assert_eq!(early.status, StatusCode::OK);
+    assert_eq!(early.body["status"], "Delivered");
+    assert_eq!(early.body["amt"], json!(null));
+
+    app.consume(&[ordered(8), started]).await;
+    let page = app.get("/deliverypages/8").await;
+    assert_eq!(page.headers["content-type"], "application/hal+json");
+    assert_eq!(
+        page.body,
+        json!({
+            "id": 8, "orderId": 8, "amt": 6000, "deliveryId": 41, "status": "Delivered",
+            "productName": "latte", "qty": 2, "phoneNumber": "01012345678",
+            "_links": {
+                "self": {"href": "http://deliverycenter:8086/deliverypages/8"},
+                "deliverypage": {"href": "http://deliverycenter:8086/deliverypages/8"},
+            },
+        })
+    );
+    assert_eq!(app.get("/deliverypages/search/findByOrderId?orderId=8").await.body["deliveryId"], 41);
+}
+
+#[tokio::test]
+async fn a_cancelled_delivery_stays_cancelled() {
+    let app = spawn_app().await;
+    app.consume(&[ordered(2), delivery_canceled(2), delivery_started(2, 5)]).await;
+    assert_eq!(app.get("/deliverypages/2").await.body["status"], "Delivery Cancelled");
+}
+
+#[tokio::test]
+async fn unreadable_and_foreign_events_are_skipped() {
+    let app = spawn_app().await;
+    let broken = Event::new("delivery", "DeliveryStarted", &json!({"id": 1, "orderId": "eight"}));
+    let foreign = Event::new("drink", "Made", &json!({"id": 1, "orderId": 3}));
+    app.consume(&[broken, foreign, ordered(3)]).await;
+    let list = app.get("/deliverypages").await;
+    assert_eq!(list.body["page"]["totalElements"], 1);
+    assert_eq!(list.body["_embedded"]["deliverypages"][0]["status"], "Ordered");
+}
+
+#[tokio::test]
+async fn pages_are_built_from_the_bus() {
+    let app = spawn_app().await;
+    app.publish(&[ordered(4), delivery_started(4, 9)]).await;
+    let page = app.eventually("/deliverypages/4", |a| a.body["status"] == "Delivery Started").await;
+    assert_eq!(page.body["deliveryId"], 9);
+    assert_eq!(page.body["amt"], 6000);
+}
+
+#[tokio::test]
+async fn reads_page_sort_and_refuse_bad_input() {
+    let app = spawn_app().await;
+    app.consume(&[ordered(1), ordered(2), ordered(3), delivery_started(2, 1)]).await;
+    let page = app.get("/deliverypages?size=2&sort=status,desc&sort=orderId,asc").await;
+    assert_eq!(page.body["page"], json!({"size": 2, "totalElements": 3, "totalPages": 2, "number": 0}));
+    assert_eq!(page.body["_embedded"]["deliverypages"][0]["orderId"], 1);
+    assert_eq!(app.get("/deliverypages?sort=status,desc").await.body["_embedded"]["deliverypages"][0]["orderId"], 1);
+    assert_eq!(app.get("/deliverypages?sort=amt").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/deliverypages/99").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/deliverypages/x").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/deliverypages/search/findByOrderId?orderId=99").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/deliverypages/search/findByOrderId?orderId=-1").await.status, StatusCode::BAD_REQUEST);
+}
+
+/// On PostgreSQL the batches run in truly concurrent transactions; the per-order guard is
+/// what keeps one merge from overwriting another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_about_one_order_lose_nothing() {
+    let app = std::sync::Arc::new(spawn_app().await);
+    let mut tasks = Vec::new();
+    for order in 1..=10 {
+        for e in [ordered(order), delivery_started(order, 100 + order), delivered(order, 100 + order)] {
+            let a = app.clone();
+            tasks.push(tokio::spawn(async move { a.consume(&[e]).await }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for order in 1..=10 {
+        let p = app.get(&format!("/deliverypages/{order}")).await.body;
+        assert_eq!((p["status"].clone(), p["deliveryId"].clone(), p["amt"].clone()), (json!("Delivered"), json!(100 + order), json!(6000)), "order {order}");
+    }
+}
