@@ -114,12 +114,20 @@ impl Resource {
         let mut links = Map::new();
         links.insert("self".into(), json!({ "href": base.href(&base.path_and_query) }));
         links.insert("profile".into(), json!({ "href": base.href(&format!("/profile/{}", self.collection)) }));
-        let path = base.path_and_query.split('?').next().unwrap_or("").to_string();
+        let (path, query) = base.path_and_query.split_once('?').unwrap_or((&base.path_and_query, ""));
+        // Paging links keep the request's other parameters (a search's, say).
+        let kept: String = query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .filter(|p| !matches!(p.split('=').next(), Some("page" | "size" | "sort")))
+            .map(|p| format!("&{p}"))
+            .collect();
         let link = |n: i64| {
             let mut q = format!("page={n}&size={}", page.size);
             if let Some(s) = &page.sort_param {
                 q.push_str(&format!("&sort={s}"));
             }
+            q.push_str(&kept);
             json!({ "href": base.href(&format!("{path}?{q}")) })
         };
         if total_pages > 0 {
