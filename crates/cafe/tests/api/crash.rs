@@ -18,7 +18,7 @@ const CLIENTS: u64 = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_or_doubled_when_the_process_is_killed_under_load() {
-    let app = Arc::new(spawn_app_with(&["--settle-after-ms", "1000"]).await);
+    let app = Arc::new(spawn_app_with(&["--settle-after-ms", "1000", "--payment-delay-ms", "5-40"]).await);
     let mut rng = Rng::seeded(0x5eed_cafe);
     let placed = Arc::new(AtomicU64::new(0));
     let attempts = Arc::new(AtomicU64::new(0));
@@ -36,7 +36,8 @@ async fn nothing_is_lost_or_doubled_when_the_process_is_killed_under_load() {
             while placed.load(Ordering::SeqCst) < ORDERS && Instant::now() < give_up {
                 n += 1;
                 attempts.fetch_add(1, Ordering::SeqCst);
-                let body = order_body(c * 10_000 + n, "Espresso", (n % 5 + 1) as i64, ((c * 997 + n * 31) % 20_000) as i64);
+                let body =
+                    order_body(c * 10_000 + n, "Espresso", (n % 5 + 1) as i64, ((c * 997 + n * 31) % 20_000) as i64);
                 match app.try_request(Method::POST, "/orders", Some(&body)).await {
                     Ok(r) if r.status == StatusCode::CREATED => {
                         created.lock().unwrap().push(id(&r.json));
@@ -90,15 +91,26 @@ async fn nothing_is_lost_or_doubled_when_the_process_is_killed_under_load() {
     // Settle: make whatever is still queued, until everything agrees.
     {
         let app = &*app;
-        wait_until_ok("every order settled with its payment, drink, delivery and views", Duration::from_secs(30), || async move {
-            make_queued_drinks(app).await;
-            check_settled(app).await
-        })
+        wait_until_ok(
+            "every order settled with its payment, drink, delivery and views",
+            Duration::from_secs(30),
+            || async move {
+                make_queued_drinks(app).await;
+                check_settled(app).await
+            },
+        )
         .await;
     }
 
     // The search endpoints agree with the collections, for every order.
     let orders = app.all("orders").await;
+    let payments = app.all("payments").await;
+    let voided = payments.iter().filter(|p| p["status"] == "Canceled").count();
+    let phantom = app.all("mypages").await.len().saturating_sub(orders.len());
+    eprintln!(
+        "{} orders, {voided} placements voided by the kills, {phantom} my page rows of voided placements",
+        orders.len()
+    );
     let listed: std::collections::HashSet<i64> = orders.iter().map(id).collect();
     let lost: Vec<i64> = created.lock().unwrap().iter().copied().filter(|o| !listed.contains(o)).collect();
     assert!(lost.is_empty(), "orders answered 201 but gone after the crashes: {lost:?}");

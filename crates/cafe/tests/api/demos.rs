@@ -187,7 +187,9 @@ async fn collections_and_items_are_hal_with_absolute_links_through_the_gateway()
         let created = r.expect(201, "POST /orders").clone();
         let loc = r.header("location").unwrap_or_else(|| panic!("201 without Location: {:?}", r.headers));
         assert_eq!(loc, format!("{base}/orders/{}", id(&created)), "Location");
-        assert!(r.content_type().starts_with("application/hal+json") || r.content_type().starts_with("application/json"));
+        assert!(
+            r.content_type().starts_with("application/hal+json") || r.content_type().starts_with("application/json")
+        );
         assert_href_under(&created["_links"]["self"], &base, "created self");
         ids.push(id(&created));
     }
@@ -216,10 +218,12 @@ async fn collections_and_items_are_hal_with_absolute_links_through_the_gateway()
     assert_eq!(got, ids[2..4].to_vec(), "second page of two, by id");
 
     let v = app.get_json("/orders?sort=amt,desc").await;
-    let got: Vec<i64> = v["_embedded"]["orders"].as_array().unwrap().iter().map(|o| o["amt"].as_i64().unwrap()).collect();
+    let got: Vec<i64> =
+        v["_embedded"]["orders"].as_array().unwrap().iter().map(|o| o["amt"].as_i64().unwrap()).collect();
     assert_eq!(got, vec![500, 400, 300, 200, 100]);
     let v = app.get_json("/orders?sort=amt,asc&size=2").await;
-    let got: Vec<i64> = v["_embedded"]["orders"].as_array().unwrap().iter().map(|o| o["amt"].as_i64().unwrap()).collect();
+    let got: Vec<i64> =
+        v["_embedded"]["orders"].as_array().unwrap().iter().map(|o| o["amt"].as_i64().unwrap()).collect();
     assert_eq!(got, vec![100, 200]);
 
     // Every service's collection is HAL with links through the gateway.

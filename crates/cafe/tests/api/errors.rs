@@ -110,7 +110,10 @@ async fn bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_noth
         b
     };
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (json!({"phoneNumber": 1012345678, "productName": 5, "qty": "2", "amt": "100"}), vec!["phoneNumber", "productName", "qty", "amt"]),
+        (
+            json!({"phoneNumber": 1012345678, "productName": 5, "qty": "2", "amt": "100"}),
+            vec!["phoneNumber", "productName", "qty", "amt"],
+        ),
         (with("qty", json!("2")), vec!["qty"]),
         (with("qty", json!(1.5)), vec!["qty"]),
         (with("amt", json!(true)), vec!["amt"]),
@@ -132,7 +135,10 @@ async fn bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_noth
         (with("qty", json!(101)), vec!["qty"]),
         (with("amt", json!(-1)), vec!["amt"]),
         (with("amt", json!(10_000_001)), vec!["amt"]),
-        (json!({"phoneNumber": "1", "productName": "", "qty": 0, "amt": -1}), vec!["phoneNumber", "productName", "qty", "amt"]),
+        (
+            json!({"phoneNumber": "1", "productName": "", "qty": 0, "amt": -1}),
+            vec!["phoneNumber", "productName", "qty", "amt"],
+        ),
     ];
     for (body, fields) in &cases {
         let r = app.post_order(body).await;
@@ -166,7 +172,8 @@ async fn bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_noth
         expect_fields_named(&r, &fields, &format!("POST /cancellations {body}"));
     }
 
-    // POST /payments.
+    // POST /payments. Its caller, order, has already checked the phone number's format
+    // (SPEC §4 states it for orders only), so payment asks only for a non-empty string.
     let pay = json!({"orderId": 999_999, "phoneNumber": "01012345678", "amt": 100});
     let pay_with = |field: &str, v: Value| {
         let mut b = pay.clone();
@@ -180,9 +187,8 @@ async fn bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_noth
         (pay_with("orderId", json!(-5)), vec!["orderId"]),
         (pay_with("amt", json!(-1)), vec!["amt"]),
         (pay_with("amt", json!(10_000_001)), vec!["amt"]),
-        (pay_with("phoneNumber", json!("12345678")), vec!["phoneNumber"]),
-        (pay_with("phoneNumber", json!("1234567890123456")), vec!["phoneNumber"]),
-        (pay_with("phoneNumber", json!("01012345abc")), vec!["phoneNumber"]),
+        (pay_with("phoneNumber", json!("")), vec!["phoneNumber"]),
+        (pay_with("phoneNumber", json!(1012345678)), vec!["phoneNumber"]),
     ] {
         let r = app.post("/payments", &body).await;
         expect_fields_named(&r, &fields, &format!("POST /payments {body}"));
@@ -244,7 +250,9 @@ async fn unknown_ids_wrong_methods_and_bad_paging_are_refused_and_change_nothing
     }
 
     // Bad paging and searches: 400.
-    for collection in ["orders", "payments", "drinks", "orderinfos", "deliveries", "cancellations", "deliverypages", "mypages"] {
+    for collection in
+        ["orders", "payments", "drinks", "orderinfos", "deliveries", "cancellations", "deliverypages", "mypages"]
+    {
         for q in ["size=0", "size=5000", "size=x", "page=-1", "sort=nope", "sort=id,sideways"] {
             let r = app.get(&format!("/{collection}?{q}")).await;
             r.expect_problem(400, &format!("GET /{collection}?{q}"));
@@ -305,7 +313,11 @@ async fn illegal_state_changes_are_conflicts_and_change_nothing() {
     app.patch_drink(drink_id, "Receipted").await.expect_problem(409, "Made → Receipted");
     assert_eq!(app.get_json(&path).await["status"], "Made");
     let delivery = app.wait_for_status("deliveries", id(&order), "Delivery Started").await;
-    assert_eq!(app.find_by_order_id("deliveries", id(&order)).await.len(), 1, "a repeated Made starts no second delivery");
+    assert_eq!(
+        app.find_by_order_id("deliveries", id(&order)).await.len(),
+        1,
+        "a repeated Made starts no second delivery"
+    );
 
     // A cancelled drink cannot be made.
     let order2 = app.place_order().await;

@@ -72,7 +72,11 @@ impl Reply {
             self.text
         );
         for field in ["type", "title", "detail"] {
-            assert!(self.json.get(field).map(|v| v.is_string()).unwrap_or(false), "{what}: no '{field}' in {}", self.text);
+            assert!(
+                self.json.get(field).map(|v| v.is_string()).unwrap_or(false),
+                "{what}: no '{field}' in {}",
+                self.text
+            );
         }
         assert_eq!(self.json["status"].as_u64(), Some(want as u64), "{what}: status in body: {}", self.text);
         &self.json
@@ -297,9 +301,7 @@ impl TestApp {
 
     /// Every item of a collection, walking all pages of 1000.
     pub async fn all(&self, collection: &str) -> Vec<Value> {
-        self.try_all(collection)
-            .await
-            .unwrap_or_else(|e| panic!("GET /{collection}: {e}"))
+        self.try_all(collection).await.unwrap_or_else(|e| panic!("GET /{collection}: {e}"))
     }
 
     /// Like [`all`](Self::all) but reports failure instead of panicking (for polls that may

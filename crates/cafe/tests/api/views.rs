@@ -34,7 +34,8 @@ fn history() -> impl Strategy<Value = History> {
 /// order id so every service's ids differ.
 fn events_of(order_id: i64, h: &History) -> Vec<Event> {
     let phone = format!("0101234{:04}", order_id);
-    let (payment_id, drink_id, delivery_id, cancellation_id) = (order_id + 100, order_id + 200, order_id + 300, order_id + 400);
+    let (payment_id, drink_id, delivery_id, cancellation_id) =
+        (order_id + 100, order_id + 200, order_id + 300, order_id + 400);
     let amt = 1000 * order_id;
     let approved = Event::new(
         "payment",
@@ -72,14 +73,26 @@ fn events_of(order_id: i64, h: &History) -> Vec<Event> {
         happy.push(drink("Receipted", "Receipted"));
     }
     happy.push(drink("Made", "Made"));
-    happy.push(Event::new("delivery", "DeliveryStarted", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"})));
-    happy.push(Event::new("delivery", "Delivered", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivered"})));
+    happy.push(Event::new(
+        "delivery",
+        "DeliveryStarted",
+        &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"}),
+    ));
+    happy.push(Event::new(
+        "delivery",
+        "Delivered",
+        &json!({"id": delivery_id, "orderId": order_id, "status": "Delivered"}),
+    ));
     // `stage` counts the happy path's steps, Receipted not among them.
     let steps = if receipted && stage >= 4 { stage + 1 } else { stage };
     let mut events: Vec<Event> = happy.into_iter().take(steps).collect();
 
     let mut chain = vec![
-        Event::new("delivery", "DeliveryCanceled", &json!({"id": cancellation_id, "orderId": order_id, "status": "Delivery Cancelled"})),
+        Event::new(
+            "delivery",
+            "DeliveryCanceled",
+            &json!({"id": cancellation_id, "orderId": order_id, "status": "Delivery Cancelled"}),
+        ),
         Event::new(
             "order",
             "OrderCanceled",
@@ -121,8 +134,7 @@ fn scenario() -> impl Strategy<Value = (Vec<History>, Vec<u64>, Vec<(usize, u64)
 
 /// The canonical stream and a shuffled one with duplicates.
 fn streams(histories: &[History], keys: &[u64], dups: &[(usize, u64)]) -> (Vec<Event>, Vec<Event>) {
-    let canonical: Vec<Event> =
-        histories.iter().enumerate().flat_map(|(i, h)| events_of(i as i64 + 1, h)).collect();
+    let canonical: Vec<Event> = histories.iter().enumerate().flat_map(|(i, h)| events_of(i as i64 + 1, h)).collect();
     let mut keyed: Vec<(u64, Event)> =
         canonical.iter().enumerate().map(|(i, e)| (keys[i % keys.len()] ^ i as u64, e.clone())).collect();
     for &(which, key) in dups {
