@@ -18,6 +18,8 @@
 #   DOCS=docs/BENCHMARKS.md  the file to update; DOCS= (empty) only prints
 #   KEEP_RUN=1               keep the raw outputs (always kept when the script fails)
 #   SKIP_BUILD=1             use the binaries already built
+#   CAFE_BIN, REF_TARGET_DIR where the binaries are (default: target/release/cafe,
+#                            target/bench-reference)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,7 +41,7 @@ CATCHUP_TIMEOUT=${CATCHUP_TIMEOUT:-120}
 BODY='{"phoneNumber":"010-1234-5678","productName":"latte","qty":1,"amt":4500}'
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 CAFE_BIN=${CAFE_BIN:-$TARGET_DIR/release/cafe}
-REF_TARGET_DIR=target/bench-reference
+REF_TARGET_DIR=${REF_TARGET_DIR:-target/bench-reference}
 REF_BIN="$REF_TARGET_DIR/release/bench-reference"
 
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/cafe-bench.XXXXXX")
