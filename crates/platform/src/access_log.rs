@@ -1,6 +1,8 @@
 //! The access log, in the original's pattern `%h %l %u %t "%r" %s %bbyte %Dms`, one file per
 //! service under `<log-dir>/<service>/`, rolled daily, 30 days kept. Lines are handed to a
-//! background writer so a slow disk never slows a request.
+//! background task that writes whatever has queued up in one go: a request never waits on
+//! the disk, and under load one write carries many lines. (A writer thread woken per line
+//! spent more CPU than the requests it logged.)
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,33 +14,53 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing_appender::non_blocking::{NonBlocking, WorkerGuard};
-use tracing_appender::rolling::{Builder, Rotation};
+use tracing_appender::rolling::{Builder, RollingFileAppender, Rotation};
 
 pub const KEEP_DAYS: usize = 30;
 
 #[derive(Clone)]
 pub struct AccessLog {
-    writer: NonBlocking,
+    lines: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 /// A daily-rolled appender keeping [`KEEP_DAYS`] files: `<dir>/<prefix>.YYYY-MM-DD.log`.
 pub fn daily_file(dir: &Path, prefix: &str) -> std::io::Result<(NonBlocking, WorkerGuard)> {
+    Ok(tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(daily_appender(dir, prefix)?))
+}
+
+fn daily_appender(dir: &Path, prefix: &str) -> std::io::Result<RollingFileAppender> {
     std::fs::create_dir_all(dir)?;
-    let appender = Builder::new()
+    Builder::new()
         .rotation(Rotation::DAILY)
         .filename_prefix(prefix)
         .filename_suffix("log")
         .max_log_files(KEEP_DAYS)
         .build(dir)
-        .map_err(std::io::Error::other)?;
-    Ok(tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(appender))
+        .map_err(std::io::Error::other)
 }
 
 impl AccessLog {
-    /// Opens `<log_dir>/<service>/access.YYYY-MM-DD.log`. Keep the guard until exit.
-    pub fn open(log_dir: &Path, service: &str) -> std::io::Result<(AccessLog, WorkerGuard)> {
-        let (writer, guard) = daily_file(&log_dir.join(service), "access")?;
-        Ok((AccessLog { writer }, guard))
+    /// Opens `<log_dir>/<service>/access.YYYY-MM-DD.log` and starts its writer task, which
+    /// ends once every clone of the log is dropped and the queue is written.
+    pub fn open(log_dir: &Path, service: &str) -> std::io::Result<(AccessLog, tokio::task::JoinHandle<()>)> {
+        let mut file = daily_appender(&log_dir.join(service), "access")?;
+        let (lines, mut queue) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let writer = tokio::spawn(async move {
+            let mut buf = String::with_capacity(64 * 1024);
+            while let Some(line) = queue.recv().await {
+                buf.push_str(&line);
+                while buf.len() < 60 * 1024 {
+                    match queue.try_recv() {
+                        Ok(more) => buf.push_str(&more),
+                        Err(_) => break,
+                    }
+                }
+                // A small append to the page cache: cheaper than a hop to a blocking thread.
+                let _ = file.write_all(buf.as_bytes());
+                buf.clear();
+            }
+        });
+        Ok((AccessLog { lines }, writer))
     }
 }
 
@@ -75,6 +97,6 @@ pub async fn record(State(log): State<AccessLog>, req: Request, next: Next) -> R
         res.status().as_u16(),
         started.elapsed().as_millis()
     );
-    let _ = log.writer.clone().write_all(entry.as_bytes());
+    let _ = log.lines.send(entry);
     res
 }

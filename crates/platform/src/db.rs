@@ -69,6 +69,8 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(10))
                     .idle_timeout(None)
                     .max_lifetime(None)
+                    // A local file on our only connection: nothing to test before each use.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
