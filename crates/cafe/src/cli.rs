@@ -177,6 +177,9 @@ pub struct ResilienceArgs {
     /// Circuit breaker: how long it stays open before a trial call, in ms.
     #[arg(long, env = "CAFE_BREAKER_OPEN_MS", default_value_t = 5000)]
     pub breaker_open_ms: u64,
+    /// Test hook (debug builds only): crash the process at this named point.
+    #[arg(long, hide = true)]
+    pub failpoint: Vec<String>,
     /// Seconds a client is told to wait (`Retry-After`) when a dependency is unavailable.
     #[arg(long, env = "CAFE_RETRY_AFTER_SECS", default_value_t = 1)]
     pub retry_after_secs: u64,

@@ -22,6 +22,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.service.as_str();
     let _log_guards = platform::logging::init(&args.common.log_dir, name, &[])
         .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
+    platform::failpoint::arm(args.resilience.failpoint.clone());
     let listener = server::bind(SocketAddr::new(args.host, args.port)).await?;
     let addr = listener.local_addr()?;
     let (access, _access_guard) = AccessLog::open(&args.common.log_dir, name)?;

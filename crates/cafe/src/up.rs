@@ -88,6 +88,7 @@ impl Cafe {
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    platform::failpoint::arm(args.resilience.failpoint.clone());
     let mut names = vec!["gateway"];
     names.extend(SERVICES);
     let _log_guards = platform::logging::init(&args.common.log_dir, "cafe", &names)

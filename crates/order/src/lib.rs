@@ -65,6 +65,7 @@ impl Service {
         let request = json!({ "orderId": pending.id, "phoneNumber": pending.phone_number, "amt": pending.amt });
         let refused = match self.payment.post_json("/payments", &request).await {
             Ok((_, payment)) if payment.get("status").and_then(|s| s.as_str()) == Some("Approved") => {
+                platform::failpoint::hit("order-after-payment");
                 match store::confirm(&self.ctx, pending.id).await? {
                     Some(order) => return Ok(order),
                     // The reconciler voided it while we waited: a very late answer.

@@ -15,6 +15,7 @@ pub mod client;
 pub mod ctx;
 pub mod db;
 pub mod embedded;
+pub mod failpoint;
 pub mod event;
 pub mod hal;
 pub mod health;
