@@ -3,7 +3,7 @@
 //! A row is updated by read, [`apply`], upsert inside the consumer's batch transaction. On
 //! PostgreSQL two replicas may handle events about one order at once; both would read the
 //! same row and the second upsert would drop what the first merged. So the merge first
-//! upserts the order's row in `order_guards`, which takes (and waits for) its row lock:
+//! upserts the order's row in `guards` (see `platform::db::guard`), which takes (and waits for) its row lock:
 //! merges of one order run one after another, each reading what the previous committed.
 //! SQLite serialises writers anyway. `rank` is stored beside `status` so the furthest stage
 //! is visible in SQL too.
@@ -19,8 +19,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             drink_id BIGINT, delivery_id BIGINT, phone_number TEXT, product_name TEXT, qty BIGINT, amt BIGINT,
             status TEXT NOT NULL, rank BIGINT NOT NULL);
           CREATE UNIQUE INDEX my_pages_order_id ON my_pages (order_id);
-          CREATE INDEX my_pages_phone_number ON my_pages (phone_number);
-          CREATE TABLE order_guards (order_id BIGINT PRIMARY KEY)",
+          CREATE INDEX my_pages_phone_number ON my_pages (phone_number)",
 }];
 
 const COLUMNS: &str = "id, order_id, payment_id, drink_id, delivery_id, phone_number, product_name, qty, amt, status";
@@ -60,18 +59,6 @@ impl TryFrom<Record> for MyPage {
     }
 }
 
-/// Takes the order's guard row for the rest of the transaction (see the module doc).
-async fn guard(conn: &mut Conn, order_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO order_guards (order_id) VALUES ($1)
-         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id",
-    )
-    .bind(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 async fn one<'e>(e: impl Executor<'e, Database = Any>, sql: &str, key: i64) -> Result<Option<MyPage>, sqlx::Error> {
     sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(MyPage::try_from).transpose()
 }
@@ -90,7 +77,7 @@ pub async fn find_by_order<'e>(
 /// Merges `fact` into its order's row, inside the consumer's transaction.
 #[tracing::instrument(skip_all, fields(order_id = fact.order_id))]
 pub async fn merge(conn: &mut Conn, fact: &Fact) -> Result<(), sqlx::Error> {
-    guard(conn, fact.order_id).await?;
+    platform::db::guard(conn, fact.order_id).await?;
     let before = find(&mut *conn, fact.order_id).await?;
     let after = apply(before.clone(), fact);
     if before.as_ref() == Some(&after) {

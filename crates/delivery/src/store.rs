@@ -6,7 +6,7 @@
 //! another) could each read the other's table before either commits, and both go ahead: a
 //! delivery would start for an order whose cancellation order has already been told is
 //! recorded. So every transaction that changes anything about an order first upserts that
-//! order's row in `order_guards`; the upsert takes the row lock (and waits for it), so such
+//! order's row in `guards` (see `platform::db::guard`); the upsert takes the row lock (and waits for it), so such
 //! transactions run one after another per order, each seeing what the previous committed.
 //! SQLite serialises writers anyway; the same statement is harmless there. Batches that
 //! touch several orders may deadlock on PostgreSQL; it aborts one, which is redelivered.
@@ -20,8 +20,7 @@ use crate::{events, Error};
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 10,
     sql: "CREATE TABLE deliveries (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, status TEXT NOT NULL);
-          CREATE TABLE cancellations (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, status TEXT NOT NULL);
-          CREATE TABLE order_guards (order_id BIGINT PRIMARY KEY)",
+          CREATE TABLE cancellations (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, status TEXT NOT NULL)",
 }];
 
 const COLUMNS: &str = "id, order_id, status";
@@ -53,18 +52,6 @@ impl TryFrom<Record> for Cancellation {
         let status = CancellationStatus::parse(&r.status).ok_or_else(|| unknown_status("cancellations", &r.status))?;
         Ok(Cancellation { id: r.id, order_id: r.order_id, status })
     }
-}
-
-/// Takes the order's guard row for the rest of the transaction (see the module doc).
-async fn guard(conn: &mut Conn, order_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO order_guards (order_id) VALUES ($1)
-         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id",
-    )
-    .bind(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 async fn one<'e, T: TryFrom<Record, Error = sqlx::Error>>(
@@ -113,7 +100,7 @@ async fn set_status(conn: &mut Conn, d: &Delivery) -> Result<(), sqlx::Error> {
 /// order is cancelled or already delivering. `Some` when a delivery started.
 #[tracing::instrument(skip_all, fields(order_id = order_id))]
 pub async fn start_delivery(conn: &mut Conn, order_id: i64) -> Result<Option<Delivery>, sqlx::Error> {
-    guard(conn, order_id).await?;
+    platform::db::guard(conn, order_id).await?;
     let cancelled = cancellation_of_order(&mut *conn, order_id).await?.is_some();
     let existing = delivery_of_order(&mut *conn, order_id).await?;
     if !starts_delivery(cancelled, existing.as_ref()) {
@@ -139,7 +126,7 @@ pub async fn mark_delivered(ctx: &Ctx, id: i64) -> Result<Option<Delivery>, Erro
     let mut tx = ctx.db.begin().await?;
     // The order id never changes, so it can be read before the guard; the status is read again after.
     let Some(seen) = find_delivery(&mut *tx, id).await? else { return Ok(None) };
-    guard(&mut tx, seen.order_id).await?;
+    platform::db::guard(&mut tx, seen.order_id).await?;
     let Some(current) = find_delivery(&mut *tx, id).await? else { return Ok(None) };
     let Some(delivered) = current.deliver()? else { return Ok(Some(current)) };
     set_status(&mut tx, &delivered).await?;
@@ -160,7 +147,7 @@ pub struct Recorded {
 #[tracing::instrument(skip_all, fields(order_id = order_id))]
 pub async fn record_cancellation(ctx: &Ctx, order_id: i64) -> Result<Recorded, Error> {
     let mut tx = ctx.db.begin().await?;
-    guard(&mut tx, order_id).await?;
+    platform::db::guard(&mut tx, order_id).await?;
     if let Some(cancellation) = cancellation_of_order(&mut *tx, order_id).await? {
         return Ok(Recorded { cancellation, created: false });
     }

@@ -3,7 +3,7 @@
 //! A page is updated by read, [`apply`], upsert inside the consumer's batch transaction. On
 //! PostgreSQL two replicas may handle events about one order at once; both would read the
 //! same page and the second upsert would drop what the first merged. So the merge first
-//! upserts the order's row in `order_guards`, which takes (and waits for) its row lock:
+//! upserts the order's row in `guards` (see `platform::db::guard`), which takes (and waits for) its row lock:
 //! merges of one order run one after another, each reading what the previous committed.
 //! SQLite serialises writers anyway. `rank` is stored beside `status` so the furthest stage
 //! is visible in SQL too.
@@ -18,8 +18,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
     sql: "CREATE TABLE delivery_pages (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, amt BIGINT,
             delivery_id BIGINT, status TEXT NOT NULL, rank BIGINT NOT NULL, product_name TEXT, qty BIGINT,
             phone_number TEXT);
-          CREATE UNIQUE INDEX delivery_pages_order_id ON delivery_pages (order_id);
-          CREATE TABLE order_guards (order_id BIGINT PRIMARY KEY)",
+          CREATE UNIQUE INDEX delivery_pages_order_id ON delivery_pages (order_id)",
 }];
 
 const COLUMNS: &str = "id, order_id, amt, delivery_id, status, product_name, qty, phone_number";
@@ -55,18 +54,6 @@ impl TryFrom<Record> for DeliveryPage {
     }
 }
 
-/// Takes the order's guard row for the rest of the transaction (see the module doc).
-async fn guard(conn: &mut Conn, order_id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO order_guards (order_id) VALUES ($1)
-         ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id",
-    )
-    .bind(order_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 async fn one<'e>(e: impl Executor<'e, Database = Any>, sql: &str, key: i64) -> Result<Option<DeliveryPage>, sqlx::Error> {
     sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(DeliveryPage::try_from).transpose()
 }
@@ -85,7 +72,7 @@ pub async fn find_by_order<'e>(
 /// Merges `fact` into its order's page, inside the consumer's transaction.
 #[tracing::instrument(skip_all, fields(order_id = fact.order_id))]
 pub async fn merge(conn: &mut Conn, fact: &Fact) -> Result<(), sqlx::Error> {
-    guard(conn, fact.order_id).await?;
+    platform::db::guard(conn, fact.order_id).await?;
     let before = find(&mut *conn, fact.order_id).await?;
     let after = apply(before.clone(), fact);
     if before.as_ref() == Some(&after) {

@@ -174,7 +174,54 @@ impl Db {
     }
 }
 
+/// Serialises the transactions about one key (an order id, say) for the rest of the
+/// caller's transaction: on PostgreSQL by locking the key's row in `guards`, so that two
+/// concurrent read-decide-write transactions about one order take turns instead of both
+/// deciding on what they read. SQLite needs nothing: its one connection runs one
+/// transaction at a time.
+pub async fn guard(conn: &mut Conn, key: i64) -> Result<(), sqlx::Error> {
+    if conn.backend_name() == "SQLite" {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO guards (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key")
+        .bind(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Is this error a unique-constraint violation (a duplicate insert)?
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `cols` values: one statement for many rows.
+pub fn values_list(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Rows per multi-row statement: well under every backend's limit on bound values.
+pub const ROWS_PER_STATEMENT: usize = 200;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_lists_number_their_placeholders() {
+        assert_eq!(super::values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{BusError, Deliver, EventBus};
-use crate::db::{Db, Migration};
+use crate::db::{values_list, Db, Migration, ROWS_PER_STATEMENT};
 use crate::event::{Envelope, Event};
 
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -43,13 +43,16 @@ impl EmbeddedBus {
 
     async fn append(&self, batch: &[Envelope]) -> Result<(), sqlx::Error> {
         let mut tx = self.db.begin().await?;
-        for e in batch {
-            sqlx::query("INSERT INTO event_log (event_id, event_type, body) VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING")
-                .bind(&e.event_id)
-                .bind(&e.event_type)
-                .bind(&e.body)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in batch.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO event_log (event_id, event_type, body) VALUES {} ON CONFLICT (event_id) DO NOTHING",
+                values_list(chunk.len(), 3)
+            );
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q.bind(&e.event_id).bind(&e.event_type).bind(&e.body);
+            }
+            q.execute(&mut *tx).await?;
         }
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&mut *tx).await?;
         tx.commit().await?;

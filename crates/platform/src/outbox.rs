@@ -9,6 +9,7 @@
 //! the event id in `inbox` (a repeat is skipped), then applies its effect and enqueues the
 //! events it raises. Commit, then acknowledge: at-least-once delivery, exactly-once effect.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
-use crate::db::{Conn, Db, Migration};
+use crate::db::{values_list, Conn, Db, Migration, ROWS_PER_STATEMENT};
 use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Event};
 
@@ -27,31 +28,44 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     sql: "CREATE TABLE outbox (seq {{ID}}, event_id TEXT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL);
           CREATE TABLE inbox (event_id TEXT PRIMARY KEY, handled_at TEXT NOT NULL)",
+}, Migration {
+    version: 2,
+    sql: "CREATE TABLE guards (key BIGINT PRIMARY KEY)",
 }];
 
 const BATCH: i64 = 512;
 
-/// Writes `events` into the outbox inside the caller's transaction.
+/// Writes `events` into the outbox inside the caller's transaction (one statement per
+/// couple of hundred events).
 pub async fn enqueue(conn: &mut Conn, events: &[Event]) -> Result<(), sqlx::Error> {
-    for e in events {
-        sqlx::query("INSERT INTO outbox (event_id, event_type, body) VALUES ($1, $2, $3)")
-            .bind(&e.event_id)
-            .bind(&e.event_type)
-            .bind(e.to_json())
-            .execute(&mut *conn)
-            .await?;
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!("INSERT INTO outbox (event_id, event_type, body) VALUES {}", values_list(chunk.len(), 3));
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q.bind(&e.event_id).bind(&e.event_type).bind(e.to_json());
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Claims `event_id` for this consumer; `false` if it was handled before.
-pub async fn claim(conn: &mut Conn, event_id: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query("INSERT INTO inbox (event_id, handled_at) VALUES ($1, $2) ON CONFLICT (event_id) DO NOTHING")
-        .bind(event_id)
-        .bind(crate::time::now())
-        .execute(&mut *conn)
-        .await?;
-    Ok(done.rows_affected() == 1)
+/// Claims the ids of `events` for this consumer in one statement per chunk; returns the ids
+/// not handled before.
+pub async fn claim(conn: &mut Conn, events: &[Event]) -> Result<HashSet<String>, sqlx::Error> {
+    let now = crate::time::now();
+    let mut fresh = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO inbox (event_id, handled_at) VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            values_list(chunk.len(), 2)
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for e in chunk {
+            q = q.bind(&e.event_id).bind(&now);
+        }
+        fresh.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(fresh)
 }
 
 /// The relay's doorbell. Cloned into every handler that commits events.
@@ -131,8 +145,10 @@ pub trait Handler: Send + Sync + 'static {
 pub async fn handle_batch(db: &Db, outbox: &Outbox, handler: &dyn Handler, events: &[Event]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut raised = Vec::new();
+    let mut fresh = claim(&mut tx, events).await?;
     for event in events {
-        if !claim(&mut tx, &event.event_id).await? {
+        // `remove`: an event twice in one batch is handled once.
+        if !fresh.remove(&event.event_id) {
             tracing::debug!(event_id = %event.event_id, event_type = %event.event_type, "duplicate event skipped");
             continue;
         }
