@@ -9,7 +9,8 @@
 //! Like Kubernetes, the cluster restarts a child that dies. `SIGHUP` rolls every service, one
 //! instance at a time (start the surge instance or rely on the other replica, SIGTERM, wait
 //! until the replacement is ready, next), with no request lost at the gateway. Ctrl-C or
-//! SIGTERM stops everything cleanly.
+//! SIGTERM stops everything cleanly. An admin listener on port `P+13` (127.0.0.1 only) takes
+//! a service down and back: `POST /admin/services/{name}/stop|start`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -87,7 +88,17 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         wait_ready(&http, inst, &cancel).await?;
     }
     wait_ready(&http, &gateway, &cancel).await?;
-    println!("cafe cluster: gateway=http://127.0.0.1:{p} namespace={ns}");
+    let instances = std::sync::Arc::new(instances);
+    let admin_port = p + 13;
+    let admin_listener = platform::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], admin_port))).await?;
+    tracker.spawn(platform::server::serve(
+        admin_listener,
+        admin(instances.clone(), cancel.clone()),
+        platform::health::Health::default(),
+        cancel.clone(),
+        platform::server::Stop { drain: Duration::ZERO, grace: Duration::from_secs(5) },
+    ));
+    println!("cafe cluster: gateway=http://127.0.0.1:{p} admin=http://127.0.0.1:{admin_port} namespace={ns}");
     tracing::info!("cluster is up: gateway on http://127.0.0.1:{p}, namespace {ns}");
 
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -107,7 +118,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!("stopping the cluster");
-    for (_, _, inst) in &instances {
+    for (_, _, inst) in instances.iter() {
         inst.want.send_replace(Want::Stopped);
     }
     gateway.want.send_replace(Want::Stopped);
@@ -115,6 +126,44 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+type Instances = std::sync::Arc<Vec<(String, usize, Instance)>>;
+
+/// `POST /admin/services/{name}/stop|start` on 127.0.0.1 only: takes every instance of a
+/// service down, or brings its usual instances back (and waits until they are ready).
+fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
+    use axum::extract::{Path, State};
+    use axum::http::StatusCode;
+    use platform::Problem;
+    async fn switch(
+        State((instances, cancel)): State<(Instances, CancellationToken)>,
+        Path((name, action)): Path<(String, String)>,
+    ) -> Result<StatusCode, Problem> {
+        let of: Vec<&(String, usize, Instance)> = instances.iter().filter(|(s, _, _)| *s == name).collect();
+        if of.is_empty() {
+            return Err(Problem::not_found(format!("no service '{name}'")));
+        }
+        match action.as_str() {
+            "stop" => {
+                for (_, _, inst) in &of {
+                    stop_instance(inst).await;
+                }
+            }
+            "start" => {
+                let http = reqwest::Client::new();
+                for (svc, slot, inst) in &of {
+                    if *slot == 0 || REPLICATED.contains(&svc.as_str()) {
+                        inst.want.send_replace(Want::Running);
+                        wait_ready(&http, inst, &cancel).await.map_err(|e| Problem::unavailable(format!("{e:#}"), 1))?;
+                    }
+                }
+            }
+            _ => return Err(Problem::not_found(format!("no action '{action}': use stop or start"))),
+        }
+        Ok(StatusCode::NO_CONTENT)
+    }
+    axum::Router::new().route("/admin/services/{name}/{action}", axum::routing::post(switch)).with_state((instances, cancel))
 }
 
 /// Restarts every service one instance at a time, never leaving a service without a ready one.
