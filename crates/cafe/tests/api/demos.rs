@@ -267,4 +267,17 @@ async fn links_carry_the_host_the_client_called() {
     let v: Value = res.json().await.unwrap();
     let href = v["_links"]["self"]["href"].as_str().unwrap_or_default();
     assert!(href.starts_with("http://cafe.example:9999/orders"), "{v}");
+
+    // Behind a proxy in front of the gateway, the proxy's X-Forwarded-* win.
+    let res = app
+        .client
+        .request(Method::GET, app.url(&path))
+        .header("x-forwarded-host", "shop.example")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-port", "443")
+        .send()
+        .await
+        .expect("GET with X-Forwarded-Host");
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["_links"]["self"]["href"], format!("https://shop.example{path}"), "{v}");
 }
