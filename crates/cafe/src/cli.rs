@@ -177,6 +177,9 @@ pub struct ResilienceArgs {
     /// Circuit breaker: how long it stays open before a trial call, in ms.
     #[arg(long, env = "CAFE_BREAKER_OPEN_MS", default_value_t = 5000)]
     pub breaker_open_ms: u64,
+    /// Extra attempts at a payment call that timed out (safe: payment is idempotent per order).
+    #[arg(long, env = "CAFE_PAYMENT_RETRIES", default_value_t = 1)]
+    pub payment_retries: u32,
     /// Test hook (debug builds only): crash the process at this named point.
     #[arg(long, hide = true)]
     pub failpoint: Vec<String>,

@@ -58,6 +58,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             payment_delay_ms: args.resilience.payment_delay_ms,
             retry_after_secs: args.resilience.retry_after_secs,
             breaker: args.resilience.breaker(),
+            payment_retries: args.resilience.payment_retries,
         };
         services::launch(services::Launch {
             name: service,

@@ -28,6 +28,7 @@ pub struct Wiring {
     pub settle_after: Duration,
     pub payment_delay_ms: Option<(u64, u64)>,
     pub retry_after_secs: u64,
+    pub payment_retries: u32,
     pub breaker: platform::breaker::Settings,
 }
 
@@ -69,6 +70,7 @@ pub fn start(ctx: Ctx, w: &Wiring) -> Started {
                     delivery: ServiceClient::new("delivery", &w.delivery_url, w.call_timeout, delivery),
                     settle_after: w.settle_after,
                     retry_after_secs: w.retry_after_secs,
+                    payment_retries: w.payment_retries,
                 },
             )
         }

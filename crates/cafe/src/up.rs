@@ -121,6 +121,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         payment_delay_ms: args.resilience.payment_delay_ms,
         retry_after_secs: args.resilience.retry_after_secs,
         breaker: args.resilience.breaker(),
+        payment_retries: args.resilience.payment_retries,
     };
     let root = CancellationToken::new();
     let mut slots = HashMap::new();

@@ -3,7 +3,9 @@
 //! Placing an order asks payment synchronously. So that no money is left without an order
 //! and no order without its money, placement is a small saga:
 //! 1. the order is inserted `Pending` (invisible to clients) and committed;
-//! 2. payment is asked (`POST /payments`, idempotent per order id) under a timeout;
+//! 2. payment is asked (`POST /payments`, idempotent per order id) under a timeout and a
+//!    circuit breaker, and asked once more if the first attempt timed out (safe: the repeat
+//!    returns the first attempt's payment);
 //! 3. approved: the order becomes `Ordered` and `Ordered` is raised, in one transaction;
 //!    refused or unreachable: payment is asked to void whatever it holds for the order
 //!    (`POST /payments/voids`, which also bars a late charge), and the pending order is dropped.
@@ -36,6 +38,8 @@ pub struct Config {
     /// How old a `Pending` order must be before the reconciler settles it.
     pub settle_after: Duration,
     pub retry_after_secs: u64,
+    /// Extra attempts at a payment call that timed out or broke after it was sent.
+    pub payment_retries: u32,
 }
 
 pub struct Service {
@@ -44,6 +48,7 @@ pub struct Service {
     pub delivery: ServiceClient,
     pub settle_after: Duration,
     pub retry_after_secs: u64,
+    pub payment_retries: u32,
 }
 
 /// Starts the reconciler and returns the service's routes.
@@ -54,6 +59,7 @@ pub fn start(ctx: Ctx, config: Config) -> Router {
         delivery: config.delivery,
         settle_after: config.settle_after,
         retry_after_secs: config.retry_after_secs,
+        payment_retries: config.payment_retries,
     });
     svc.ctx.tracker.spawn(svc.clone().reconcile_forever());
     api::router(svc)
@@ -63,7 +69,7 @@ impl Service {
     pub async fn place_order(&self, new: &NewOrder) -> Result<Order, Problem> {
         let pending = store::insert_pending(&self.ctx, new).await?;
         let request = json!({ "orderId": pending.id, "phoneNumber": pending.phone_number, "amt": pending.amt });
-        let refused = match self.payment.post_json("/payments", &request).await {
+        let refused = match self.pay(&request).await {
             Ok((_, payment)) if payment.get("status").and_then(|s| s.as_str()) == Some("Approved") => {
                 platform::failpoint::hit("order-after-payment");
                 match store::confirm(&self.ctx, pending.id).await? {
@@ -89,6 +95,19 @@ impl Service {
             _ => self.retry_after_secs,
         };
         Err(Problem::unavailable("payment is busy, please try again shortly; you have not been charged", retry_after))
+    }
+
+    /// Asks payment, once more after a timeout or a broken answer: payment is idempotent per
+    /// order id, so a repeat can only return the payment the first attempt made, never
+    /// charge twice. A refusal or an open circuit is not retried.
+    async fn pay(&self, request: &serde_json::Value) -> Result<(reqwest::StatusCode, serde_json::Value), CallError> {
+        let mut attempt = 0;
+        loop {
+            match self.payment.post_json("/payments", request).await {
+                Err(CallError::Unavailable { sent: true, .. }) if attempt < self.payment_retries => attempt += 1,
+                other => return other,
+            }
+        }
     }
 
     /// Voids the payment of a pending order and drops the order. On failure the order stays
