@@ -63,22 +63,31 @@ async fn one<'e>(e: impl Executor<'e, Database = Any>, sql: &str, key: i64) -> R
     sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(MyPage::try_from).transpose()
 }
 
-pub async fn find<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<MyPage>, sqlx::Error> {
+/// Customers see a row once its order is known to exist: a payment approved and then voided
+/// for a placement that failed leaves a row with no order behind it, which stays hidden.
+const PLACED: &str = "product_name IS NOT NULL";
+
+/// The row as stored, placed or not (for merging).
+async fn stored<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<MyPage>, sqlx::Error> {
     one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE id = $1"), id).await
+}
+
+pub async fn find<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<MyPage>, sqlx::Error> {
+    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE id = $1 AND {PLACED}"), id).await
 }
 
 pub async fn find_by_order<'e>(
     e: impl Executor<'e, Database = Any>,
     order_id: i64,
 ) -> Result<Option<MyPage>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE order_id = $1"), order_id).await
+    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE order_id = $1 AND {PLACED}"), order_id).await
 }
 
 /// Merges `fact` into its order's row, inside the consumer's transaction.
 #[tracing::instrument(skip_all, fields(order_id = fact.order_id))]
 pub async fn merge(conn: &mut Conn, fact: &Fact) -> Result<(), sqlx::Error> {
     platform::db::guard(conn, fact.order_id).await?;
-    let before = find(&mut *conn, fact.order_id).await?;
+    let before = stored(&mut *conn, fact.order_id).await?;
     let after = apply(before.clone(), fact);
     if before.as_ref() == Some(&after) {
         return Ok(());
@@ -111,8 +120,8 @@ pub async fn merge(conn: &mut Conn, fact: &Fact) -> Result<(), sqlx::Error> {
 /// A page of rows, all of them or those of one phone number (in [`crate::domain::phone_key`] form).
 pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<MyPage>, i64), sqlx::Error> {
     let (filter, next) = match phone {
-        Some(_) => ("WHERE phone_number = $1", 2),
-        None => ("", 1),
+        Some(_) => (format!("WHERE phone_number = $1 AND {PLACED}"), 2),
+        None => (format!("WHERE {PLACED}"), 1),
     };
     let rows_sql = format!(
         "SELECT {COLUMNS} FROM my_pages {filter} ORDER BY {} LIMIT ${} OFFSET ${}",
