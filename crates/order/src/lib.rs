@@ -11,7 +11,7 @@
 //!    (`POST /payments/voids`, which also bars a late charge), and the pending order is dropped.
 //!
 //! A crash or a failed void leaves a `Pending` order behind; the reconciler voids and drops
-//! such orders once they are older than the payment timeout, so once settled every order
+//! such orders once they are older than `settle_after`, so once settled every order
 //! has its approved payment and every approved payment its order.
 
 pub mod api;
@@ -49,6 +49,8 @@ pub struct Service {
     pub settle_after: Duration,
     pub retry_after_secs: u64,
     pub payment_retries: u32,
+    /// Rings when a placement left a pending order behind for the reconciler.
+    unsettled: tokio::sync::Notify,
 }
 
 /// Starts the reconciler and returns the service's routes.
@@ -60,6 +62,7 @@ pub fn start(ctx: Ctx, config: Config) -> Router {
         settle_after: config.settle_after,
         retry_after_secs: config.retry_after_secs,
         payment_retries: config.payment_retries,
+        unsettled: tokio::sync::Notify::new(),
     });
     svc.ctx.tracker.spawn(svc.clone().reconcile_forever());
     api::router(svc)
@@ -118,41 +121,56 @@ impl Service {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(order_id, error = %e, "cannot drop pending order");
+                    self.unsettled.notify_one();
                     false
                 }
             },
             Err(e) => {
                 tracing::warn!(order_id, error = %e, "cannot void payment yet; the reconciler will");
+                self.unsettled.notify_one();
                 false
             }
         }
     }
 
-    /// Settles what a crash or a timeout left in between, once at start and then every few
-    /// seconds. Only orders older than `settle_after` are touched, so in-flight placements
-    /// are never raced.
+    /// Settles what a crash or a failed void left in between: once at start, and then only
+    /// while pending orders remain (woken by a failed void), so an idle cafe does no work.
+    /// Only orders older than `settle_after` are touched, so in-flight placements are never
+    /// raced.
     async fn reconcile_forever(self: Arc<Self>) {
+        let every = self.settle_after.max(Duration::from_millis(200));
         loop {
-            if let Err(e) = self.reconcile_once().await {
-                tracing::warn!(error = %e, "reconciler pass failed");
-            }
-            if platform::embedded::sleep_or_cancel(self.settle_after.max(Duration::from_secs(1)), &self.ctx.cancel).await {
+            let remaining = match self.reconcile_once().await {
+                Ok(remaining) => remaining,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciler pass failed");
+                    1
+                }
+            };
+            let cancelled = if remaining > 0 {
+                platform::embedded::sleep_or_cancel(every, &self.ctx.cancel).await
+            } else {
+                tokio::select! {
+                    _ = self.ctx.cancel.cancelled() => true,
+                    _ = self.unsettled.notified() => false,
+                }
+            };
+            if cancelled {
                 return;
             }
         }
     }
 
+    /// One pass: voids and drops the stale pending orders. Returns how many pending orders
+    /// (stale or not) are still there.
     pub async fn reconcile_once(&self) -> Result<usize, sqlx::Error> {
-        let cutoff = time_ago(self.settle_after);
-        let stale = store::stale_pending(&self.ctx, &cutoff).await?;
-        let mut settled = 0;
+        let stale = store::stale_pending(&self.ctx, &time_ago(self.settle_after)).await?;
         for order in stale {
             if self.void(order.id).await {
                 tracing::info!(order_id = order.id, "settled a pending order left behind");
-                settled += 1;
             }
         }
-        Ok(settled)
+        store::count_pending(&self.ctx).await
     }
 }
 

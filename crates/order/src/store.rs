@@ -69,6 +69,14 @@ pub async fn stale_pending(ctx: &Ctx, before: &str) -> Result<Vec<Order>, sqlx::
     .await
 }
 
+pub async fn count_pending(ctx: &Ctx) -> Result<usize, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = $1")
+        .bind(OrderStatus::Pending.as_str())
+        .fetch_one(&ctx.db.pool)
+        .await?;
+    Ok(n as usize)
+}
+
 pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as::<_, Order>(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND status = $2"))
         .bind(id)
