@@ -35,7 +35,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30)));
         tracker.spawn(gw.clone().watch_readiness(cancel.clone()));
         let health = Health::default();
-        let app = server::app(gateway::router(gw, addr.port()), &health, Some(access));
+        let app = server::app(gateway::router(gw, addr.port()), &health, &platform::metrics::Metrics::new("gateway"), Some(access));
         tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
     } else {
         let service = services::static_name(name).with_context(|| format!("unknown service '{name}'"))?;

@@ -149,7 +149,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     guards.push(guard);
     let gw_health = Health::default();
     let gw_app = gateway::router(gw, gateway_addr.port()).merge(admin(cafe.clone()));
-    let gw_app = server::app(gw_app, &gw_health, Some(gw_access));
+    let gw_app = server::app(gw_app, &gw_health, &platform::metrics::Metrics::new("gateway"), Some(gw_access));
     let gw_tracker = TaskTracker::new();
     gw_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, root.clone(), cafe.stop));
     gw_tracker.close();

@@ -34,9 +34,9 @@ impl Default for Settings {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    Closed,
-    Open,
-    HalfOpen,
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
 }
 
 impl Phase {

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::bus::EventBus;
 use crate::db::{Db, Migration, Tx};
 use crate::event::Event;
+use crate::metrics::Metrics;
 use crate::outbox::{handle_batch, Handler, Outbox};
 
 #[derive(Clone)]
@@ -35,9 +36,26 @@ impl Ctx {
         tracker: TaskTracker,
     ) -> Result<Ctx, sqlx::Error> {
         db.migrate(migrations).await?;
-        let ctx = Ctx { service, group, db, bus, outbox: Outbox::default(), cancel, tracker };
+        let metrics = Metrics::new(service);
+        let backlog_db = db.clone();
+        metrics.gauge(
+            "cafe_outbox_backlog",
+            "Events committed and not yet published.",
+            Arc::new(move || {
+                let db = backlog_db.clone();
+                Box::pin(async move {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&db.pool).await.unwrap_or(-1);
+                    vec![(String::new(), n as f64)]
+                })
+            }),
+        );
+        let ctx = Ctx { service, group, db, bus, outbox: Outbox::new(metrics), cancel, tracker };
         ctx.tracker.spawn(ctx.outbox.clone().run_relay(ctx.db.clone(), ctx.bus.clone(), service, ctx.cancel.clone()));
         Ok(ctx)
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.outbox.metrics
     }
 
     /// A new event from this service.
@@ -59,7 +77,13 @@ impl Ctx {
         let (db, outbox) = (self.db.clone(), self.outbox.clone());
         let deliver: crate::bus::Deliver = Arc::new(move |events| {
             let (db, outbox, handler) = (db.clone(), outbox.clone(), handler.clone());
-            Box::pin(async move { handle_batch(&db, &outbox, handler.as_ref(), &events).await.map_err(|e| e.to_string()) })
+            Box::pin(async move {
+                handle_batch(&db, &outbox, handler.as_ref(), &events).await.map_err(|e| e.to_string())?;
+                for e in &events {
+                    outbox.metrics.count("cafe_events_handled_total", &e.event_type, 1);
+                }
+                Ok(())
+            })
         });
         self.tracker.spawn(self.bus.consume(self.group.clone(), types, deliver, self.cancel.clone()));
     }

@@ -21,6 +21,7 @@ pub mod hal;
 pub mod health;
 pub mod json;
 pub mod logging;
+pub mod metrics;
 pub mod nats;
 pub mod outbox;
 pub mod problem;

@@ -23,6 +23,7 @@ use crate::bus::EventBus;
 use crate::db::{values_list, Conn, Db, Migration, ROWS_PER_STATEMENT};
 use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Event};
+use crate::metrics::Metrics;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -68,13 +69,19 @@ pub async fn claim(conn: &mut Conn, events: &[Event]) -> Result<HashSet<String>,
     Ok(fresh)
 }
 
-/// The relay's doorbell. Cloned into every handler that commits events.
+/// The relay's doorbell. Cloned into every handler that commits events. It also carries the
+/// service's metrics, which the relay and the consumers count into.
 #[derive(Clone, Default)]
 pub struct Outbox {
     bell: Arc<Notify>,
+    pub metrics: Metrics,
 }
 
 impl Outbox {
+    pub fn new(metrics: Metrics) -> Outbox {
+        Outbox { bell: Arc::default(), metrics }
+    }
+
     /// Wakes the relay. A wake with nobody waiting is kept, so none is lost.
     pub fn wake(&self) {
         self.bell.notify_one();
@@ -84,7 +91,7 @@ impl Outbox {
     pub async fn run_relay(self, db: Db, bus: Arc<dyn EventBus>, service: &'static str, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match relay_pending(&db, bus.as_ref()).await {
+            match relay_pending(&db, bus.as_ref(), &self.metrics).await {
                 Ok(()) => backoff = Duration::from_millis(50),
                 Err(e) => {
                     tracing::warn!(service, error = %e, "outbox relay failed; retrying");
@@ -98,7 +105,7 @@ impl Outbox {
             tokio::select! {
                 _ = cancel.cancelled() => {
                     // Last drain so a clean stop leaves nothing behind (a crash leaves it for the next start).
-                    let _ = relay_pending(&db, bus.as_ref()).await;
+                    let _ = relay_pending(&db, bus.as_ref(), &self.metrics).await;
                     return;
                 }
                 _ = self.bell.notified() => {}
@@ -107,7 +114,7 @@ impl Outbox {
     }
 }
 
-async fn relay_pending(db: &Db, bus: &dyn EventBus) -> Result<(), String> {
+async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<(), String> {
     loop {
         let rows = sqlx::query("SELECT seq, event_id, event_type, body FROM outbox ORDER BY seq LIMIT $1")
             .bind(BATCH)
@@ -124,6 +131,9 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus) -> Result<(), String> {
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(|e| e.to_string())?;
         bus.publish(&batch).await.map_err(|e| e.to_string())?;
+        for e in &batch {
+            metrics.count("cafe_events_published_total", &e.event_type, 1);
+        }
         sqlx::query("DELETE FROM outbox WHERE seq <= $1")
             .bind(last)
             .execute(&db.pool)

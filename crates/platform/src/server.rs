@@ -16,15 +16,19 @@ use tokio_util::sync::CancellationToken;
 use crate::access_log::AccessLog;
 use crate::health::Health;
 use crate::json::MAX_BODY_BYTES;
+use crate::metrics::Metrics;
 use crate::problem::{method_not_allowed_fallback, not_found_fallback};
 
-/// Adds what every service has to its own routes.
-pub fn app(routes: Router, health: &Health, access: Option<AccessLog>) -> Router {
+/// Adds what every service has to its own routes: health, metrics, problem+json
+/// fallbacks, the body limit, request metrics and the access log.
+pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<AccessLog>) -> Router {
     let router = routes
         .merge(health.routes())
+        .route("/actuator/prometheus", axum::routing::get(crate::metrics::scrape).with_state(metrics.clone()))
         .method_not_allowed_fallback(method_not_allowed_fallback)
         .fallback(not_found_fallback)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::record));
     match access {
         Some(log) => router.layer(axum::middleware::from_fn_with_state(log, crate::access_log::record)),
         None => router,
