@@ -11,6 +11,7 @@ use platform::client::CallError;
 use platform::hal::{created, hal, parse_id};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 use serde_json::json;
+use tracing::Instrument;
 
 use crate::domain::NewOrder;
 use crate::{store, Service};
@@ -39,7 +40,11 @@ pub fn router(svc: Arc<Service>) -> Router {
 #[tracing::instrument(skip_all)]
 async fn place(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
     let new = NewOrder::parse(&body)?;
-    let order = svc.place_order(&new).await?;
+    let order = to_the_end(&svc, {
+        let svc = svc.clone();
+        async move { svc.place_order(&new).await }
+    })
+    .await?;
     let item = ORDERS.item(&base, order.id, &order);
     Ok(created(&ORDERS.item_href(&base, order.id), item))
 }
@@ -63,6 +68,29 @@ async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<Stri
 async fn cancel(State(svc): State<Arc<Service>>, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "order")?;
     tracing::Span::current().record("order_id", id);
+    to_the_end(&svc, cancel_order(svc.clone(), id)).await
+}
+
+/// Runs a saga step on its own task, so it finishes even if the client hangs up. Dropped
+/// halfway with the client's request, a call would never report to its circuit breaker (a
+/// half-open circuit would wait for that trial forever and refuse every call), a placement
+/// would leave its pending order for the reconciler, and a cancellation recorded in the
+/// ledger would not delete its order.
+async fn to_the_end<T, F>(svc: &Service, step: F) -> Result<T, Problem>
+where
+    F: std::future::Future<Output = Result<T, Problem>> + Send + 'static,
+    T: Send + 'static,
+{
+    match svc.ctx.tracker.spawn(step.in_current_span()).await {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "saga step failed");
+            Err(Problem::internal())
+        }
+    }
+}
+
+async fn cancel_order(svc: Arc<Service>, id: i64) -> Result<Response, Problem> {
     store::find(&svc.ctx, id).await?.ok_or_else(|| Problem::not_found(format!("no order {id}")))?;
     match svc.delivery.post_json("/cancellations", &json!({ "orderId": id })).await {
         Ok(_) => {}
