@@ -1,66 +1,34 @@
 //! The service on a real SQLite database, driven through its router (no socket) and its
 //! consumer (by hand). No relay runs, so the events raised stay in the outbox to be read.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::ops::Deref;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
-use axum::Router;
-use platform::embedded::EmbeddedBus;
-use platform::outbox::{handle_batch, Outbox};
-use platform::{Ctx, Db, Event};
+use axum::http::{header, Method, StatusCode};
+use platform::testing::TestService;
+use platform::Event;
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
 
-struct TestApp {
-    ctx: Ctx,
-    router: Router,
-    dir: std::path::PathBuf,
-}
+struct TestApp(TestService);
 
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        self.ctx.cancel.cancel();
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl Deref for TestApp {
+    type Target = TestService;
+
+    fn deref(&self) -> &TestService {
+        &self.0
     }
 }
 
 async fn spawn_app() -> TestApp {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("cafe-payment-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
-    let _ = std::fs::remove_dir_all(&dir);
-    let db = Db::sqlite_file(&dir, "payment").await.expect("a test database");
-    db.migrate(crate::MIGRATIONS).await.expect("migrations");
-    let bus = Arc::new(EmbeddedBus::open(&dir).await.expect("a test bus"));
-    let ctx = Ctx {
-        service: crate::NAME,
-        group: "test-payment".into(),
-        db,
-        bus,
-        outbox: Outbox::default(),
-        cancel: CancellationToken::new(),
-        tracker: TaskTracker::new(),
-    };
-    let router = crate::start(ctx.clone(), crate::Config { delay_ms: None });
-    TestApp { ctx, router, dir }
+    let start = |ctx| crate::start(ctx, crate::Config { delay_ms: None });
+    TestApp(TestService::start(crate::NAME, "payment:8082", crate::MIGRATIONS, start).await)
 }
 
 impl TestApp {
+    /// The status, the `Location` header and the body of the answer.
     async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> (StatusCode, Option<String>, Value) {
-        let req = Request::builder().method(method).uri(uri).header(header::HOST, "payment:8082");
-        let req = match body {
-            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let location = res.headers().get(header::LOCATION).map(|v| v.to_str().unwrap().to_string());
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
-        (status, location, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        let answer = self.request(method, uri, body).await;
+        let location = answer.headers.get(header::LOCATION).map(|v| v.to_str().unwrap().to_string());
+        (answer.status, location, answer.body)
     }
 
     async fn pay(&self, order_id: i64) -> (StatusCode, Option<String>, Value) {
@@ -72,16 +40,7 @@ impl TestApp {
     }
 
     async fn deliver(&self, event: Event) {
-        handle_batch(&self.ctx.db, &self.ctx.outbox, &crate::events::Refund { ctx: self.ctx.clone() }, &[event]).await.unwrap();
-    }
-
-    /// The events raised so far, as (type, payload).
-    async fn raised(&self) -> Vec<(String, Value)> {
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT event_type, body FROM outbox ORDER BY seq")
-            .fetch_all(&self.ctx.db.pool)
-            .await
-            .unwrap();
-        rows.into_iter().map(|(t, b)| (t, serde_json::from_str(&b).unwrap())).collect()
+        self.consume(&crate::events::Refund { ctx: self.ctx.clone() }, &[event]).await;
     }
 }
 

@@ -1,4 +1,5 @@
 use axum::http::StatusCode;
+use customercenter::events::UpdateMyPage;
 use platform::Event;
 use serde_json::{json, Value};
 
@@ -28,9 +29,9 @@ async fn the_whole_life_of_an_order_in_reverse_gives_the_delivered_row() {
     let mut events = happy_path(8, "01012345678");
     events.reverse();
     for e in &events {
-        app.consume(std::slice::from_ref(e)).await;
+        app.consume(&UpdateMyPage, std::slice::from_ref(e)).await;
     }
-    app.consume(&events).await; // redelivered: the inbox drops them
+    app.consume(&UpdateMyPage, &events).await; // redelivered: the inbox drops them
     let row = app.get("/mypages/8").await;
     assert_eq!(row.status, StatusCode::OK);
     assert_eq!(row.headers["content-type"], "application/hal+json");
@@ -57,7 +58,7 @@ async fn a_cancelled_order_ends_payment_canceled() {
     events.push(event("payment", "PaymentCanceled", json!({"id": 105, "orderId": 5, "phoneNumber": "01012345678", "amt": 6000, "status": "Canceled"})));
     events.push(event("order", "OrderCanceled", json!({"id": 5, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000, "status": "OrderCanceled"})));
     events.push(event("drink", "DrinkCanceled", json!({"id": 205, "orderId": 5, "phoneNumber": "01012345678", "status": "Canceled"})));
-    app.consume(&events).await;
+    app.consume(&UpdateMyPage, &events).await;
     let row = app.get("/mypages/5").await.body;
     assert_eq!((row["status"].clone(), row["deliveryId"].clone(), row["drinkId"].clone()), (json!("Payment Canceled"), json!(null), json!(205)));
 }
@@ -68,7 +69,7 @@ async fn a_customer_finds_their_orders_by_phone_number_with_or_without_hyphens()
     let mut events = happy_path(1, "01012345678");
     events.extend(happy_path(2, "01012345678"));
     events.extend(happy_path(3, "01099998888"));
-    app.consume(&events).await;
+    app.consume(&UpdateMyPage, &events).await;
 
     let mine = app.get("/mypages/search/findByPhoneNumber?phoneNumber=010-1234-5678&sort=orderId,desc").await;
     assert_eq!(mine.status, StatusCode::OK);
@@ -100,7 +101,7 @@ async fn unreadable_and_foreign_events_are_skipped_and_bad_reads_refused() {
     let app = spawn_app().await;
     let broken = event("drink", "Made", json!({"id": 1, "orderId": null}));
     let foreign = event("order", "Shipped", json!({"id": 1, "orderId": 1}));
-    app.consume(&[broken, foreign]).await;
+    app.consume(&UpdateMyPage, &[broken, foreign]).await;
     assert_eq!(app.get("/mypages").await.body["page"]["totalElements"], 0);
     assert_eq!(app.get("/mypages?sort=amt").await.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.get("/mypages/1").await.status, StatusCode::NOT_FOUND);
@@ -118,7 +119,7 @@ async fn concurrent_batches_about_one_order_lose_nothing() {
     for order in 1..=6 {
         for e in happy_path(order, "01012345678") {
             let a = app.clone();
-            tasks.push(tokio::spawn(async move { a.consume(&[e]).await }));
+            tasks.push(tokio::spawn(async move { a.consume(&UpdateMyPage, &[e]).await }));
         }
     }
     for t in tasks {

@@ -33,7 +33,7 @@ async fn a_cancellation_is_recorded_once_and_repeats_answer_the_same_entry() {
 #[tokio::test]
 async fn cancelling_marks_the_started_delivery_cancelled() {
     let app = spawn_app().await;
-    app.consume(&[TestApp::made_event(6)]).await;
+    app.deliver(&[TestApp::made_event(6)]).await;
     assert_eq!(app.cancel_order(6).await.status, StatusCode::CREATED);
     let d = app.get("/deliveries/search/findByOrderId?orderId=6").await;
     assert_eq!(d.body["status"], "Delivery Cancelled");
@@ -42,7 +42,7 @@ async fn cancelling_marks_the_started_delivery_cancelled() {
 #[tokio::test]
 async fn a_delivered_order_cannot_be_cancelled() {
     let app = spawn_app().await;
-    app.consume(&[TestApp::made_event(2)]).await;
+    app.deliver(&[TestApp::made_event(2)]).await;
     let id = app.get("/deliveries/search/findByOrderId?orderId=2").await.body["id"].as_i64().unwrap();
     assert_eq!(app.patch_status(id, "Delivered").await.status, StatusCode::OK);
 
@@ -57,11 +57,11 @@ async fn a_delivered_order_cannot_be_cancelled() {
 async fn bad_cancellation_bodies_are_400_or_415() {
     let app = spawn_app().await;
     for body in [json!({}), json!({"orderId": "8"}), json!({"orderId": 0}), json!({"orderId": 2.5})] {
-        let a = app.call(Method::POST, "/cancellations", Some(body.clone())).await;
+        let a = app.request(Method::POST, "/cancellations", Some(body.clone())).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(a.body["errors"][0]["field"], "orderId", "{body}");
     }
     // No JSON content type at all.
-    let a = app.call(Method::POST, "/cancellations", None).await;
+    let a = app.request(Method::POST, "/cancellations", None).await;
     assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }

@@ -6,8 +6,8 @@ use crate::helpers::{spawn_app, TestApp};
 #[tokio::test]
 async fn made_starts_one_delivery_and_raises_delivery_started() {
     let app = spawn_app().await;
-    app.consume(&[TestApp::made_event(8)]).await;
-    app.consume(&[TestApp::made_event(8), TestApp::made_event(8)]).await;
+    app.deliver(&[TestApp::made_event(8)]).await;
+    app.deliver(&[TestApp::made_event(8), TestApp::made_event(8)]).await;
 
     let page = app.get("/deliveries").await;
     assert_eq!(page.status, StatusCode::OK);
@@ -29,8 +29,8 @@ async fn made_starts_one_delivery_and_raises_delivery_started() {
 #[tokio::test]
 async fn made_from_the_bus_starts_a_delivery() {
     let app = spawn_app().await;
-    app.publish(&TestApp::made_event(3)).await;
-    let found = app.eventually_get("/deliveries/search/findByOrderId?orderId=3").await;
+    app.publish(&[TestApp::made_event(3)]).await;
+    let found = app.eventually("/deliveries/search/findByOrderId?orderId=3", |a| a.status == StatusCode::OK).await;
     assert_eq!(found.status, StatusCode::OK);
     assert_eq!(found.body["status"], "Delivery Started");
 }
@@ -39,7 +39,7 @@ async fn made_from_the_bus_starts_a_delivery() {
 async fn a_cancelled_order_starts_no_delivery() {
     let app = spawn_app().await;
     assert_eq!(app.cancel_order(5).await.status, StatusCode::CREATED);
-    app.consume(&[TestApp::made_event(5)]).await;
+    app.deliver(&[TestApp::made_event(5)]).await;
     assert_eq!(app.get("/deliveries/search/findByOrderId?orderId=5").await.status, StatusCode::NOT_FOUND);
     let types: Vec<_> = app.raised().await.into_iter().map(|(t, _)| t).collect();
     assert_eq!(types, ["DeliveryCanceled"]);
@@ -48,7 +48,7 @@ async fn a_cancelled_order_starts_no_delivery() {
 #[tokio::test]
 async fn a_started_delivery_is_delivered_once() {
     let app = spawn_app().await;
-    app.consume(&[TestApp::made_event(9)]).await;
+    app.deliver(&[TestApp::made_event(9)]).await;
     let id = app.get("/deliveries/search/findByOrderId?orderId=9").await.body["id"].as_i64().unwrap();
 
     let first = app.patch_status(id, "Delivered").await;
@@ -67,7 +67,7 @@ async fn a_started_delivery_is_delivered_once() {
 #[tokio::test]
 async fn patch_refuses_bad_statuses_unknown_ids_and_cancelled_deliveries() {
     let app = spawn_app().await;
-    app.consume(&[TestApp::made_event(4)]).await;
+    app.deliver(&[TestApp::made_event(4)]).await;
     let id = app.get("/deliveries/search/findByOrderId?orderId=4").await.body["id"].as_i64().unwrap();
 
     let bad = app.patch_status(id, "Delivery Started").await;
@@ -87,7 +87,7 @@ async fn patch_refuses_bad_statuses_unknown_ids_and_cancelled_deliveries() {
 #[tokio::test]
 async fn reads_page_sort_and_search() {
     let app = spawn_app().await;
-    app.consume(&[TestApp::made_event(1), TestApp::made_event(2), TestApp::made_event(3)]).await;
+    app.deliver(&[TestApp::made_event(1), TestApp::made_event(2), TestApp::made_event(3)]).await;
     let page = app.get("/deliveries?size=2&sort=orderId,desc").await;
     assert_eq!(page.body["page"], json!({"size": 2, "totalElements": 3, "totalPages": 2, "number": 0}));
     let orders: Vec<_> = page.body["_embedded"]["deliveries"].as_array().unwrap().iter().map(|d| d["orderId"].clone()).collect();
@@ -109,7 +109,7 @@ async fn concurrent_made_and_cancellation_never_start_a_cancelled_orders_deliver
     let mut tasks = Vec::new();
     for order in 1..=30 {
         let a = app.clone();
-        tasks.push(tokio::spawn(async move { a.consume(&[TestApp::made_event(order)]).await }));
+        tasks.push(tokio::spawn(async move { a.deliver(&[TestApp::made_event(order)]).await }));
         let a = app.clone();
         tasks.push(tokio::spawn(async move {
             assert_eq!(a.cancel_order(order).await.status, StatusCode::CREATED);

@@ -1,4 +1,5 @@
 use axum::http::StatusCode;
+use deliverycenter::events::UpdateDeliveryPage;
 use platform::Event;
 use serde_json::json;
 
@@ -27,13 +28,13 @@ fn delivery_canceled(order_id: i64) -> Event {
 async fn events_in_any_order_build_the_same_page() {
     let app = spawn_app().await;
     let started = delivery_started(8, 41);
-    app.consume(&[delivered(8, 41), started.clone()]).await;
+    app.consume(&UpdateDeliveryPage, &[delivered(8, 41), started.clone()]).await;
     let early = app.get("/deliverypages/8").await;
     assert_eq!(early.status, StatusCode::OK);
     assert_eq!(early.body["status"], "Delivered");
     assert_eq!(early.body["amt"], json!(null));
 
-    app.consume(&[ordered(8), started]).await;
+    app.consume(&UpdateDeliveryPage, &[ordered(8), started]).await;
     let page = app.get("/deliverypages/8").await;
     assert_eq!(page.headers["content-type"], "application/hal+json");
     assert_eq!(
@@ -53,7 +54,7 @@ async fn events_in_any_order_build_the_same_page() {
 #[tokio::test]
 async fn a_cancelled_delivery_stays_cancelled() {
     let app = spawn_app().await;
-    app.consume(&[ordered(2), delivery_canceled(2), delivery_started(2, 5)]).await;
+    app.consume(&UpdateDeliveryPage, &[ordered(2), delivery_canceled(2), delivery_started(2, 5)]).await;
     assert_eq!(app.get("/deliverypages/2").await.body["status"], "Delivery Cancelled");
 }
 
@@ -62,7 +63,7 @@ async fn unreadable_and_foreign_events_are_skipped() {
     let app = spawn_app().await;
     let broken = Event::new("delivery", "DeliveryStarted", &json!({"id": 1, "orderId": "eight"}));
     let foreign = Event::new("drink", "Made", &json!({"id": 1, "orderId": 3}));
-    app.consume(&[broken, foreign, ordered(3)]).await;
+    app.consume(&UpdateDeliveryPage, &[broken, foreign, ordered(3)]).await;
     let list = app.get("/deliverypages").await;
     assert_eq!(list.body["page"]["totalElements"], 1);
     assert_eq!(list.body["_embedded"]["deliverypages"][0]["status"], "Ordered");
@@ -80,7 +81,7 @@ async fn pages_are_built_from_the_bus() {
 #[tokio::test]
 async fn reads_page_sort_and_refuse_bad_input() {
     let app = spawn_app().await;
-    app.consume(&[ordered(1), ordered(2), ordered(3), delivery_started(2, 1)]).await;
+    app.consume(&UpdateDeliveryPage, &[ordered(1), ordered(2), ordered(3), delivery_started(2, 1)]).await;
     let page = app.get("/deliverypages?size=2&sort=status,desc&sort=orderId,asc").await;
     assert_eq!(page.body["page"], json!({"size": 2, "totalElements": 3, "totalPages": 2, "number": 0}));
     assert_eq!(page.body["_embedded"]["deliverypages"][0]["orderId"], 1);
@@ -101,7 +102,7 @@ async fn concurrent_batches_about_one_order_lose_nothing() {
     for order in 1..=10 {
         for e in [ordered(order), delivery_started(order, 100 + order), delivered(order, 100 + order)] {
             let a = app.clone();
-            tasks.push(tokio::spawn(async move { a.consume(&[e]).await }));
+            tasks.push(tokio::spawn(async move { a.consume(&UpdateDeliveryPage, &[e]).await }));
         }
     }
     for t in tasks {

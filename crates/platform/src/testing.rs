@@ -1,0 +1,136 @@
+//! The in-process harness for a service's own tests: the service's real SQLite database and
+//! an embedded bus in a fresh directory, its router driven without a socket (`oneshot`).
+//!
+//! [`TestService::start`] builds the [`Ctx`] the way `cafe` does, minus the outbox relay: what
+//! the service raises stays in its outbox, to be read with [`TestService::raised`]. The
+//! consumers the service's own `start` registers listen on the embedded bus, so events can
+//! arrive through the bus ([`TestService::publish`], then [`TestService::eventually`]) or be
+//! handed to a handler directly, as one batch, as the bus would ([`TestService::consume`]).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::bus::EventBus;
+use crate::ctx::Ctx;
+use crate::db::{Db, Migration};
+use crate::embedded::EmbeddedBus;
+use crate::event::Event;
+use crate::outbox::{handle_batch, Handler, Outbox};
+
+/// One service under test. Dropping it stops its consumers and removes its directory.
+pub struct TestService {
+    pub ctx: Ctx,
+    bus: Arc<EmbeddedBus>,
+    router: Router,
+    host: String,
+    dir: PathBuf,
+}
+
+/// What the router answered; `body` is `null` when it is empty or not JSON.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestService {
+    /// Migrates a fresh database for `service` and builds its routes with `router` (the
+    /// service's `start`, which also registers its consumers). Requests carry `Host: host`,
+    /// so the links the service writes are the ones a client calling `host` would see.
+    pub async fn start(
+        service: &'static str,
+        host: &str,
+        migrations: &[Migration],
+        router: impl FnOnce(Ctx) -> Router,
+    ) -> TestService {
+        // Tests of one binary run in parallel: each service gets its own directory.
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("cafe-{service}-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = Db::sqlite_file(&dir, service).await.expect("a test database");
+        db.migrate(migrations).await.expect("migrations");
+        let bus = Arc::new(EmbeddedBus::open(&dir).await.expect("a test bus"));
+        let ctx = Ctx {
+            service,
+            group: service.into(),
+            db,
+            bus: bus.clone(),
+            outbox: Outbox::default(),
+            cancel: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        };
+        let router = router(ctx.clone());
+        TestService { ctx, bus, router, host: host.into(), dir }
+    }
+
+    /// Sends one request; a `body` goes as `application/json`, no body sends no content type.
+    pub async fn request(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        let req = Request::builder().method(method).uri(uri).header(header::HOST, &self.host);
+        let req = match body {
+            Some(b) => req.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("a valid request");
+        let res = self.router.clone().oneshot(req).await.expect("the router answers");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.expect("a readable body");
+        Answer { status, headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.request(Method::GET, uri, None).await
+    }
+
+    /// Hands `events` to `handler` as one batch, as the bus would: inbox, effect, outbox, one commit.
+    pub async fn consume(&self, handler: &dyn Handler, events: &[Event]) {
+        handle_batch(&self.ctx.db, &self.ctx.outbox, handler, events).await.expect("batch handled");
+    }
+
+    /// Publishes `events` on the bus the service's consumers listen to.
+    pub async fn publish(&self, events: &[Event]) {
+        let batch: Vec<_> = events.iter().map(Into::into).collect();
+        self.bus.publish(&batch).await.expect("published");
+    }
+
+    /// The events the service raised so far, in order, as (type, payload). No relay runs,
+    /// so all of them are still in the outbox.
+    pub async fn raised(&self) -> Vec<(String, Value)> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT event_type, body FROM outbox ORDER BY seq")
+            .fetch_all(&self.ctx.db.pool)
+            .await
+            .expect("the outbox");
+        rows.into_iter().map(|(t, b)| (t, serde_json::from_str(&b).expect("an event body"))).collect()
+    }
+
+    /// Polls `uri` until `done` holds for its answer, for at most five seconds; then returns
+    /// the last answer, for the test to say what is wrong with it.
+    pub async fn eventually(&self, uri: &str, done: impl Fn(&Answer) -> bool) -> Answer {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let a = self.get(uri).await;
+            if done(&a) || tokio::time::Instant::now() > deadline {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        self.ctx.cancel.cancel();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
