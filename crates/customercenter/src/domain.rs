@@ -3,6 +3,7 @@
 //! cancellation above every step of progress. Both are commutative and idempotent, so any
 //! order and any repeat of the same events give the same row. Pure: no I/O.
 
+use platform::view::{advance, fill};
 use serde::Serialize;
 
 /// How far an order has come, ranked so that later stages win. The cancellations are ranked
@@ -158,22 +159,14 @@ pub fn apply(row: Option<Row>, fact: &Fact) -> Row {
     fill(&mut row.product_name, &fact.product_name);
     fill(&mut row.qty, &fact.qty);
     fill(&mut row.amt, &fact.amt);
-    if fact.stage.rank() > row.status.rank() {
-        row.status = fact.stage;
-    }
+    advance(&mut row.status, fact.stage, MyPageStatus::rank);
     row
-}
-
-/// First known value wins: for the same data that is order independent.
-fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
-    if slot.is_none() {
-        slot.clone_from(value);
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use platform::testing::permutations;
     use serde_json::json;
 
     const PHONE: &str = "010-1234-5678";
@@ -223,24 +216,6 @@ mod tests {
             amt: Some(6000),
             status,
         }
-    }
-
-    /// Every ordering of `items` (Heap's algorithm), duplicates included.
-    fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
-        fn go<T: Clone>(k: usize, a: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
-            if k <= 1 {
-                out.push(a.clone());
-                return;
-            }
-            for i in 0..k - 1 {
-                go(k - 1, a, out);
-                if k.is_multiple_of(2) { a.swap(i, k - 1) } else { a.swap(0, k - 1) }
-            }
-            go(k - 1, a, out);
-        }
-        let mut out = Vec::new();
-        go(items.len(), &mut items.to_vec(), &mut out);
-        out
     }
 
     fn fold(facts: &[Fact]) -> Option<Row> {

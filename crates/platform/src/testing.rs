@@ -6,6 +6,7 @@
 //! consumers the service's own `start` registers listen on the embedded bus, so events can
 //! arrive through the bus ([`TestService::publish`], then [`TestService::eventually`]) or be
 //! handed to a handler directly, as one batch, as the bus would ([`TestService::consume`]).
+//! [`permutations`] serves the pure tests of a merge: every arrival order of the same events.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -132,5 +133,40 @@ impl Drop for TestService {
     fn drop(&mut self) {
         self.ctx.cancel.cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every ordering of `items` (Heap's algorithm), repeated items included: `n!` orderings.
+/// For showing that a merge gives the same result whatever the arrival order.
+pub fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    fn go<T: Clone>(k: usize, a: &mut Vec<T>, out: &mut Vec<Vec<T>>) {
+        if k <= 1 {
+            out.push(a.clone());
+            return;
+        }
+        for i in 0..k - 1 {
+            go(k - 1, a, out);
+            if k.is_multiple_of(2) { a.swap(i, k - 1) } else { a.swap(0, k - 1) }
+        }
+        go(k - 1, a, out);
+    }
+    let mut out = Vec::new();
+    go(items.len(), &mut items.to_vec(), &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::permutations;
+
+    #[test]
+    fn permutations_are_every_ordering_once() {
+        let mut all = permutations(&[1, 2, 3]);
+        assert_eq!(all.len(), 6);
+        all.sort();
+        all.dedup();
+        assert_eq!(all, [[1, 2, 3], [1, 3, 2], [2, 1, 3], [2, 3, 1], [3, 1, 2], [3, 2, 1]]);
+        assert_eq!(permutations(&[7, 7]), [[7, 7], [7, 7]]);
+        assert_eq!(permutations::<i32>(&[]), [Vec::<i32>::new()]);
     }
 }
