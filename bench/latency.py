@@ -3,17 +3,20 @@
 
 Places COUNT orders one at a time through the gateway. For each, it measures the time from
 receiving the 201 of `POST /orders` until a drink with that `orderId` shows in
-`GET /orderinfos?size=N&sort=id,desc`, polling as fast as one keep-alive connection allows.
-Also reports the round trip of the POST itself.
+`GET /orderinfos?size=N&sort=id,desc` (or in the collection given by --collection, e.g.
+`drinks`), polling as fast as one keep-alive connection allows. The time is taken when the
+poll that lists the drink is answered, so it includes that poll's round trip: an upper bound.
+The round trip of every poll and of the POST itself are reported too.
 
 Python 3 standard library only. Prints a human summary on stderr and one JSON object on
 stdout:
 
     {"count": 200, "found": 200, "missed": 0, "non201": 0,
      "p50_ms": .., "p99_ms": .., "max_ms": .., "post_p50_ms": .., "post_p99_ms": ..,
-     "polls_per_order": ..}
+     "poll_p50_ms": .., "poll_p99_ms": .., "polls_per_order": .., "path": ..}
 
-Usage: latency.py --base http://127.0.0.1:8080 [--count 200] [--page-size 20] [--timeout 10]
+Usage: latency.py --base http://127.0.0.1:8080 [--count 200] [--collection orderinfos]
+       [--page-size 20] [--timeout 10]
 """
 
 import argparse
@@ -94,6 +97,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="gateway base URL, e.g. http://127.0.0.1:8080")
     parser.add_argument("--count", type=int, default=200, help="orders to place")
+    parser.add_argument("--collection", default="orderinfos",
+                        help="collection polled for the drink: orderinfos (the barista queue) or drinks")
     parser.add_argument("--page-size", type=int, default=20,
                         help="size of the /orderinfos page polled (newest first)")
     parser.add_argument("--timeout", type=float, default=10.0,
@@ -106,9 +111,9 @@ def main():
     host, port = url.hostname, url.port or 80
     poster = Client(host, port, timeout=10)
     poller = Client(host, port, timeout=10)
-    poll_path = f"/orderinfos?size={args.page_size}&sort=id,desc"
+    poll_path = f"/{args.collection}?size={args.page_size}&sort=id,desc"
 
-    latencies, posts = [], []
+    latencies, posts, poll_times = [], [], []
     missed = non201 = polls = missed_in_a_row = 0
     attempted = 0
     for i in range(args.count):
@@ -130,11 +135,13 @@ def main():
         deadline = t201 + args.timeout
         while True:
             polls += 1
+            sent = time.perf_counter()
             try:
                 status, _, data = poller.request("GET", poll_path)
             except (OSError, http.client.HTTPException) as e:
                 status, data = f"error ({e})", b""
             now = time.perf_counter()
+            poll_times.append((now - sent) * 1000)
             if status == 200:
                 items = embedded_items(json.loads(data))
                 if any(str(item.get("orderId")) == str(order_id) for item in items):
@@ -159,7 +166,7 @@ def main():
         "found": len(latencies),
         "missed": missed,
         "non201": non201,
-        "page_size": args.page_size,
+        "path": poll_path,
         "polls_per_order": round(polls / max(1, attempted - non201), 1),
     }
     if latencies:
@@ -169,6 +176,9 @@ def main():
     if posts:
         result.update(post_p50_ms=round(percentile(posts, 50), 2),
                       post_p99_ms=round(percentile(posts, 99), 2))
+    if poll_times:
+        result.update(poll_p50_ms=round(percentile(poll_times, 50), 2),
+                      poll_p99_ms=round(percentile(poll_times, 99), 2))
     print(f"light load: {result}", file=sys.stderr)
     print(json.dumps(result))
     return 0 if latencies else 1

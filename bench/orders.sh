@@ -8,7 +8,8 @@
 # 3. starts `cafe up` on free ports with a fresh data dir, the same wrk through the gateway,
 #    then polls every 10 ms until /deliverypages and /mypages have seen every order;
 # 4. siege POST /orders through the gateway;
-# 5. light load: 200 orders one at a time, 201 -> drink visible in /orderinfos (bench/latency.py);
+# 5. light load: 200 orders one at a time, 201 -> drink visible in /orderinfos (bench/latency.py),
+#    then 200 more polling /drinks instead;
 # 6. prints a Markdown section and writes it into docs/BENCHMARKS.md (same heading replaced).
 #
 # Everything listens on 127.0.0.1 only; every step has a time bound; whatever the script
@@ -185,8 +186,10 @@ code=$(curl -sS -o "$RUN/first_order.json" -w '%{http_code}' --max-time 10 -X PO
 [[ $code == 201 ]] || die "a first POST /orders answered $code: $(head -c 300 "$RUN/first_order.json" 2>/dev/null)"
 
 log "wrk POST /orders through the gateway for ${DURATION_S}s"
+LOADAVG_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
 run_wrk "$GATEWAY/orders" "$RUN/cafe_wrk.txt" || log "wrk failed"
 LOAD_END=$(date +%s.%N)
+LOADAVG_AFTER=$(cut -d' ' -f1 /proc/loadavg)
 log "waiting for the views to catch up (polling every 10 ms, at most ${CATCHUP_TIMEOUT}s)"
 timeout $((CATCHUP_TIMEOUT + 30)) python3 bench/catchup.py --base "$GATEWAY" --since "$LOAD_END" \
 	--timeout "$CATCHUP_TIMEOUT" --interval 0.01 >"$RUN/catchup.json" || log "catch-up poll failed"
@@ -216,8 +219,11 @@ timeout $((CATCHUP_TIMEOUT + 30)) python3 bench/catchup.py --base "$GATEWAY" --s
 
 # --- light load ------------------------------------------------------------------------------
 log "light load: $LIGHT_COUNT orders one at a time, 201 -> drink in /orderinfos"
-timeout 900 python3 bench/latency.py --base "$GATEWAY" --count "$LIGHT_COUNT" >"$RUN/latency.json" ||
-	log "light-load client failed"
+timeout 900 python3 bench/latency.py --base "$GATEWAY" --count "$LIGHT_COUNT" \
+	--collection orderinfos >"$RUN/latency.json" || log "light-load client failed"
+log "light load again, polling /drinks (separates the event's travel from the queue query)"
+timeout 900 python3 bench/latency.py --base "$GATEWAY" --count "$LIGHT_COUNT" \
+	--collection drinks >"$RUN/latency_drinks.json" || log "light-load client failed"
 
 stop_pid "$CAFE_PID"
 
@@ -237,6 +243,7 @@ DATE=$(date -u +%F) COMMIT=$commit COMMAND=$command \
 	CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') \
 	CPUS=$(nproc) KERNEL=$(uname -r) RUSTC=$(rustc --version 2>/dev/null || echo rustc) \
 	MEM_KB=$(awk '/MemTotal/ {print $2}' /proc/meminfo) \
+	LOADAVG="$LOADAVG_BEFORE before, $LOADAVG_AFTER after" \
 	THREADS=$THREADS CONNECTIONS=$CONNECTIONS DURATION_S=$DURATION_S SIEGE_S=$SIEGE_S \
 	python3 - "$RUN/meta.json" <<'EOF'
 import json, os, sys
@@ -246,7 +253,7 @@ meta = {
     "cpus": e["CPUS"], "cpu_model": e["CPU_MODEL"], "kernel": e["KERNEL"], "rustc": e["RUSTC"],
     "mem": f"{int(e['MEM_KB']) / 1048576:.0f} GiB",
     "threads": e["THREADS"], "connections": e["CONNECTIONS"],
-    "duration": e["DURATION_S"] + "s", "siege_time": e["SIEGE_S"] + "S",
+    "loadavg": e["LOADAVG"], "duration": e["DURATION_S"] + "s", "siege_time": e["SIEGE_S"] + "S",
 }
 with open(sys.argv[1], "w") as f:
     json.dump(meta, f)

@@ -6,7 +6,8 @@ Reads, from the run directory RUN:
   cafe_wrk.txt   the same through the cafe gateway
   catchup.json   bench/catchup.py's result after the wrk load
   siege.out      siege's stdout (JSON summary with json_output) and siege.err (its stderr)
-  latency.json   bench/latency.py's result
+  latency.json   bench/latency.py's result polling /orderinfos
+  latency_drinks.json  the same polling /drinks
   catchup_siege.json  bench/catchup.py's result after siege
   meta.json      {"date", "commit", "command", "cpus", "cpu_model", "kernel", "rustc", ...}
 
@@ -118,6 +119,7 @@ def build(run):
     siege = parse_siege(read(os.path.join(run, "siege.out")), read(os.path.join(run, "siege.err")))
     light = read_json(os.path.join(run, "latency.json"))
     after_siege = read_json(os.path.join(run, "catchup_siege.json"))
+    light_drinks = read_json(os.path.join(run, "latency_drinks.json"))
 
     orders_per_s = cafe.get("created_per_s")
     ref_rps = ref.get("created_per_s") or ref.get("rps")
@@ -142,7 +144,8 @@ def build(run):
         f"{light.get('count', meta.get('light_count', 200))} light-load orders).",
         "",
         f"Machine: {meta.get('cpus', '?')} × {meta.get('cpu_model', '?')}, "
-        f"{meta.get('mem', '?')} RAM, Linux {meta.get('kernel', '?')}, {meta.get('rustc', '?')}.",
+        f"{meta.get('mem', '?')} RAM, Linux {meta.get('kernel', '?')}, {meta.get('rustc', '?')}; "
+        f"1-minute load average around the cafe wrk run: {meta.get('loadavg', '?')}.",
         "",
         "| measure | result | target | met |",
         "|---|---|---|---|",
@@ -165,6 +168,11 @@ def build(run):
         f"p99 {fmt_ms(light_p99)}, max {fmt_ms(light.get('max_ms'))}"
         f"{missed} | "
         f"p99 < {TARGET_P99_MS} ms | {verdict(None if light_p99 is None else light_p99 < TARGET_P99_MS)} |",
+        f"| light load: one `/orderinfos?size=20&sort=id,desc` poll's round trip | "
+        f"p50 {fmt_ms(light.get('poll_p50_ms'))}, p99 {fmt_ms(light.get('poll_p99_ms'))} | | |",
+        f"| light load: 201 → drink in `/drinks?size=20&sort=id,desc` | p50 {fmt_ms(light_drinks.get('p50_ms'))}, "
+        f"p99 {fmt_ms(light_drinks.get('p99_ms'))} (one poll: p50 {fmt_ms(light_drinks.get('poll_p50_ms'))}, "
+        f"p99 {fmt_ms(light_drinks.get('poll_p99_ms'))}) | | |",
         f"| light load: `POST /orders` round trip | p50 {fmt_ms(light.get('post_p50_ms'))}, "
         f"p99 {fmt_ms(light.get('post_p99_ms'))} | | |",
         f"| siege `POST /orders` through the gateway | {fmt_int(siege.get('transactions'))} transactions, "
