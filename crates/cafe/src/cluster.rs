@@ -230,7 +230,12 @@ fn supervise(
     tracker.spawn(async move {
         let mut backoff = Duration::from_millis(200);
         loop {
-            if want.wait_for(|w| *w == Want::Running).await.is_err() || cancel.is_cancelled() {
+            // A stopped instance waits for `Running`, or for the cluster to stop.
+            let running = tokio::select! {
+                _ = cancel.cancelled() => false,
+                w = want.wait_for(|w| *w == Want::Running) => w.is_ok(),
+            };
+            if !running || cancel.is_cancelled() {
                 return;
             }
             let spawned = Command::new(&exe)
