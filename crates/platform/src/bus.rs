@@ -7,10 +7,12 @@
 //! and the inbox below make the effect exactly once.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Event};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,4 +39,70 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Is the broker reachable? Used by readiness.
     fn healthy(&self) -> BoxFuture<'_, bool>;
+}
+
+/// Hands `events` to `deliver` until it acknowledges them, the whole batch each time, backing
+/// off from 50 ms to 2 s between attempts. `false` if cancelled first; an empty batch is done.
+pub(crate) async fn deliver_until_done(deliver: &Deliver, events: Vec<Event>, group: &str, cancel: &CancellationToken) -> bool {
+    if events.is_empty() {
+        return true;
+    }
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match deliver(events.clone()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(%group, error = %e, "handler failed; redelivering");
+                if sleep_or_cancel(backoff, cancel).await {
+                    return false;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A `Deliver` that fails its first `failures` calls, and counts every call.
+    fn failing(failures: usize) -> (Deliver, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let deliver: Deliver = Arc::new(move |_| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move { if n < failures { Err("down".to_string()) } else { Ok(()) } })
+        });
+        (deliver, calls)
+    }
+
+    fn batch() -> Vec<Event> {
+        vec![Event::new("test", "Happened", &serde_json::json!({"id": 1}))]
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_redelivered_until_acknowledged() {
+        let (deliver, calls) = failing(2);
+        assert!(deliver_until_done(&deliver, batch(), "g", &CancellationToken::new()).await);
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn cancelling_stops_the_redelivery() {
+        let (deliver, calls) = failing(usize::MAX);
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        assert!(!deliver_until_done(&deliver, batch(), "g", &cancel).await);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_is_done_without_a_call() {
+        let (deliver, calls) = failing(usize::MAX);
+        assert!(deliver_until_done(&deliver, vec![], "g", &CancellationToken::new()).await);
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
 }

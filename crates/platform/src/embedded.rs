@@ -15,7 +15,7 @@ use sqlx::Row;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{BusError, Deliver, EventBus};
+use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
 use crate::db::{values_list, Db, Migration, ROWS_PER_STATEMENT};
 use crate::event::{Envelope, Event};
 
@@ -133,20 +133,8 @@ impl EmbeddedBus {
                     }
                 })
                 .collect();
-            if !events.is_empty() {
-                let mut backoff = Duration::from_millis(50);
-                loop {
-                    match deliver(events.clone()).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::warn!(%group, error = %e, "handler failed; redelivering");
-                            if sleep_or_cancel(backoff, &cancel).await {
-                                return;
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(2));
-                        }
-                    }
-                }
+            if !deliver_until_done(&deliver, events, &group, &cancel).await {
+                return;
             }
             while let Err(e) = self.commit_offset(&group, last).await {
                 tracing::warn!(%group, error = %e, "cannot store consumer offset; retrying");

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{BusError, Deliver, EventBus};
+use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
 use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Event};
 
@@ -164,20 +164,8 @@ impl NatsBus {
                     }
                 })
                 .collect();
-            if !events.is_empty() {
-                let mut backoff = Duration::from_millis(50);
-                loop {
-                    match deliver(events.clone()).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::warn!(%group, error = %e, "handler failed; redelivering");
-                            if sleep_or_cancel(backoff, cancel).await {
-                                return Ok(());
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(2));
-                        }
-                    }
-                }
+            if !deliver_until_done(deliver, events, group, cancel).await {
+                return Ok(());
             }
             for m in &batch {
                 // A lost ack only means a redelivery, which the inbox absorbs.
