@@ -75,10 +75,15 @@ impl Service {
         let refused = match self.pay(&request).await {
             Ok((_, payment)) if payment.get("status").and_then(|s| s.as_str()) == Some("Approved") => {
                 platform::failpoint::hit("order-after-payment");
-                match store::confirm(&self.ctx, pending.id).await? {
-                    Some(order) => return Ok(order),
+                match store::confirm(&self.ctx, pending.id).await {
+                    Ok(Some(order)) => return Ok(order),
                     // The reconciler voided it while we waited: a very late answer.
-                    None => None,
+                    Ok(None) => None,
+                    // Paid but not confirmed: the reconciler voids it.
+                    Err(e) => {
+                        self.unsettled.notify_one();
+                        return Err(e.into());
+                    }
                 }
             }
             Ok(_) => None,
@@ -90,8 +95,9 @@ impl Service {
         }
         if sent {
             self.void(pending.id).await;
-        } else {
-            store::drop_pending(&self.ctx, pending.id).await?;
+        } else if let Err(e) = store::drop_pending(&self.ctx, pending.id).await {
+            self.unsettled.notify_one();
+            return Err(e.into());
         }
         let retry_after = match refused {
             Some(CallError::CircuitOpen { retry_after, .. }) => retry_after.as_secs_f64().ceil() as u64,
@@ -102,12 +108,21 @@ impl Service {
 
     /// Asks payment, once more after a timeout or a broken answer: payment is idempotent per
     /// order id, so a repeat can only return the payment the first attempt made, never
-    /// charge twice. A refusal or an open circuit is not retried.
+    /// charge twice. A refusal or an open circuit is not retried. If a repeat is not even
+    /// sent (the circuit opened meanwhile), the earlier attempt's error is what counts: that
+    /// attempt may have charged, so the caller must void.
     async fn pay(&self, request: &serde_json::Value) -> Result<(reqwest::StatusCode, serde_json::Value), CallError> {
         let mut attempt = 0;
+        let mut sent_before = None;
         loop {
             match self.payment.post_json("/payments", request).await {
-                Err(CallError::Unavailable { sent: true, .. }) if attempt < self.payment_retries => attempt += 1,
+                Err(e @ CallError::Unavailable { sent: true, .. }) if attempt < self.payment_retries => {
+                    attempt += 1;
+                    sent_before = Some(e);
+                }
+                Err(e @ (CallError::Unavailable { sent: false, .. } | CallError::CircuitOpen { .. })) => {
+                    return Err(sent_before.unwrap_or(e))
+                }
                 other => return other,
             }
         }
