@@ -142,6 +142,9 @@ pub struct CommonArgs {
     /// listener, in ms (time for a gateway or Kubernetes to stop sending).
     #[arg(long, env = "CAFE_DRAIN_MS", default_value_t = 0)]
     pub drain_ms: u64,
+    /// OTLP/HTTP collector to export traces to (`<endpoint>/v1/traces`, JSON). Off when unset.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl CommonArgs {

@@ -23,6 +23,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _log_guards = platform::logging::init(&args.common.log_dir, name, &[])
         .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
     platform::failpoint::arm(args.resilience.failpoint.clone());
+    if let Some(endpoint) = &args.common.otlp_endpoint {
+        platform::trace::export_to(endpoint);
+    }
     let listener = server::bind(SocketAddr::new(args.host, args.port)).await?;
     let addr = listener.local_addr()?;
     let (access, _access_guard) = AccessLog::open(&args.common.log_dir, name)?;

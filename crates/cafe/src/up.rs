@@ -89,6 +89,9 @@ impl Cafe {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     platform::failpoint::arm(args.resilience.failpoint.clone());
+    if let Some(endpoint) = &args.common.otlp_endpoint {
+        platform::trace::export_to(endpoint);
+    }
     let mut names = vec!["gateway"];
     names.extend(SERVICES);
     let _log_guards = platform::logging::init(&args.common.log_dir, "cafe", &names)

@@ -97,7 +97,7 @@ impl Handler for OrderPolicy {
             match event.event_type.as_str() {
                 ORDERED => match crate::store::insert(conn, &line, DrinkStatus::Received).await? {
                     Some(d) => {
-                        tracing::info!(order_id = d.order_id, drink_id = d.id, "drink received");
+                        tracing::debug!(order_id = d.order_id, drink_id = d.id, "drink received");
                         Ok(vec![order_info_received(&self.ctx, &d)])
                     }
                     // The order has its drink already, or was cancelled before it arrived.
@@ -105,7 +105,7 @@ impl Handler for OrderPolicy {
                 },
                 ORDER_CANCELED => match crate::store::cancel(conn, &line).await? {
                     Some(d) => {
-                        tracing::info!(order_id = d.order_id, drink_id = d.id, "drink canceled");
+                        tracing::debug!(order_id = d.order_id, drink_id = d.id, "drink canceled");
                         Ok(vec![status_changed(&self.ctx, &d)])
                     }
                     None => Ok(vec![]),

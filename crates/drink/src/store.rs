@@ -8,12 +8,16 @@ use platform::{outbox, Conn, Ctx, Migration, PageRequest};
 use crate::domain::{Change, Drink, DrinkStatus, OrderLine};
 use crate::Error;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 10,
-    sql: "CREATE TABLE drinks (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, phone_number TEXT NOT NULL,
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 10,
+        sql: "CREATE TABLE drinks (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, phone_number TEXT NOT NULL,
             product_name TEXT NOT NULL, qty BIGINT NOT NULL, status TEXT NOT NULL, create_time TEXT NOT NULL);
           CREATE INDEX drinks_status ON drinks (status, create_time)",
-}];
+    },
+    // The trace of the order the drink was made for: a barista's later change continues it.
+    Migration { version: 11, sql: "ALTER TABLE drinks ADD COLUMN traceparent TEXT" },
+];
 
 const COLUMNS: &str = "id, order_id, phone_number, product_name, qty, status, create_time";
 
@@ -23,8 +27,8 @@ const QUEUE: [DrinkStatus; 2] = [DrinkStatus::Received, DrinkStatus::Receipted];
 /// Inserts the order's drink unless the order has one (made or cancelled). `None` if it had.
 pub async fn insert(conn: &mut Conn, line: &OrderLine, status: DrinkStatus) -> Result<Option<Drink>, sqlx::Error> {
     sqlx::query_as::<_, Drink>(&format!(
-        "INSERT INTO drinks (order_id, phone_number, product_name, qty, status, create_time)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
+        "INSERT INTO drinks (order_id, phone_number, product_name, qty, status, create_time, traceparent)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
     ))
     .bind(line.order_id)
     .bind(&line.phone_number)
@@ -32,6 +36,7 @@ pub async fn insert(conn: &mut Conn, line: &OrderLine, status: DrinkStatus) -> R
     .bind(line.qty)
     .bind(status.as_str())
     .bind(platform::time::now())
+    .bind(platform::trace::current().map(|c| c.header()))
     .fetch_optional(&mut *conn)
     .await
 }
@@ -72,7 +77,16 @@ pub async fn change_status(ctx: &Ctx, id: i64, to: DrinkStatus) -> Result<Drink,
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(changed) = changed {
-            outbox::enqueue(&mut tx, &[crate::events::status_changed(ctx, &changed)]).await?;
+            let mut event = crate::events::status_changed(ctx, &changed);
+            // The change belongs to the order's story: its event continues the order's trace.
+            let order_trace: Option<Option<String>> = sqlx::query_scalar("SELECT traceparent FROM drinks WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(Some(trace)) = order_trace {
+                event.traceparent = Some(trace);
+            }
+            outbox::enqueue(&mut tx, &[event]).await?;
             ctx.commit(tx).await?;
             return Ok(changed);
         }

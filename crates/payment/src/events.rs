@@ -67,7 +67,7 @@ impl Handler for Refund {
             };
             match crate::store::cancel_approved(conn, drink.order_id).await? {
                 Some(p) => {
-                    tracing::info!(order_id = p.order_id, payment_id = p.id, "payment refunded");
+                    tracing::debug!(order_id = p.order_id, payment_id = p.id, "payment refunded");
                     Ok(vec![payment_canceled(&self.ctx, &p)])
                 }
                 None => Ok(vec![]),

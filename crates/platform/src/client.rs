@@ -55,8 +55,11 @@ impl ServiceClient {
         if let Err(r) = self.breaker.try_acquire() {
             return Err(CallError::CircuitOpen { dependency: self.dependency, retry_after: r.retry_after });
         }
+        // Whatever happens to this future, the breaker hears how the call ended: a call
+        // dropped halfway counts as failed, so a half-open trial is never left hanging.
+        let mut outcome = Outcome { breaker: &self.breaker, success: None };
         let result = self.call(path, body).await;
-        self.breaker.record(!matches!(result, Err(CallError::Unavailable { .. })));
+        outcome.success = Some(!matches!(result, Err(CallError::Unavailable { .. })));
         result
     }
 
@@ -74,10 +77,13 @@ impl ServiceClient {
     }
 
     async fn call_one(&self, base: &str, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
+        // The caller's span goes along as the parent of the dependency's server span.
+        let traceparent = crate::trace::current().map(|c| c.header()).unwrap_or_default();
         let unavailable = |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
         let res = self
             .http
             .post(format!("{base}{path}"))
+            .header("traceparent", traceparent)
             .json(body)
             .timeout(self.timeout)
             .send()
@@ -99,5 +105,16 @@ impl ServiceClient {
         } else {
             Err(unavailable(format!("answered {status}"), true))
         }
+    }
+}
+
+struct Outcome<'a> {
+    breaker: &'a Breaker,
+    success: Option<bool>,
+}
+
+impl Drop for Outcome<'_> {
+    fn drop(&mut self) {
+        self.breaker.record(self.success.unwrap_or(false));
     }
 }

@@ -12,6 +12,9 @@ pub struct Event {
     pub event_type: String,
     pub timestamp: String,
     pub source: String,
+    /// W3C trace context of the span that raised the event, so its consumers continue the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     #[serde(flatten)]
     pub payload: Map<String, Value>,
 }
@@ -28,6 +31,7 @@ impl Event {
             event_type: event_type.to_string(),
             timestamp: crate::time::now(),
             source: source.to_string(),
+            traceparent: crate::trace::current().map(|c| c.header()),
             payload,
         }
     }
@@ -40,6 +44,11 @@ impl Event {
     /// The order this event is about, for logs: `orderId`, or `id` for the order's own events.
     pub fn order_id(&self) -> Option<i64> {
         self.payload.get("orderId").or_else(|| self.payload.get("id")).and_then(Value::as_i64)
+    }
+
+    /// The trace context the event was raised in.
+    pub fn trace(&self) -> Option<crate::trace::TraceContext> {
+        self.traceparent.as_deref().and_then(crate::trace::TraceContext::parse)
     }
 
     pub fn to_json(&self) -> String {

@@ -28,6 +28,7 @@ pub mod problem;
 pub mod server;
 pub mod testing;
 pub mod time;
+pub mod trace;
 pub mod view;
 
 pub use bus::EventBus;

@@ -54,6 +54,10 @@ impl Metrics {
         Metrics { inner: Arc::new(Inner { service: service.to_string(), ..Default::default() }) }
     }
 
+    pub fn service(&self) -> String {
+        self.inner.service.clone()
+    }
+
     /// Adds `n` to counter `name{type=...}`.
     pub fn count(&self, name: &'static str, event_type: &str, n: u64) {
         *lock(&self.inner.counters).entry((name, event_type.to_string())).or_default() += n;

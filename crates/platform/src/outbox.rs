@@ -163,7 +163,16 @@ pub async fn handle_batch(db: &Db, outbox: &Outbox, handler: &dyn Handler, event
             continue;
         }
         let span = tracing::debug_span!("event", event_id = %event.event_id, event_type = %event.event_type, order_id = ?event.order_id());
-        raised.extend(handler.handle(&mut tx, event).instrument(span).await?);
+        let service = outbox.metrics.service();
+        let handled = crate::trace::in_span(
+            &service,
+            || format!("{} consume", event.event_type),
+            crate::trace::Kind::Consumer,
+            event.trace(),
+            handler.handle(&mut tx, event).instrument(span),
+            |r| r.is_err(),
+        );
+        raised.extend(handled.await?);
     }
     enqueue(&mut tx, &raised).await?;
     tx.commit().await?;

@@ -28,7 +28,8 @@ pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<Ac
         .method_not_allowed_fallback(method_not_allowed_fallback)
         .fallback(not_found_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::record));
+        .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::record))
+        .route_layer(axum::middleware::from_fn_with_state(metrics.service(), crate::trace::server_span));
     match access {
         Some(log) => router.layer(axum::middleware::from_fn_with_state(log, crate::access_log::record)),
         None => router,

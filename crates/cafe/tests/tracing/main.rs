@@ -1,0 +1,131 @@
+//! One order, one trace: placing an order and making its drink give a single trace id that
+//! spans the gateway and every service the order touched, as exported over OTLP/HTTP to an
+//! in-process receiver.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+type Spans = Arc<Mutex<Vec<(String, String, String)>>>; // (trace id, service, span name)
+
+/// An OTLP/HTTP (JSON) receiver on a free port, collecting every span it is sent.
+async fn receiver() -> (String, Spans) {
+    let spans: Spans = Arc::default();
+    let sink = spans.clone();
+    let app = Router::new().route(
+        "/v1/traces",
+        post(move |Json(body): Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                for rs in body["resourceSpans"].as_array().into_iter().flatten() {
+                    let service = rs["resource"]["attributes"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|a| a["key"] == "service.name")
+                        .and_then(|a| a["value"]["stringValue"].as_str())
+                        .unwrap_or("")
+                        .to_string();
+                    for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+                        for span in ss["spans"].as_array().into_iter().flatten() {
+                            let trace = span["traceId"].as_str().unwrap_or("").to_string();
+                            let name = span["name"].as_str().unwrap_or("").to_string();
+                            sink.lock().unwrap().push((trace, service.clone(), name));
+                        }
+                    }
+                }
+                Json(json!({}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, spans)
+}
+
+async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>, why: impl Fn() -> String) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {}", why());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_order_and_its_drink_are_one_trace_across_every_service() {
+    let (collector, spans) = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cafe"))
+        .args(["up", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(dir.path().join("logs"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let l = lines.next_line().await.unwrap().expect("cafe exited before it was up");
+            if l.starts_with("cafe up:") {
+                return l;
+            }
+        }
+    })
+    .await
+    .expect("cafe up within 30 s");
+    let urls: HashMap<&str, &str> = line["cafe up:".len()..].split_whitespace().filter_map(|kv| kv.split_once('=')).collect();
+    let gw = urls["gateway"].to_string();
+    let http = reqwest::Client::new();
+
+    let order: Value = http
+        .post(format!("{gw}/orders"))
+        .json(&json!({"phoneNumber": "010-1234-5678", "productName": "latte", "qty": 1, "amt": 4500}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let order_id = order["id"].as_i64().expect("an order id");
+    let drink_id = poll("the drink", async || {
+        let page: Value = http.get(format!("{gw}/drinks?size=1000")).send().await.ok()?.json().await.ok()?;
+        page["_embedded"]["drinks"].as_array()?.iter().find(|d| d["orderId"] == order_id)?["id"].as_i64()
+    }, String::new)
+    .await;
+    let made = http.patch(format!("{gw}/drinks/{drink_id}")).json(&json!({"status": "Made"})).send().await.unwrap();
+    assert_eq!(made.status(), 200);
+    poll("the delivery page", async || {
+        let row: Value = http.get(format!("{gw}/deliverypages/{order_id}")).send().await.ok()?.json().await.ok()?;
+        (row["status"] == "Delivery Started").then_some(())
+    }, String::new)
+    .await;
+
+    let everyone: BTreeSet<&str> =
+        ["gateway", "order", "payment", "drink", "delivery", "customercenter", "deliverycenter"].into();
+    let (trace, seen) = poll("one trace across every service", async || {
+        let spans = spans.lock().unwrap().clone();
+        let place = spans.iter().find(|(_, svc, name)| svc == "order" && name == "POST /orders")?;
+        let seen: BTreeSet<String> = spans.iter().filter(|(t, _, _)| *t == place.0).map(|(_, s, _)| s.clone()).collect();
+        let all = everyone.iter().all(|s| seen.contains(*s));
+        all.then(|| (place.0.clone(), seen))
+    }, || format!("{:#?}", spans.lock().unwrap()))
+    .await;
+    assert_eq!(trace.len(), 32, "a W3C trace id");
+    assert!(everyone.iter().all(|s| seen.contains(*s)), "{seen:?}");
+    let _ = child.start_kill();
+}
