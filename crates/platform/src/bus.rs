@@ -39,6 +39,10 @@ pub trait EventBus: Send + Sync + 'static {
 
     /// Is the broker reachable? Used by readiness.
     fn healthy(&self) -> BoxFuture<'_, bool>;
+
+    /// How many events are waiting for group `group` (published, not yet handled), if the
+    /// broker can tell.
+    fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>>;
 }
 
 /// Hands `events` to `deliver` until it acknowledges them, the whole batch each time, backing

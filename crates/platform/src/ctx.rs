@@ -49,6 +49,15 @@ impl Ctx {
                 })
             }),
         );
+        let (lag_bus, lag_group) = (bus.clone(), group.clone());
+        metrics.gauge(
+            "cafe_consumer_lag",
+            "Events on the bus this service's consumer group has not handled yet.",
+            Arc::new(move || {
+                let (bus, group) = (lag_bus.clone(), lag_group.clone());
+                Box::pin(async move { bus.lag(&group).await.map(|n| vec![(String::new(), n as f64)]).unwrap_or_default() })
+            }),
+        );
         let ctx = Ctx { service, group, db, bus, outbox: Outbox::new(metrics), cancel, tracker };
         ctx.tracker.spawn(ctx.outbox.clone().run_relay(ctx.db.clone(), ctx.bus.clone(), service, ctx.cancel.clone()));
         Ok(ctx)

@@ -173,4 +173,12 @@ impl EventBus for EmbeddedBus {
     fn healthy(&self) -> BoxFuture<'_, bool> {
         async move { self.db.ping().await }.boxed()
     }
+
+    fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>> {
+        async move {
+            let offset = self.offset(group).await.ok()?;
+            Some((*self.head.borrow() - offset).max(0) as u64)
+        }
+        .boxed()
+    }
 }

@@ -208,6 +208,14 @@ impl EventBus for NatsBus {
         self.clone().run_consumer(group, types, deliver, cancel).boxed()
     }
 
+    fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>> {
+        async move {
+            let info = self.consumer(group).await.ok()?.get_info().await.ok()?;
+            Some(info.num_pending + info.num_ack_pending as u64)
+        }
+        .boxed()
+    }
+
     fn healthy(&self) -> BoxFuture<'_, bool> {
         async move { self.client.connection_state() == async_nats::connection::State::Connected }.boxed()
     }

@@ -1,6 +1,7 @@
-//! One order, one trace: placing an order and making its drink give a single trace id that
-//! spans the gateway and every service the order touched, as exported over OTLP/HTTP to an
-//! in-process receiver.
+//! Seeing inside the cafe. One order, one trace: placing an order and making its drink give
+//! a single trace id that spans the gateway and every service the order touched, as exported
+//! over OTLP/HTTP to an in-process receiver. And every service and the gateway expose their
+//! metrics in Prometheus text format.
 
 use std::collections::{BTreeSet, HashMap};
 use std::process::Stdio;
@@ -63,7 +64,7 @@ async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>, why: impl Fn
 }
 
 #[tokio::test]
-async fn an_order_and_its_drink_are_one_trace_across_every_service() {
+async fn an_order_is_one_trace_across_every_service_and_every_service_has_metrics() {
     let (collector, spans) = receiver().await;
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cafe"))
@@ -127,5 +128,29 @@ async fn an_order_and_its_drink_are_one_trace_across_every_service() {
     .await;
     assert_eq!(trace.len(), 32, "a W3C trace id");
     assert!(everyone.iter().all(|s| seen.contains(*s)), "{seen:?}");
+
+    // Metrics, on every service and the gateway.
+    for (name, url) in &urls {
+        let res = http.get(format!("{url}/actuator/prometheus")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{name}");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"), "{name}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains("# TYPE http_server_requests_seconds histogram"), "{name}: {text}");
+        if *name != "gateway" {
+            for family in ["cafe_outbox_backlog", "cafe_consumer_lag", "cafe_events_published_total", "cafe_events_handled_total"] {
+                assert!(text.contains(&format!("# TYPE {family}")), "{name} lacks {family}: {text}");
+            }
+        }
+    }
+    let order_metrics = http.get(format!("{}/actuator/prometheus", urls["order"])).send().await.unwrap().text().await.unwrap();
+    assert!(
+        order_metrics.contains(r#"http_server_requests_seconds_count{service="order",method="POST",route="/orders",status="201"} 1"#),
+        "{order_metrics}"
+    );
+    assert!(order_metrics.contains(r#"cafe_events_published_total{service="order",type="Ordered"} 1"#), "{order_metrics}");
+    assert!(order_metrics.contains(r#"cafe_circuit_breaker_state{service="order",dependency="payment"} 0"#), "{order_metrics}");
+    let drink_metrics = http.get(format!("{}/actuator/prometheus", urls["drink"])).send().await.unwrap().text().await.unwrap();
+    assert!(drink_metrics.contains(r#"cafe_events_handled_total{service="drink",type="Ordered"} 1"#), "{drink_metrics}");
+    assert!(drink_metrics.contains(r#"cafe_consumer_lag{service="drink"} "#), "{drink_metrics}");
     let _ = child.start_kill();
 }
