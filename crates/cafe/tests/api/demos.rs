@@ -4,12 +4,19 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{id, order_body, spawn_app, wait_until, DEADLINE};
+use crate::helpers::{id, order_body, wait_until, TestApp};
+
+in_both_modes!(
+    an_order_made_by_a_barista_starts_its_delivery_and_shows_on_both_pages,
+    cancelling_records_the_cancellation_deletes_the_order_and_refunds,
+    a_drink_is_made_while_delivery_is_down_and_delivered_once_it_is_back,
+    cancelling_while_delivery_is_down_answers_503_and_keeps_the_order,
+    collections_and_items_are_hal_with_absolute_links_through_the_gateway,
+    links_carry_the_host_the_client_called,
+);
 
 /// Demonstration 1: order → drink → Made → delivery started → on the delivery page and my page.
-#[tokio::test]
-async fn an_order_made_by_a_barista_starts_its_delivery_and_shows_on_both_pages() {
-    let app = spawn_app().await;
+async fn an_order_made_by_a_barista_starts_its_delivery_and_shows_on_both_pages(app: TestApp) {
     let order = app.place_order_with(&order_body(1234_5678, "Caffe Latte", 3, 15000)).await;
     let order_id = id(&order);
     assert_eq!(order["status"], "Ordered");
@@ -68,9 +75,7 @@ async fn an_order_made_by_a_barista_starts_its_delivery_and_shows_on_both_pages(
 
 /// Demonstration 2 and its compensation: cancel → 204 → ledger → delivery page → 404, then
 /// the drink and the payment are cancelled by events.
-#[tokio::test]
-async fn cancelling_records_the_cancellation_deletes_the_order_and_refunds() {
-    let app = spawn_app().await;
+async fn cancelling_records_the_cancellation_deletes_the_order_and_refunds(app: TestApp) {
     let (order, drink, delivery) = app.order_made_and_started().await;
     let order_id = id(&order);
     let payment = app.find_one("payments", order_id).await.expect("a payment");
@@ -92,7 +97,7 @@ async fn cancelling_records_the_cancellation_deletes_the_order_and_refunds() {
 
     // Compensation: OrderCanceled → DrinkCanceled → PaymentCanceled.
     app.wait_for_drink(id(&drink), "Canceled").await;
-    wait_until("the payment to be Canceled", DEADLINE, || async {
+    wait_until("the payment to be Canceled", app.deadline, || async {
         let p = app.get_json(&format!("/payments/{}", id(&payment))).await;
         (p["status"] == "Canceled").then_some(())
     })
@@ -104,9 +109,7 @@ async fn cancelling_records_the_cancellation_deletes_the_order_and_refunds() {
 
 /// Demonstration 3: with delivery down a barista still makes the drink; the delivery starts
 /// when delivery is back.
-#[tokio::test]
-async fn a_drink_is_made_while_delivery_is_down_and_delivered_once_it_is_back() {
-    let app = spawn_app().await;
+async fn a_drink_is_made_while_delivery_is_down_and_delivered_once_it_is_back(app: TestApp) {
     let order = app.place_order().await;
     let order_id = id(&order);
     let drink = app.drink_for(order_id).await;
@@ -129,9 +132,7 @@ async fn a_drink_is_made_while_delivery_is_down_and_delivered_once_it_is_back() 
 
 /// Demonstration 4: with delivery down, cancelling answers 503 and the order stays exactly as
 /// it was; once delivery is back, cancelling works and the chain runs.
-#[tokio::test]
-async fn cancelling_while_delivery_is_down_answers_503_and_keeps_the_order() {
-    let app = spawn_app().await;
+async fn cancelling_while_delivery_is_down_answers_503_and_keeps_the_order(app: TestApp) {
     let order = app.place_order().await;
     let order_id = id(&order);
     let drink = app.drink_for(order_id).await;
@@ -151,7 +152,7 @@ async fn cancelling_while_delivery_is_down_answers_503_and_keeps_the_order() {
 
     app.start_service("delivery").await;
     // Delivery answers as soon as its start returned; a client still honours 503s.
-    let r = wait_until("DELETE to stop answering 503", DEADLINE, || async {
+    let r = wait_until("DELETE to stop answering 503", app.deadline, || async {
         let r = app.cancel_order(order_id).await;
         (r.status != 503).then_some(r)
     })
@@ -161,7 +162,7 @@ async fn cancelling_while_delivery_is_down_answers_503_and_keeps_the_order() {
     app.wait_for_status("deliverypages", order_id, "Delivery Cancelled").await;
     app.get(&format!("/orders/{order_id}")).await.expect_problem(404, "GET the cancelled order");
     app.wait_for_drink(id(&drink), "Canceled").await;
-    wait_until("the payment to be Canceled", DEADLINE, || async {
+    wait_until("the payment to be Canceled", app.deadline, || async {
         let p = app.find_one("payments", order_id).await?;
         (p["status"] == "Canceled").then_some(())
     })
@@ -176,9 +177,7 @@ fn assert_href_under(v: &Value, base: &str, what: &str) {
 
 /// §3: HAL items and collections, absolute links through the gateway, Location, paging and
 /// sorting.
-#[tokio::test]
-async fn collections_and_items_are_hal_with_absolute_links_through_the_gateway() {
-    let app = spawn_app().await;
+async fn collections_and_items_are_hal_with_absolute_links_through_the_gateway(app: TestApp) {
     let base = app.gateway();
     let amts = [300, 100, 500, 200, 400];
     let mut ids = vec![];
@@ -241,9 +240,7 @@ async fn collections_and_items_are_hal_with_absolute_links_through_the_gateway()
 
 /// Links point where the client called: a client's Host reaches the services as
 /// X-Forwarded-Host.
-#[tokio::test]
-async fn links_carry_the_host_the_client_called() {
-    let app = spawn_app().await;
+async fn links_carry_the_host_the_client_called(app: TestApp) {
     let order = app.place_order().await;
     let path = format!("/orders/{}", id(&order));
     let res = app

@@ -4,7 +4,15 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{id, order_body, spawn_app, wait_until, TestApp, DEADLINE};
+use crate::helpers::{id, order_body, wait_until, TestApp};
+
+in_both_modes!(
+    bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_nothing,
+    unknown_ids_wrong_methods_and_bad_paging_are_refused_and_change_nothing,
+    the_bounds_of_each_field_are_accepted,
+    illegal_state_changes_are_conflicts_and_change_nothing,
+    a_service_down_answers_503_with_retry_after_and_leaves_nothing_half_made,
+);
 
 /// The ids and statuses of everything that a bad request could have changed.
 async fn snapshot(app: &TestApp) -> Value {
@@ -50,9 +58,7 @@ async fn fixture(app: &TestApp) -> Fixture {
     Fixture { received_order: id(&order), received_drink: id(&drink), delivery: id(&delivery), payment: id(&payment) }
 }
 
-#[tokio::test]
-async fn bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_nothing() {
-    let app = spawn_app().await;
+async fn bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_nothing(app: TestApp) {
     let fx = fixture(&app).await;
     let before = snapshot(&app).await;
 
@@ -199,9 +205,7 @@ async fn bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_noth
     let _ = (fx.received_order, fx.payment);
 }
 
-#[tokio::test]
-async fn unknown_ids_wrong_methods_and_bad_paging_are_refused_and_change_nothing() {
-    let app = spawn_app().await;
+async fn unknown_ids_wrong_methods_and_bad_paging_are_refused_and_change_nothing(app: TestApp) {
     let fx = fixture(&app).await;
     let before = snapshot(&app).await;
 
@@ -277,9 +281,7 @@ async fn unknown_ids_wrong_methods_and_bad_paging_are_refused_and_change_nothing
     assert_eq!(after, before, "a refused request changed something");
 }
 
-#[tokio::test]
-async fn the_bounds_of_each_field_are_accepted() {
-    let app = spawn_app().await;
+async fn the_bounds_of_each_field_are_accepted(app: TestApp) {
     for body in [
         json!({"phoneNumber": "123456789", "productName": "x", "qty": 1, "amt": 0}),
         json!({"phoneNumber": "123456789012345", "productName": "y".repeat(100), "qty": 100, "amt": 10_000_000}),
@@ -296,9 +298,7 @@ async fn the_bounds_of_each_field_are_accepted() {
 }
 
 /// Illegal state changes: 409, and the state stays as it was.
-#[tokio::test]
-async fn illegal_state_changes_are_conflicts_and_change_nothing() {
-    let app = spawn_app().await;
+async fn illegal_state_changes_are_conflicts_and_change_nothing(app: TestApp) {
     let app = &app;
 
     // A drink's life: Received → Receipted → Made; repeats are no-ops; going back is a 409.
@@ -352,9 +352,7 @@ async fn illegal_state_changes_are_conflicts_and_change_nothing() {
 }
 
 /// A dependency down: 503 with Retry-After at once, and nothing half-made.
-#[tokio::test]
-async fn a_service_down_answers_503_with_retry_after_and_leaves_nothing_half_made() {
-    let app = spawn_app().await;
+async fn a_service_down_answers_503_with_retry_after_and_leaves_nothing_half_made(app: TestApp) {
     let app = &app;
     app.place_order().await;
 
@@ -371,7 +369,7 @@ async fn a_service_down_answers_503_with_retry_after_and_leaves_nothing_half_mad
     assert_eq!(app.count("orders").await, 1, "no order without its payment");
 
     app.start_service("payment").await;
-    let r = wait_until("POST /orders to work again", DEADLINE, || async move {
+    let r = wait_until("POST /orders to work again", app.deadline, || async move {
         let r = app.post_order(&order_body(9, "Latte", 1, 100)).await;
         (r.status != 503).then_some(r)
     })

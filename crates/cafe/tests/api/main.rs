@@ -1,9 +1,13 @@
-//! Integration tests: the real `cafe up` binary on ephemeral ports, driven over HTTP through
-//! its gateway. One test binary keeps link time down.
+//! Integration tests: the real `cafe` binary on ephemeral ports, driven over HTTP through its
+//! gateway, in the all-in-one mode and (where PostgreSQL and NATS run) the distributed one.
+//! One test binary keeps link time down.
+
+#[macro_use]
+mod helpers;
 
 mod crash;
 mod demos;
 mod errors;
-mod helpers;
+mod infra;
 mod races;
 mod views;

@@ -3,11 +3,16 @@
 
 use serde_json::Value;
 
-use crate::helpers::{id, spawn_app, wait_until_ok, TestApp, DEADLINE};
+use crate::helpers::{id, wait_until_ok, TestApp};
+
+in_both_modes!(
+    two_concurrent_cancels_of_one_order_cancel_it_once,
+    a_cancel_racing_a_barista_never_leaves_a_delivery_running,
+);
 
 /// Waits until the cancellation chain of `order_id` has run everywhere.
 async fn wait_cancelled_everywhere(app: &TestApp, order_id: i64, drink_id: i64) {
-    wait_until_ok(&format!("order {order_id} cancelled everywhere"), DEADLINE, || async move {
+    wait_until_ok(&format!("order {order_id} cancelled everywhere"), app.deadline, || async move {
         let cancellations = app.try_search(&format!("/cancellations/search/findByOrderId?orderId={order_id}")).await?;
         if cancellations.len() != 1 || cancellations[0]["status"] != "Delivery Cancelled" {
             return Err(format!("cancellations {cancellations:?}"));
@@ -29,9 +34,7 @@ async fn wait_cancelled_everywhere(app: &TestApp, order_id: i64, drink_id: i64) 
     .await;
 }
 
-#[tokio::test]
-async fn two_concurrent_cancels_of_one_order_cancel_it_once() {
-    let app = spawn_app().await;
+async fn two_concurrent_cancels_of_one_order_cancel_it_once(app: TestApp) {
     let app = &app;
     for round in 0..5 {
         let order = app.place_order().await;
@@ -67,9 +70,7 @@ async fn two_concurrent_cancels_of_one_order_cancel_it_once() {
     }
 }
 
-#[tokio::test]
-async fn a_cancel_racing_a_barista_never_leaves_a_delivery_running() {
-    let app = spawn_app().await;
+async fn a_cancel_racing_a_barista_never_leaves_a_delivery_running(app: TestApp) {
     let app = &app;
     const ROUNDS: usize = 20;
 

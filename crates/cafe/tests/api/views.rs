@@ -8,7 +8,11 @@ use platform::Event;
 use proptest::prelude::*;
 use serde_json::json;
 
-use crate::helpers::{id, spawn_app};
+use crate::helpers::{id, TestApp};
+
+in_both_modes!(
+    the_view_rows_of_a_delivered_order_end_delivered,
+);
 
 /// What happened to one order, as its events: a prefix of the happy path, possibly followed by
 /// a prefix of the cancellation chain; or a placement voided before it was ever ordered.
@@ -249,9 +253,7 @@ proptest! {
 }
 
 /// Over HTTP: an order's two view rows end in the right final status, with every id.
-#[tokio::test]
-async fn the_view_rows_of_a_delivered_order_end_delivered() {
-    let app = spawn_app().await;
+async fn the_view_rows_of_a_delivered_order_end_delivered(app: TestApp) {
     let (order, drink, delivery) = app.order_made_and_started().await;
     let order_id = id(&order);
     let payment = app.find_one("payments", order_id).await.expect("a payment");
