@@ -154,7 +154,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let gw_app = gateway::router(gw, gateway_addr.port()).merge(admin(cafe.clone()));
     let gw_app = server::app(gw_app, &gw_health, &platform::metrics::Metrics::new("gateway"), Some(gw_access));
     let gw_tracker = TaskTracker::new();
-    gw_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, root.clone(), cafe.stop));
+    let gw_stop = CancellationToken::new();
+    gw_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, gw_stop.clone(), cafe.stop));
     gw_tracker.close();
 
     let mut line = format!("cafe up: gateway={}", local(gateway_addr));
@@ -166,11 +167,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     wait_for_stop_signal().await;
     tracing::info!("stopping: draining in-flight requests");
+    // Front door first: what the gateway already took in finishes while the services it
+    // needs still run; then the services, whose relays publish what those requests committed.
+    gw_stop.cancel();
+    gw_tracker.wait().await;
     root.cancel();
     for slot in cafe.slots.values() {
         cafe.stop(slot).await;
     }
-    gw_tracker.wait().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -3,6 +3,7 @@
 //!
 //! - `http_server_requests_seconds{service,method,route,status}`: histogram of requests;
 //! - `cafe_events_published_total{service,type}`, `cafe_events_handled_total{service,type}`;
+//! - `http_server_requests_in_flight{service}`: requests being served now;
 //! - `cafe_outbox_backlog{service}`: events committed, not yet published;
 //! - `cafe_consumer_lag{service}`: events on the bus this service has not handled yet;
 //! - `cafe_circuit_breaker_state{service,dependency}` (0 closed, 1 open, 2 half-open) with
@@ -38,6 +39,7 @@ struct Inner {
     http: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     counters: Mutex<BTreeMap<(&'static str, String), u64>>,
     gauges: Mutex<Vec<(&'static str, &'static str, Reader)>>,
+    in_flight: std::sync::atomic::AtomicI64,
 }
 
 #[derive(Clone, Default)]
@@ -96,6 +98,10 @@ impl Metrics {
             let _ = writeln!(out, "http_server_requests_seconds_sum{{{labels}}} {}", h.sum);
             let _ = writeln!(out, "http_server_requests_seconds_count{{{labels}}} {}", h.count);
         }
+        let _ = writeln!(out, "# HELP http_server_requests_in_flight Requests being served now.");
+        let _ = writeln!(out, "# TYPE http_server_requests_in_flight gauge");
+        let in_flight = self.inner.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(out, "http_server_requests_in_flight{{service=\"{svc}\"}} {in_flight}");
         let counters = lock(&self.inner.counters).clone();
         for name in ["cafe_events_published_total", "cafe_events_handled_total"] {
             let _ = writeln!(out, "# HELP {name} Events by type.");
@@ -131,9 +137,27 @@ pub async fn record(State(m): State<Metrics>, req: Request, next: Next) -> Respo
     let started = Instant::now();
     let method = req.method().as_str().to_string();
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let in_flight = InFlight::enter(&m);
     let res = next.run(req).await;
+    drop(in_flight);
     m.observe(&method, &route, res.status().as_u16(), started.elapsed().as_secs_f64());
     res
+}
+
+/// Counts a request as in flight until dropped, however the request ends.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(m: &'a Metrics) -> Self {
+        m.inner.in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(m)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.inner.in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 pub async fn scrape(State(m): State<Metrics>) -> Response {

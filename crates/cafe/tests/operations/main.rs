@@ -1,0 +1,187 @@
+//! Running the cafe: it is up quickly and says where it listens; health answers as Actuator
+//! does; SIGTERM lets an in-flight request finish and exits 0; logs land under
+//! `<log-dir>/<service>/` in the original's access-log pattern; an idle cafe uses no CPU.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Cafe {
+    child: Child,
+    urls: HashMap<String, String>,
+    started_in: Duration,
+    logs: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn cafe_up(extra: &[&str]) -> Cafe {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cafe"))
+        .args(["up", "--port", "0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--log-dir")
+        .arg(&logs)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let l = lines.next_line().await.unwrap().expect("cafe exited before it was up");
+            if l.starts_with("cafe up:") {
+                return l;
+            }
+        }
+    })
+    .await
+    .expect("cafe up within 30 s");
+    let started_in = started.elapsed();
+    let urls = line["cafe up:".len()..]
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Cafe { child, urls, started_in, logs, _dir: dir }
+}
+
+async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn order() -> Value {
+    json!({"phoneNumber": "010-1234-5678", "productName": "latte", "qty": 1, "amt": 4500})
+}
+
+#[tokio::test]
+async fn it_is_up_in_under_two_seconds_and_health_answers_like_actuator() {
+    let cafe = cafe_up(&[]).await;
+    assert!(cafe.started_in < Duration::from_secs(2), "took {:?}", cafe.started_in);
+    let http = reqwest::Client::new();
+    for name in ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter"] {
+        let base = &cafe.urls[name];
+        let health: Value = http.get(format!("{base}/actuator/health")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(health["status"], "UP", "{name}: {health}");
+        for path in ["/actuator/health/liveness", "/actuator/health/readiness", "/liveness", "/readiness"] {
+            let res = http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{name}{path}");
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["status"], "UP", "{name}{path}");
+        }
+        if name != "gateway" {
+            assert_eq!(health["components"]["db"]["status"], "UP", "{name}: {health}");
+            assert_eq!(health["components"]["broker"]["status"], "UP", "{name}: {health}");
+        }
+    }
+    let order_health: Value = http.get(format!("{}/actuator/health", cafe.urls["order"])).send().await.unwrap().json().await.unwrap();
+    assert_eq!(order_health["components"]["paymentCircuit"]["details"]["state"], "CLOSED", "{order_health}");
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime the 13th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[tokio::test]
+async fn an_idle_cafe_uses_no_cpu() {
+    let cafe = cafe_up(&[]).await;
+    let http = reqwest::Client::new();
+    let gw = &cafe.urls["gateway"];
+    let placed: Value = http.post(format!("{gw}/orders")).json(&order()).send().await.unwrap().json().await.unwrap();
+    let id = placed["id"].as_i64().unwrap();
+    poll("the order's views", async || {
+        let row: Value = http.get(format!("{gw}/mypages/{id}")).send().await.ok()?.json().await.ok()?;
+        (row["status"] == "Received").then_some(())
+    })
+    .await;
+    let pid = cafe.child.id().unwrap();
+    let before = cpu_ticks(pid);
+    // A measuring window, not a wait for something to happen: nothing should.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = cpu_ticks(pid) - before;
+    assert!(used <= 1, "an idle cafe used {used} clock ticks in 3 s");
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
+    let mut cafe = cafe_up(&["--payment-delay-ms", "400-400"]).await;
+    let http = reqwest::Client::new();
+    let gw = cafe.urls["gateway"].clone();
+    let order_url = cafe.urls["order"].clone();
+    let placing = tokio::spawn({
+        let (http, gw) = (http.clone(), gw.clone());
+        async move { http.post(format!("{gw}/orders")).json(&order()).send().await }
+    });
+    // Wait until order is serving it (its in-flight gauge counts the POST).
+    poll("the order in flight", async || {
+        let text = http.get(format!("{order_url}/actuator/prometheus")).send().await.ok()?.text().await.ok()?;
+        let line = text.lines().find(|l| l.starts_with("http_server_requests_in_flight"))?;
+        // The scrape itself is in flight too.
+        (line.rsplit(' ').next()?.parse::<i64>().ok()? >= 2).then_some(())
+    })
+    .await;
+    let pid = cafe.child.id().unwrap();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let res = placing.await.unwrap().expect("the in-flight request is answered");
+    assert_eq!(res.status(), 201);
+    let status = tokio::time::timeout(Duration::from_secs(30), cafe.child.wait()).await.expect("exits").unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(http.get(format!("{gw}/orders")).send().await.is_err(), "nothing listens after exit");
+}
+
+fn read_dir_text(dir: &Path, prefix: &str) -> Option<String> {
+    let entry = std::fs::read_dir(dir).ok()?.flatten().find(|e| e.file_name().to_string_lossy().starts_with(prefix))?;
+    let name = entry.file_name().to_string_lossy().to_string();
+    // Daily files: <prefix>.YYYY-MM-DD.log
+    assert!(name.ends_with(".log") && name.len() == prefix.len() + ".YYYY-MM-DD.log".len(), "{name}");
+    std::fs::read_to_string(entry.path()).ok()
+}
+
+#[tokio::test]
+async fn logs_are_under_the_log_dir_per_service_in_the_original_pattern() {
+    let cafe = cafe_up(&[]).await;
+    let http = reqwest::Client::new();
+    let res = http.post(format!("{}/orders", cafe.urls["gateway"])).json(&order()).send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    // `%h %l %u %t "%r" %s %bbyte %Dms`
+    let line = poll("the gateway's access log line", async || {
+        let text = read_dir_text(&cafe.logs.join("gateway"), "access")?;
+        text.lines().find(|l| l.contains("\"POST /orders HTTP/1.1\" 201")).map(str::to_string)
+    })
+    .await;
+    let (host, rest) = line.split_once(" - - [").unwrap();
+    assert_eq!(host, "127.0.0.1", "{line}");
+    let (when, rest) = rest.split_once("] ").unwrap();
+    assert!(when.ends_with(" +0000") && when.len() == "25/Nov/2026:13:31:03 +0000".len(), "{line}");
+    let tail = rest.strip_prefix("\"POST /orders HTTP/1.1\" 201 ").unwrap();
+    let (bytes, ms) = tail.split_once("byte ").unwrap();
+    assert!(bytes.parse::<u64>().unwrap() > 0, "{line}");
+    assert!(ms.strip_suffix("ms").unwrap().parse::<u64>().is_ok(), "{line}");
+    for service in ["order", "payment"] {
+        poll("a service's access log", async || {
+            read_dir_text(&cafe.logs.join(service), "access")?.contains("POST /").then_some(())
+        })
+        .await;
+        assert!(cafe.logs.join(service).read_dir().unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(service)));
+    }
+    poll("the process log", async || read_dir_text(&cafe.logs.join("cafe"), "cafe")?.contains("cafe is up").then_some(())).await;
+}
