@@ -55,11 +55,18 @@ pub struct Service {
 
 /// Starts the reconciler and returns the service's routes.
 pub fn start(ctx: Ctx, config: Config) -> Router {
+    // A placement still in flight must never look abandoned: settle only orders older than
+    // the longest a placement can take (every payment attempt timing out), plus a margin.
+    let longest = config.payment.timeout() * (config.payment_retries + 1) + Duration::from_secs(1);
+    if config.settle_after < longest {
+        tracing::info!(?longest, "settling pending orders only after the longest placement");
+    }
+    let settle_after = config.settle_after.max(longest);
     let svc = Arc::new(Service {
         ctx,
         payment: config.payment,
         delivery: config.delivery,
-        settle_after: config.settle_after,
+        settle_after,
         retry_after_secs: config.retry_after_secs,
         payment_retries: config.payment_retries,
         unsettled: tokio::sync::Notify::new(),
@@ -71,6 +78,9 @@ pub fn start(ctx: Ctx, config: Config) -> Router {
 impl Service {
     pub async fn place_order(&self, new: &NewOrder) -> Result<Order, Problem> {
         let pending = store::insert_pending(&self.ctx, new).await?;
+        // Until this placement settles, the reconciler watches (it sleeps again once no
+        // pending order is left): whatever path leaves this order pending, it is settled.
+        self.unsettled.notify_one();
         let request = json!({ "orderId": pending.id, "phoneNumber": pending.phone_number, "amt": pending.amt });
         let refused = match self.pay(&request).await {
             Ok((_, payment)) if payment.get("status").and_then(|s| s.as_str()) == Some("Approved") => {
@@ -108,24 +118,12 @@ impl Service {
 
     /// Asks payment, once more after a timeout or a broken answer: payment is idempotent per
     /// order id, so a repeat can only return the payment the first attempt made, never
-    /// charge twice. A refusal or an open circuit is not retried. If a repeat is not even
-    /// sent (the circuit opened meanwhile), the earlier attempt's error is what counts: that
-    /// attempt may have charged, so the caller must void.
+    /// charge twice. A refusal or an open circuit is not retried. The breaker counts the
+    /// attempts as one call. If a repeat is not even sent (payment refused the connection),
+    /// the earlier attempt's error is what counts: that attempt may have charged, so the
+    /// caller must void.
     async fn pay(&self, request: &serde_json::Value) -> Result<(reqwest::StatusCode, serde_json::Value), CallError> {
-        let mut attempt = 0;
-        let mut sent_before = None;
-        loop {
-            match self.payment.post_json("/payments", request).await {
-                Err(e @ CallError::Unavailable { sent: true, .. }) if attempt < self.payment_retries => {
-                    attempt += 1;
-                    sent_before = Some(e);
-                }
-                Err(e @ (CallError::Unavailable { sent: false, .. } | CallError::CircuitOpen { .. })) => {
-                    return Err(sent_before.unwrap_or(e))
-                }
-                other => return other,
-            }
-        }
+        self.payment.post_json_retrying("/payments", request, self.payment_retries).await
     }
 
     /// Voids the payment of a pending order and drops the order. On failure the order stays

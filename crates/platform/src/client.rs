@@ -50,15 +50,39 @@ impl ServiceClient {
         ServiceClient { dependency, bases: Arc::new(bases), next: Arc::new(AtomicUsize::new(0)), http, timeout, breaker }
     }
 
+    /// How long one attempt may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// POSTs `body` to `path` through the breaker; a 2xx answer's JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
+        self.post_json_retrying(path, body, 0).await
+    }
+
+    /// Like [`Self::post_json`], but an attempt that timed out or broke after it was sent is
+    /// repeated up to `retries` times: only for idempotent calls. The breaker counts the call
+    /// once, by its final outcome, so a slow first attempt that its retry rescues is not a
+    /// failure. If a later attempt could not be sent, the error says an earlier one was.
+    pub async fn post_json_retrying(&self, path: &str, body: &Value, retries: u32) -> Result<(StatusCode, Value), CallError> {
         if let Err(r) = self.breaker.try_acquire() {
             return Err(CallError::CircuitOpen { dependency: self.dependency, retry_after: r.retry_after });
         }
         // Whatever happens to this future, the breaker hears how the call ended: a call
         // dropped halfway counts as failed, so a half-open trial is never left hanging.
         let mut outcome = Outcome { breaker: &self.breaker, success: None };
-        let result = self.call(path, body).await;
+        let mut sent_before = None;
+        let mut attempt = 0;
+        let result = loop {
+            match self.call(path, body).await {
+                Err(e @ CallError::Unavailable { sent: true, .. }) if attempt < retries => {
+                    attempt += 1;
+                    sent_before = Some(e);
+                }
+                Err(e @ CallError::Unavailable { sent: false, .. }) => break Err(sent_before.take().unwrap_or(e)),
+                other => break other,
+            }
+        };
         outcome.success = Some(!matches!(result, Err(CallError::Unavailable { .. })));
         result
     }
