@@ -156,7 +156,6 @@ pub async fn handle_batch(db: &Db, outbox: &Outbox, handler: &dyn Handler, event
     let mut tx = db.begin().await?;
     let mut raised = Vec::new();
     let mut fresh = claim(&mut tx, events).await?;
-    let mut handled_events = Vec::with_capacity(events.len());
     for event in events {
         // `remove`: an event twice in one batch is handled once.
         if !fresh.remove(&event.event_id) {
@@ -174,14 +173,9 @@ pub async fn handle_batch(db: &Db, outbox: &Outbox, handler: &dyn Handler, event
             |r| r.is_err(),
         );
         raised.extend(handled.await?);
-        handled_events.push(event);
     }
     enqueue(&mut tx, &raised).await?;
     tx.commit().await?;
-    // After the commit: a line per event whose effect is now durable (which replica did what).
-    for event in handled_events {
-        tracing::debug!(event_id = %event.event_id, event_type = %event.event_type, "event handled");
-    }
     if !raised.is_empty() {
         outbox.wake();
     }
