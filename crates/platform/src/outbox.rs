@@ -121,8 +121,10 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
             .fetch_all(&db.pool)
             .await
             .map_err(|e| e.to_string())?;
-        let Some(last) = rows.last() else { return Ok(()) };
-        let last: i64 = last.try_get(0).map_err(|e| e.to_string())?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let seqs = rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         let batch = rows
             .iter()
             .map(|r| {
@@ -134,11 +136,18 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
         for e in &batch {
             metrics.count("cafe_events_published_total", &e.event_type, 1);
         }
-        sqlx::query("DELETE FROM outbox WHERE seq <= $1")
-            .bind(last)
-            .execute(&db.pool)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Exactly the rows published, not `seq <= last`: PostgreSQL hands out `seq` at insert,
+        // not at commit, so a row below `last` whose transaction commits after the SELECT was
+        // not in this batch and must stay for the next pass (its commit wakes the relay).
+        for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", placeholders.join(", "));
+            let mut q = sqlx::query(&sql);
+            for seq in chunk {
+                q = q.bind(*seq);
+            }
+            q.execute(&db.pool).await.map_err(|e| e.to_string())?;
+        }
         if (rows.len() as i64) < BATCH {
             return Ok(());
         }
