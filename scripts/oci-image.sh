@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 binary=""
 out=target/oci/cafe
-tag=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+tag=$(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
