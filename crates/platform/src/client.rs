@@ -73,11 +73,15 @@ impl ServiceClient {
         let mut outcome = Outcome { breaker: &self.breaker, success: None };
         let mut sent_before = None;
         let mut attempt = 0;
+        let mut start = None;
         let result = loop {
-            match self.call(path, body).await {
+            let (result, at) = self.call(path, body, start).await;
+            match result {
+                // A retry goes first to the next instance: the one that broke may just have died.
                 Err(e @ CallError::Unavailable { sent: true, .. }) if attempt < retries => {
                     attempt += 1;
                     sent_before = Some(e);
+                    start = Some(at + 1);
                 }
                 Err(e @ CallError::Unavailable { sent: false, .. }) => break Err(sent_before.take().unwrap_or(e)),
                 other => break other,
@@ -87,17 +91,25 @@ impl ServiceClient {
         result
     }
 
-    async fn call(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
+    /// Tries the instances from `start` (or the next in round-robin order) until one takes the
+    /// request; returns its outcome and the index of the instance that gave it.
+    async fn call(
+        &self,
+        path: &str,
+        body: &Value,
+        start: Option<usize>,
+    ) -> (Result<(StatusCode, Value), CallError>, usize) {
         let n = self.bases.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let start = start.unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
         let mut last = CallError::Unavailable { dependency: self.dependency, reason: "no instances configured".into(), sent: false };
         for i in 0..n {
-            match self.call_one(&self.bases[(start + i) % n], path, body).await {
+            let at = (start + i) % n;
+            match self.call_one(&self.bases[at], path, body).await {
                 Err(e @ CallError::Unavailable { sent: false, .. }) => last = e,
-                other => return other,
+                other => return (other, at),
             }
         }
-        Err(last)
+        (Err(last), start)
     }
 
     async fn call_one(&self, base: &str, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
@@ -140,5 +152,51 @@ struct Outcome<'a> {
 impl Drop for Outcome<'_> {
     fn drop(&mut self) {
         self.breaker.record(self.success.unwrap_or(false));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::breaker::Settings;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    /// An instance that takes each request and dies without answering, as one killed mid-call.
+    async fn breaking_instance() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    async fn answering_instance() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let created = || async { (axum::http::StatusCode::CREATED, axum::Json(serde_json::json!({"id": 1}))) };
+        let app = axum::Router::new().route("/payments", axum::routing::post(created));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_a_broken_attempt_goes_to_the_next_instance() {
+        let bases = format!("{},{}", breaking_instance().await, answering_instance().await);
+        let breaker = Arc::new(Breaker::new(Settings::default()));
+        let client = ServiceClient::new("payment", &bases, Duration::from_secs(2), breaker);
+        let body = serde_json::json!({"orderId": 1});
+        // Two calls at once: the first starts at the breaking instance, the second takes the
+        // next turn, so round-robin order alone would send the first one's retry back to it.
+        let (first, second) = tokio::join!(
+            client.post_json_retrying("/payments", &body, 1),
+            client.post_json_retrying("/payments", &body, 1)
+        );
+        assert_eq!(first.expect("the retry reached the answering instance").0, StatusCode::CREATED);
+        assert_eq!(second.expect("the second call's turn is the answering instance").0, StatusCode::CREATED);
     }
 }
