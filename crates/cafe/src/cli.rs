@@ -45,6 +45,9 @@ pub struct ClusterArgs {
     /// Payment processing delay for every payment replica, e.g. 400-620.
     #[arg(long)]
     pub payment_delay_ms: Option<String>,
+    /// Most PostgreSQL connections each child holds.
+    #[arg(long, default_value_t = 4)]
+    pub db_pool: u32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -62,6 +65,9 @@ pub struct ServeArgs {
     /// `sqlite://path?mode=rwc`. Default: SQLite under --data-dir.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Most PostgreSQL connections this process holds.
+    #[arg(long, env = "CAFE_DB_POOL", default_value_t = platform::db::DEFAULT_POOL)]
+    pub db_pool: u32,
     /// NATS JetStream URL. Without it, the embedded event log under --data-dir (one process only).
     #[arg(long, env = "NATS_URL")]
     pub nats_url: Option<String>,

@@ -58,6 +58,8 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     url_env.push(("CAFE_NAMESPACE".into(), ns.clone()));
     url_env.push(("CAFE_HOST".into(), "127.0.0.1".into()));
     url_env.push(("CAFE_DRAIN_MS".into(), args.drain_ms.to_string()));
+    // Nine processes share the server's connections (100 by default) with everything else.
+    url_env.push(("CAFE_DB_POOL".into(), args.db_pool.to_string()));
     if let Some(d) = &args.payment_delay_ms {
         url_env.push(("CAFE_PAYMENT_DELAY_MS".into(), d.clone()));
     }

@@ -48,7 +48,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if db_url.starts_with("sqlite:") {
             std::fs::create_dir_all(&args.data_dir).ok();
         }
-        let db = Db::connect_or_create(&db_url).await.with_context(|| format!("cannot open the database of {service}"))?;
+        let db = Db::connect_or_create(&db_url, args.db_pool).await.with_context(|| format!("cannot open the database of {service}"))?;
         let bus: Arc<dyn EventBus> = match &args.nats_url {
             Some(url) => Arc::new(NatsBus::connect(url, &args.namespace).await?),
             None => Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?),

@@ -16,6 +16,9 @@ use sqlx::{AnyPool, Executor};
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 pub type Conn = sqlx::AnyConnection;
 
+/// PostgreSQL connections per process unless configured.
+pub const DEFAULT_POOL: u32 = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -48,8 +51,15 @@ impl Db {
         Db::connect(&url).await
     }
 
-    /// `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    /// `sqlite://path?mode=rwc` or `postgres://user@host/db`, with the default pool size.
     pub async fn connect(url: &str) -> Result<Db, sqlx::Error> {
+        Db::connect_pooled(url, DEFAULT_POOL).await
+    }
+
+    /// Like [`Db::connect`]; on PostgreSQL with at most `pool` connections (SQLite always
+    /// has one). Every process of a cluster holds its own pool against the server's
+    /// `max_connections` (100 by default), so pools stay small.
+    pub async fn connect_pooled(url: &str, pool: u32) -> Result<Db, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -86,7 +96,7 @@ impl Db {
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
-                    .max_connections(16)
+                    .max_connections(pool.max(1))
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)
                     .await?
@@ -97,8 +107,8 @@ impl Db {
 
     /// Like [`Db::connect`], but on PostgreSQL creates the database first if it does not
     /// exist (two replicas racing to create it are both fine).
-    pub async fn connect_or_create(url: &str) -> Result<Db, sqlx::Error> {
-        match Db::connect(url).await {
+    pub async fn connect_or_create(url: &str, pool: u32) -> Result<Db, sqlx::Error> {
+        match Db::connect_pooled(url, pool).await {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
                 let (server, name) = url
                     .rsplit_once('/')
@@ -109,14 +119,14 @@ impl Db {
                         format!("database name '{name}' must be letters, digits and underscores").into(),
                     ));
                 }
-                let admin = Db::connect(&format!("{server}/postgres")).await?;
+                let admin = Db::connect_pooled(&format!("{server}/postgres"), 1).await?;
                 match sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin.pool).await {
                     Ok(_) => {}
                     Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
                     Err(e) => return Err(e),
                 }
                 admin.pool.close().await;
-                Db::connect(url).await
+                Db::connect_pooled(url, pool).await
             }
             other => other,
         }

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Demonstration 6 and the distributed throughput, on this machine's PostgreSQL and NATS.
+#
+#   bash bench/rolling.sh
+#
+# 1. `cafe up` (all-in-one): wrk POST /orders through the gateway, the same-run reference;
+# 2. `cafe cluster` (every service its own process, PostgreSQL with synchronous commit on,
+#    NATS JetStream): the same wrk;
+# 3. siege -c100 against GET /deliverypages and POST /orders (half each) through the
+#    cluster's gateway while SIGHUP rolls every service one instance at a time (SIGTERM,
+#    wait for ready, next); siege runs until the roll is done, then its availability and
+#    failed transactions are what we record;
+# 4. appends a dated section to docs/BENCHMARKS.md.
+# Everything is on 127.0.0.1, bounded in time, and stopped on exit.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+DURATION_S=${DURATION_S:-20}
+DOCS=${DOCS-docs/BENCHMARKS.md}
+BIN=${CAFE_BIN:-target/release/cafe}
+BODY='{"phoneNumber":"010-1234-5678","productName":"latte","qty":1,"amt":4500}'
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/cafe-rolling.XXXXXX")
+NS="bench$(date +%s)"
+PIDS=()
+log() { printf '==> %s\n' "$*" >&2; }
+cleanup() {
+	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do timeout 60 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+	for svc in order payment drink customercenter delivery deliverycenter; do
+		psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS ${NS}_${svc} WITH (FORCE)" >/dev/null 2>&1 || true
+	done
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null && command -v siege >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk siege >/dev/null; }
+[ -n "${SKIP_BUILD:-}" ] || timeout 2400 cargo build --release -p cafe >&2
+
+free_base() { # a base port with 14 free ports after it
+	python3 - <<'PY'
+import random, socket
+while True:
+    base = random.randint(20000, 60000)
+    try:
+        socks = []
+        for p in range(base, base + 14):
+            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in socks: s.close()
+PY
+}
+wait_line() { # file, prefix: wait up to 120 s for a line
+	for _ in $(seq 1200); do grep -q "^$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+	echo "no '$2' in $1" >&2; cat "$1" >&2; return 1
+}
+cat > "$RUN/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+wrk_orders() { # url → orders/s (201s only are counted by wrk's non-2xx line being absent)
+	timeout $((DURATION_S + 30)) wrk -t2 -c100 -d"${DURATION_S}s" --latency -s "$RUN/post.lua" "$1/orders" > "$RUN/wrk.$2" 2>&1
+	awk '/Requests\/sec/ {print $2}' "$RUN/wrk.$2"
+}
+
+log "all-in-one"
+BASE=$(free_base)
+"$BIN" up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs-up" > "$RUN/up.out" 2> "$RUN/up.err" &
+UP=$!; PIDS+=("$UP")
+wait_line "$RUN/up.out" "cafe up:"
+AIO=$(wrk_orders "http://127.0.0.1:$BASE" aio)
+kill -TERM "$UP"; wait "$UP" || true
+
+log "cluster (namespace $NS)"
+BASE=$(free_base)
+"$BIN" cluster --port "$BASE" --namespace "$NS" --log-dir "$RUN/logs-cluster" > "$RUN/cluster.out" 2> "$RUN/cluster.err" &
+CL=$!; PIDS+=("$CL")
+wait_line "$RUN/cluster.out" "cafe cluster:"
+GW="http://127.0.0.1:$BASE"
+DIST=$(wrk_orders "$GW" dist)
+
+log "rolling restart under siege -c100"
+printf '%s/deliverypages\n%s/orders POST %s\n' "$GW" "$GW" "$BODY" > "$RUN/urls.txt"
+cat > "$RUN/siegerc" <<RC
+connection = keep-alive
+failures = 1000000
+json_output = true
+RC
+SIEGERC="$RUN/siegerc" timeout 400 siege -c100 -t300S -f "$RUN/urls.txt" --content-type "application/json" > "$RUN/siege.out" 2> "$RUN/siege.err" &
+SIEGE=$!; PIDS+=("$SIEGE")
+sleep 3
+ROLL_START=$(date +%s.%N)
+kill -HUP "$CL"
+for _ in $(seq 3000); do grep -q "rolling restart done\|rolling restart failed" "$RUN/cluster.err" && break; sleep 0.1; done
+ROLL_END=$(date +%s.%N)
+sleep 2
+kill -INT "$SIEGE"; wait "$SIEGE" || true
+grep -q "rolling restart done" "$RUN/cluster.err" || { echo "the rolling restart did not finish" >&2; tail -20 "$RUN/cluster.err" >&2; exit 1; }
+read -r TX AVAIL RATE FAILED < <(python3 - "$RUN/siege.out" "$RUN/siege.err" <<'PY'
+import json, re, sys
+text = open(sys.argv[1]).read() + open(sys.argv[2]).read()
+m = re.search(r"\{[^{}]*\"transactions\"[^{}]*\}", text, re.S)
+d = json.loads(m.group(0))
+print(d["transactions"], d["availability"], d["transaction_rate"], d["failed_transactions"])
+PY
+)
+ROLL_S=$(python3 -c "print(round($ROLL_END - $ROLL_START, 1))")
+RATIO=$(python3 -c "print(round($DIST / $AIO, 2))")
+
+SECTION=$(cat <<MD
+
+### Distributed mode and rolling restart, $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD))
+
+\`bash bench/rolling.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average before: $(cut -d' ' -f1-3 /proc/loadavg).
+
+| measure | result | target |
+|---|---|---|
+| all-in-one \`POST /orders\` through the gateway (wrk -c100, ${DURATION_S} s), same run | ${AIO} orders/s | |
+| distributed (\`cafe cluster\`: PostgreSQL, synchronous commit on; NATS JetStream) | ${DIST} orders/s (${RATIO} × all-in-one) | ≥ 1,000 orders/s |
+| siege -c100, GET /deliverypages + POST /orders, during a rolling restart of every service (${ROLL_S} s) | ${TX} transactions, **${AVAIL} % available**, ${FAILED} failed, ${RATE} trans/s | 100 % |
+| original (Spring Boot on Kubernetes, readiness probes) | 359.49 trans/s at 100 % | ten times: 3,595 trans/s |
+
+MD
+)
+printf '%s\n' "$SECTION"
+if [ -n "$DOCS" ]; then printf '%s\n' "$SECTION" >> "$DOCS"; fi
