@@ -840,7 +840,7 @@ fn delete_stream(stream: &str) -> std::io::Result<()> {
     let inbox = format!("_INBOX.cafetest{:x}", random());
     write!(
         conn,
-        "CONNECT {{\"verbose\":false,\"pedantic\":false}}\r\nSUB {inbox} 1\r\nPUB $JS.API.STREAM.DELETE.{stream} {inbox} 0\r\n\r\n"
+        "CONNECT {{\"verbose\":false}}\r\nSUB {inbox} 1\r\nPUB $JS.API.STREAM.DELETE.{stream} {inbox} 0\r\n\r\n"
     )?;
     conn.flush()?;
     loop {
@@ -957,6 +957,11 @@ impl Rng {
     pub fn seeded(default: u64) -> Rng {
         let seed = std::env::var("CAFE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default);
         eprintln!("seed {seed} (set CAFE_TEST_SEED to replay)");
+        Rng(seed.max(1))
+    }
+
+    /// A generator seeded from another's output, without announcing its seed.
+    pub fn quiet(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
 
