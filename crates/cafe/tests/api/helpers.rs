@@ -6,9 +6,10 @@
 //! Nothing here sleeps for a fixed time: every wait is a poll with a deadline
 //! ([`wait_until`]), so a fast machine is fast and a slow one only waits longer.
 //!
-//! Shared by every integration test binary (`#[path]`), each of which uses a part of it.
+//! Shared by every integration test binary (`#[path]`, with `#[allow(dead_code)]`), each of
+//! which uses a part of it.
 
-#![allow(dead_code, unused_macros)]
+#![allow(unused_macros)]
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -3,6 +3,7 @@
 //! One test binary keeps link time down.
 
 #[macro_use]
+#[allow(dead_code)]
 mod helpers;
 
 mod crash;

@@ -41,7 +41,7 @@ async fn killing_one_replica_at_a_time_fails_no_request_at_the_gateway() {
             let mut n = 0u64;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                let (method, path, body, want) = if n % 3 == 0 {
+                let (method, path, body, want) = if n.is_multiple_of(3) {
                     (Method::POST, "/orders".to_string(), Some(order_body(c * 100_000 + n, "Latte", 1, 3000)), 201)
                 } else {
                     (Method::GET, paths[(n as usize) % paths.len()].clone(), None, 200)

@@ -12,6 +12,7 @@
 //! ([`helpers::require_infra`]).
 
 #[macro_use]
+#[allow(dead_code)]
 #[path = "../api/helpers.rs"]
 mod helpers;
 
