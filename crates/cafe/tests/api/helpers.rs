@@ -282,16 +282,17 @@ fn random() -> u64 {
     h.finish()
 }
 
-/// A base port `P` in 20000..60000 with `P..P+count` all free on 127.0.0.1 right now.
+/// A base port `P` in 10000..32000 with `P..P+count` all free on 127.0.0.1 right now: below
+/// the ephemeral range (32768+), so no outgoing connection takes a slot that starts later.
 fn free_port_range(count: u16) -> u16 {
     for _ in 0..1000 {
-        let base = 20_000 + (random() % 40_000) as u16;
+        let base = 10_000 + (random() % 22_000) as u16;
         let listeners: Vec<_> = (0..count).map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
         if listeners.len() == count as usize {
             return base;
         }
     }
-    panic!("no {count} consecutive free ports in 20000..60000");
+    panic!("no {count} consecutive free ports in 10000..32000");
 }
 
 /// A child process of a cluster: which service, and on which port.
