@@ -198,6 +198,20 @@ pub struct ResilienceArgs {
 }
 
 impl ResilienceArgs {
+    /// What order needs to reach payment and delivery, with these settings.
+    pub fn wiring(&self, payment_url: &str, delivery_url: &str) -> crate::services::Wiring {
+        crate::services::Wiring {
+            payment_url: payment_url.to_string(),
+            delivery_url: delivery_url.to_string(),
+            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
+            settle_after: std::time::Duration::from_millis(self.settle_after_ms),
+            payment_delay_ms: self.payment_delay_ms,
+            retry_after_secs: self.retry_after_secs,
+            breaker: self.breaker(),
+            payment_retries: self.payment_retries,
+        }
+    }
+
     pub fn breaker(&self) -> platform::breaker::Settings {
         platform::breaker::Settings {
             window: std::time::Duration::from_secs(self.breaker_window_secs.max(1)),

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::ServeArgs;
-use crate::services::{self, Wiring};
+use crate::services;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.service.as_str();
@@ -53,16 +53,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(url) => Arc::new(NatsBus::connect(url, &args.namespace).await?),
             None => Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?),
         };
-        let wiring = Wiring {
-            payment_url: args.upstreams.payment_url.clone(),
-            delivery_url: args.upstreams.delivery_url.clone(),
-            call_timeout: Duration::from_millis(args.resilience.call_timeout_ms),
-            settle_after: Duration::from_millis(args.resilience.settle_after_ms),
-            payment_delay_ms: args.resilience.payment_delay_ms,
-            retry_after_secs: args.resilience.retry_after_secs,
-            breaker: args.resilience.breaker(),
-            payment_retries: args.resilience.payment_retries,
-        };
+        let wiring = args.resilience.wiring(&args.upstreams.payment_url, &args.upstreams.delivery_url);
         services::launch(services::Launch {
             name: service,
             group: service.to_string(),

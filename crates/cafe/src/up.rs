@@ -116,16 +116,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot open the event log under {}", args.data_dir.display()))?,
     );
-    let wiring = Wiring {
-        payment_url: urls["payment"].clone(),
-        delivery_url: urls["delivery"].clone(),
-        call_timeout: Duration::from_millis(args.resilience.call_timeout_ms),
-        settle_after: Duration::from_millis(args.resilience.settle_after_ms),
-        payment_delay_ms: args.resilience.payment_delay_ms,
-        retry_after_secs: args.resilience.retry_after_secs,
-        breaker: args.resilience.breaker(),
-        payment_retries: args.resilience.payment_retries,
-    };
+    let wiring = args.resilience.wiring(&urls["payment"], &urls["delivery"]);
     let root = CancellationToken::new();
     let mut slots = HashMap::new();
     let mut guards = Vec::new();

@@ -3,16 +3,17 @@
 //! over OTLP/HTTP to an in-process receiver. And every service and the gateway expose their
 //! metrics in Prometheus text format.
 
-use std::collections::{BTreeSet, HashMap};
-use std::process::Stdio;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+
+#[path = "../common/cafe_up.rs"]
+#[allow(dead_code)]
+mod common;
+use common::{cafe_up, poll};
 
 type Spans = Arc<Mutex<Vec<(String, String, String)>>>; // (trace id, service, span name)
 
@@ -52,44 +53,11 @@ async fn receiver() -> (String, Spans) {
     (url, spans)
 }
 
-async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>, why: impl Fn() -> String) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {}", why());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn an_order_is_one_trace_across_every_service_and_every_service_has_metrics() {
     let (collector, spans) = receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cafe"))
-        .args(["up", "--port", "0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--log-dir")
-        .arg(dir.path().join("logs"))
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let l = lines.next_line().await.unwrap().expect("cafe exited before it was up");
-            if l.starts_with("cafe up:") {
-                return l;
-            }
-        }
-    })
-    .await
-    .expect("cafe up within 30 s");
-    let urls: HashMap<&str, &str> = line["cafe up:".len()..].split_whitespace().filter_map(|kv| kv.split_once('=')).collect();
+    let mut cafe = cafe_up(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)]).await;
+    let urls = &cafe.urls;
     let gw = urls["gateway"].to_string();
     let http = reqwest::Client::new();
 
@@ -130,7 +98,7 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
     assert!(everyone.iter().all(|s| seen.contains(*s)), "{seen:?}");
 
     // Metrics, on every service and the gateway.
-    for (name, url) in &urls {
+    for (name, url) in urls {
         let res = http.get(format!("{url}/actuator/prometheus")).send().await.unwrap();
         assert_eq!(res.status(), 200, "{name}");
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"), "{name}");
@@ -152,5 +120,5 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
     let drink_metrics = http.get(format!("{}/actuator/prometheus", urls["drink"])).send().await.unwrap().text().await.unwrap();
     assert!(drink_metrics.contains(r#"cafe_events_handled_total{service="drink",type="Ordered"} 1"#), "{drink_metrics}");
     assert!(drink_metrics.contains(r#"cafe_consumer_lag{service="drink"} "#), "{drink_metrics}");
-    let _ = child.start_kill();
+    let _ = cafe.child.start_kill();
 }

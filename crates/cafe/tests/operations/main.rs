@@ -2,67 +2,17 @@
 //! does; SIGTERM lets an in-flight request finish and exits 0; logs land under
 //! `<log-dir>/<service>/` in the original's access-log pattern; an idle cafe uses no CPU.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-struct Cafe {
-    child: Child,
-    urls: HashMap<String, String>,
-    started_in: Duration,
-    logs: PathBuf,
-    _dir: tempfile::TempDir,
-}
+#[path = "../common/cafe_up.rs"]
+mod common;
+use common::cafe_up;
 
-async fn cafe_up(extra: &[&str]) -> Cafe {
-    let dir = tempfile::tempdir().unwrap();
-    let logs = dir.path().join("logs");
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cafe"))
-        .args(["up", "--port", "0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--log-dir")
-        .arg(&logs)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let l = lines.next_line().await.unwrap().expect("cafe exited before it was up");
-            if l.starts_with("cafe up:") {
-                return l;
-            }
-        }
-    })
-    .await
-    .expect("cafe up within 30 s");
-    let started_in = started.elapsed();
-    let urls = line["cafe up:".len()..]
-        .split_whitespace()
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Cafe { child, urls, started_in, logs, _dir: dir }
-}
-
-async fn poll<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn poll<T>(what: &str, f: impl AsyncFnMut() -> Option<T>) -> T {
+    common::poll(what, f, String::new).await
 }
 
 fn order() -> Value {
@@ -71,7 +21,7 @@ fn order() -> Value {
 
 #[tokio::test]
 async fn it_is_up_in_under_two_seconds_and_health_answers_like_actuator() {
-    let cafe = cafe_up(&[]).await;
+    let cafe = cafe_up(&[], &[]).await;
     assert!(cafe.started_in < Duration::from_secs(2), "took {:?}", cafe.started_in);
     let http = reqwest::Client::new();
     for name in ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter"] {
@@ -103,7 +53,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn an_idle_cafe_uses_no_cpu() {
-    let cafe = cafe_up(&[]).await;
+    let cafe = cafe_up(&[], &[]).await;
     let http = reqwest::Client::new();
     let gw = &cafe.urls["gateway"];
     let placed: Value = http.post(format!("{gw}/orders")).json(&order()).send().await.unwrap().json().await.unwrap();
@@ -123,7 +73,7 @@ async fn an_idle_cafe_uses_no_cpu() {
 
 #[tokio::test]
 async fn sigterm_lets_the_request_in_flight_finish_and_exits_zero() {
-    let mut cafe = cafe_up(&["--payment-delay-ms", "400-400"]).await;
+    let mut cafe = cafe_up(&["--payment-delay-ms", "400-400"], &[]).await;
     let http = reqwest::Client::new();
     let gw = cafe.urls["gateway"].clone();
     let order_url = cafe.urls["order"].clone();
@@ -158,7 +108,7 @@ fn read_dir_text(dir: &Path, prefix: &str) -> Option<String> {
 
 #[tokio::test]
 async fn logs_are_under_the_log_dir_per_service_in_the_original_pattern() {
-    let cafe = cafe_up(&[]).await;
+    let cafe = cafe_up(&[], &[]).await;
     let http = reqwest::Client::new();
     let res = http.post(format!("{}/orders", cafe.urls["gateway"])).json(&order()).send().await.unwrap();
     assert_eq!(res.status(), 201);
