@@ -45,75 +45,9 @@ CAFE_BIN=${CAFE_BIN:-$TARGET_DIR/release/cafe}
 REF_TARGET_DIR=${REF_TARGET_DIR:-target/bench-reference}
 REF_BIN="$REF_TARGET_DIR/release/bench-reference"
 
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/cafe-bench.XXXXXX")
-PIDS=()
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'orders.sh: %s\n' "$*" >&2; exit 1; }
-
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	if [[ -n $KEEP_RUN || $rc -ne 0 ]]; then
-		log "raw outputs kept in $RUN"
-	else
-		rm -rf "$RUN"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A free TCP port on 127.0.0.1.
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# A base port BASE with BASE..BASE+6 all free, below the ephemeral range the clients use.
-free_base() {
-	python3 - <<'EOF'
-import random, socket, sys
-for _ in range(500):
-    base = random.randint(20000, 30000)
-    socks = []
-    try:
-        for port in range(base, base + 7):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    sys.exit(0)
-sys.exit("no free block of 7 ports")
-EOF
-}
-
-# wait_http URL SECONDS PID: until URL answers 2xx, the deadline passes or PID exits.
-wait_http() {
-	local url=$1 deadline=$((SECONDS + $2)) pid=$3
-	until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
-		kill -0 "$pid" 2>/dev/null || return 1
-		((SECONDS < deadline)) || return 1
-		sleep 0.1
-	done
-}
+BENCH=orders.sh
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 run_wrk() { # run_wrk URL OUTFILE
 	timeout $((DURATION_S + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION_S}s" --latency \

@@ -45,61 +45,9 @@ BODY='{"phoneNumber":"010-8765-4321","productName":"coffee","qty":2,"amt":1000}'
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 CAFE_BIN=${CAFE_BIN:-$TARGET_DIR/release/cafe}
 
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/cafe-resilience.XXXXXX")
-PIDS=()
-
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'resilience.sh: %s\n' "$*" >&2; exit 1; }
-
-stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 150); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	touch "$RUN/stop" 2>/dev/null || true
-	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
-	if [[ -n $KEEP_RUN || $rc -ne 0 ]]; then
-		log "raw outputs kept in $RUN"
-	else
-		rm -rf "$RUN"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A base port BASE with BASE..BASE+6 all free, below the ephemeral range the clients use.
-free_base() {
-	python3 - <<'EOF'
-import random, socket, sys
-for _ in range(500):
-    base = random.randint(20000, 30000)
-    socks = []
-    try:
-        for port in range(base, base + 7):
-            s = socket.socket()
-            socks.append(s)
-            s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(base)
-    sys.exit(0)
-sys.exit("no free block of 7 ports")
-EOF
-}
+BENCH=resilience.sh
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- tools -----------------------------------------------------------------------------------
 missing=()
