@@ -72,3 +72,16 @@ wait_http() {
 		sleep 0.1
 	done
 }
+
+# need_tools CMD...: installs the Debian packages of the same names that are missing.
+need_tools() {
+	local missing=() sudo=() tool
+	for tool in "$@"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+	if ((${#missing[@]})); then
+		log "installing ${missing[*]}"
+		[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+		timeout 600 "${sudo[@]}" apt-get update -qq
+		timeout 900 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+	fi
+	command -v python3 >/dev/null || die "python3 is needed"
+}

@@ -55,18 +55,7 @@ run_wrk() { # run_wrk URL OUTFILE
 }
 
 # --- tools -----------------------------------------------------------------------------------
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v siege >/dev/null || missing+=(siege)
-command -v curl >/dev/null || missing+=(curl)
-if ((${#missing[@]})); then
-	log "installing ${missing[*]}"
-	sudo=()
-	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
-	timeout 600 "${sudo[@]}" apt-get update -qq
-	timeout 900 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
-fi
-command -v python3 >/dev/null || die "python3 is needed"
+need_tools wrk siege curl
 
 # --- build -----------------------------------------------------------------------------------
 if [[ -z $SKIP_BUILD ]]; then

@@ -96,15 +96,7 @@ async fn cancelling_records_the_cancellation_deletes_the_order_and_refunds(app: 
     assert_eq!(d["status"], "Delivery Cancelled");
 
     // Compensation: OrderCanceled → DrinkCanceled → PaymentCanceled.
-    app.wait_for_drink(id(&drink), "Canceled").await;
-    wait_until("the payment to be Canceled", app.deadline, || async {
-        let p = app.get_json(&format!("/payments/{}", id(&payment))).await;
-        (p["status"] == "Canceled").then_some(())
-    })
-    .await;
-    let payments = app.find_by_order_id("payments", order_id).await;
-    assert_eq!(payments.len(), 1, "a refund is not a second payment: {payments:?}");
-    app.wait_for_status("mypages", order_id, "Payment Canceled").await;
+    app.wait_for_compensation(order_id, id(&drink), id(&payment)).await;
 }
 
 /// Demonstration 3: with delivery down a barista still makes the drink; the delivery starts

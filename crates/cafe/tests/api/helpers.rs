@@ -707,6 +707,20 @@ impl TestApp {
         .await
     }
 
+    /// Waits for a cancelled order's compensation: OrderCanceled → DrinkCanceled →
+    /// PaymentCanceled, the same single payment refunded, my page at "Payment Canceled".
+    pub async fn wait_for_compensation(&self, order_id: i64, drink_id: i64, payment_id: i64) {
+        self.wait_for_drink(drink_id, "Canceled").await;
+        wait_until("the payment to be Canceled", self.deadline, || async {
+            let p = self.get_json(&format!("/payments/{payment_id}")).await;
+            (p["status"] == "Canceled").then_some(())
+        })
+        .await;
+        let payments = self.find_by_order_id("payments", order_id).await;
+        assert_eq!(payments.len(), 1, "a refund is not a second payment: {payments:?}");
+        self.wait_for_status("mypages", order_id, "Payment Canceled").await;
+    }
+
     /// Places an order, waits for its drink, makes it, and waits for its delivery to start.
     /// Returns (order, drink, delivery).
     pub async fn order_made_and_started(&self) -> (Value, Value, Value) {

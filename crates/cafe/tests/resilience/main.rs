@@ -536,15 +536,7 @@ async fn cancelling_while_delivery_is_down_keeps_the_order_and_compensates_once_
     assert_eq!(app.get_json(&format!("/deliveries/{}", id(&delivery))).await["status"], "Delivery Cancelled");
     app.get(&format!("/orders/{order_id}")).await.expect_problem(404, "GET the cancelled order");
     // Compensation: OrderCanceled → DrinkCanceled → PaymentCanceled.
-    app.wait_for_drink(id(&drink), "Canceled").await;
-    wait_until("the payment to be Canceled", DEADLINE, || async {
-        let p = app.get_json(&format!("/payments/{}", id(&payment))).await;
-        (p["status"] == "Canceled").then_some(())
-    })
-    .await;
-    let payments = app.find_by_order_id("payments", order_id).await;
-    assert_eq!(payments.len(), 1, "a refund is not a second payment: {payments:?}");
-    app.wait_for_status("mypages", order_id, "Payment Canceled").await;
+    app.wait_for_compensation(order_id, id(&drink), id(&payment)).await;
     assert_eq!(circuit(&app, "deliveryCircuit").await["state"], "CLOSED");
     books(&app).await.expect("orders and payments").consistent().unwrap_or_else(|e| panic!("{e}"));
 }
