@@ -200,11 +200,6 @@ pub async fn guard(conn: &mut Conn, key: i64) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Is this error a unique-constraint violation (a duplicate insert)?
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` values: one statement for many rows.
 pub fn values_list(rows: usize, cols: usize) -> String {
     let mut out = String::with_capacity(rows * cols * 5);

@@ -28,8 +28,6 @@ pub struct Problem {
     /// Seconds a client should wait before retrying (503 only).
     #[serde(skip)]
     pub retry_after: Option<u64>,
-    #[serde(skip)]
-    pub allow: Option<&'static str>,
 }
 
 impl Problem {
@@ -41,7 +39,6 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
-            allow: None,
         }
     }
 
@@ -113,9 +110,6 @@ impl IntoResponse for Problem {
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if let Some(allow) = self.allow {
-            h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         res
     }
