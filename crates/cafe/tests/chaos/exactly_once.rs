@@ -189,7 +189,12 @@ fn start_nats() -> std::io::Result<std::process::ExitStatus> {
 /// Stops the NATS server (SIGTERM: it flushes JetStream and exits), waits until its port is
 /// closed, starts it again and waits until the port is open.
 async fn restart_nats() {
-    let stopped = tokio::process::Command::new("start-stop-daemon").args(["--stop", "--exec", NATS_SERVER]).status().await;
+    // `--retry`: wait until the old server has exited, not just closed its port; a start
+    // while it is still shutting down would find it "already running" and do nothing.
+    let stopped = tokio::process::Command::new("start-stop-daemon")
+        .args(["--stop", "--retry", "TERM/30/KILL/5", "--exec", NATS_SERVER])
+        .status()
+        .await;
     assert!(stopped.as_ref().is_ok_and(|s| s.success()), "start-stop-daemon --stop {NATS_SERVER}: {stopped:?}");
     wait_until("NATS to stop", Duration::from_secs(30), || async { (!nats_answers().await).then_some(()) }).await;
     let started = tokio::task::spawn_blocking(start_nats).await.expect("start-stop-daemon");
