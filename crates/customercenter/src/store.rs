@@ -1,17 +1,14 @@
-//! The "my page" rows, one per order keyed by the order id, and the per-order guard.
+//! The "my page" rows, one per order keyed by the order id.
 //!
-//! A row is updated by read, [`apply`], upsert inside the consumer's batch transaction. On
-//! PostgreSQL two replicas may handle events about one order at once; both would read the
-//! same row and the second upsert would drop what the first merged. So the merge first
-//! upserts the order's row in `guards` (see `platform::db::guard`), which takes (and waits for) its row lock:
-//! merges of one order run one after another, each reading what the previous committed.
-//! SQLite serialises writers anyway. `rank` is stored beside `status` so the furthest stage
-//! is visible in SQL too.
+//! Rows are merged a batch at a time by `platform::view` (guard, [`load`], apply, [`save`],
+//! inside the consumer's transaction). `rank` is stored beside `status` so the furthest
+//! stage is visible in SQL too.
 
+use platform::db::{placeholders, values_list, ROWS_PER_STATEMENT};
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
-use crate::domain::{apply, Fact, MyPage, MyPageStatus};
+use crate::domain::{MyPage, MyPageStatus};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 10,
@@ -67,11 +64,6 @@ async fn one<'e>(e: impl Executor<'e, Database = Any>, sql: &str, key: i64) -> R
 /// for a placement that failed leaves a row with no order behind it, which stays hidden.
 const PLACED: &str = "product_name IS NOT NULL";
 
-/// The row as stored, placed or not (for merging).
-async fn stored<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<MyPage>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE id = $1"), id).await
-}
-
 pub async fn find<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<MyPage>, sqlx::Error> {
     one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE id = $1 AND {PLACED}"), id).await
 }
@@ -83,37 +75,53 @@ pub async fn find_by_order<'e>(
     one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE order_id = $1 AND {PLACED}"), order_id).await
 }
 
-/// Merges `fact` into its order's row, inside the consumer's transaction.
-#[tracing::instrument(skip_all, fields(order_id = fact.order_id))]
-pub async fn merge(conn: &mut Conn, fact: &Fact) -> Result<(), sqlx::Error> {
-    platform::db::guard(conn, fact.order_id).await?;
-    let before = stored(&mut *conn, fact.order_id).await?;
-    let after = apply(before.clone(), fact);
-    if before.as_ref() == Some(&after) {
-        return Ok(());
+/// The stored rows (placed or not) among `ids`, for merging.
+pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, MyPage)>, sqlx::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!("SELECT {COLUMNS} FROM my_pages WHERE id IN ({})", placeholders(chunk.len()));
+        let mut q = sqlx::query_as::<_, Record>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for record in q.fetch_all(&mut *conn).await? {
+            let row = MyPage::try_from(record)?;
+            out.push((row.id, row));
+        }
     }
-    sqlx::query(
-        "INSERT INTO my_pages (id, order_id, payment_id, drink_id, delivery_id, phone_number, product_name, qty, amt,
-           status, rank)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-         ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, payment_id = excluded.payment_id,
-           drink_id = excluded.drink_id, delivery_id = excluded.delivery_id, phone_number = excluded.phone_number,
-           product_name = excluded.product_name, qty = excluded.qty, amt = excluded.amt, status = excluded.status,
-           rank = excluded.rank",
-    )
-    .bind(after.id)
-    .bind(after.order_id)
-    .bind(after.payment_id)
-    .bind(after.drink_id)
-    .bind(after.delivery_id)
-    .bind(after.phone_number.as_deref())
-    .bind(after.product_name.as_deref())
-    .bind(after.qty)
-    .bind(after.amt)
-    .bind(after.status.as_str())
-    .bind(after.status.rank())
-    .execute(conn)
-    .await?;
+    Ok(out)
+}
+
+/// Inserts or replaces `rows`, inside the consumer's transaction.
+pub async fn save(conn: &mut Conn, rows: &[MyPage]) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO my_pages (id, order_id, payment_id, drink_id, delivery_id, phone_number, product_name, qty, amt,
+               status, rank)
+             VALUES {}
+             ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, payment_id = excluded.payment_id,
+               drink_id = excluded.drink_id, delivery_id = excluded.delivery_id, phone_number = excluded.phone_number,
+               product_name = excluded.product_name, qty = excluded.qty, amt = excluded.amt, status = excluded.status,
+               rank = excluded.rank",
+            values_list(chunk.len(), 11)
+        );
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            q = q
+                .bind(row.id)
+                .bind(row.order_id)
+                .bind(row.payment_id)
+                .bind(row.drink_id)
+                .bind(row.delivery_id)
+                .bind(row.phone_number.clone())
+                .bind(row.product_name.clone())
+                .bind(row.qty)
+                .bind(row.amt)
+                .bind(row.status.as_str())
+                .bind(row.status.rank());
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -2,11 +2,11 @@
 //! `Delivered`) and how each event becomes a [`Fact`] about an order's page. It raises nothing.
 
 use futures::future::BoxFuture;
-use platform::outbox::Handler;
+use platform::view::View;
 use platform::{Conn, Event};
 use serde::Deserialize;
 
-use crate::domain::{DeliveryPageStatus, Fact};
+use crate::domain::{DeliveryPage, DeliveryPageStatus, Fact};
 use crate::store;
 
 pub const ORDERED: &str = "Ordered";
@@ -62,20 +62,30 @@ pub fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
     Some(event.payload::<AboutDelivery>().map(|d| Fact::stage(d.order_id, stage)))
 }
 
-/// Merges each consumed event into its order's page.
+/// The view: each consumed event merged into its order's page.
 pub struct UpdateDeliveryPage;
 
-impl Handler for UpdateDeliveryPage {
-    fn handle<'a>(&'a self, conn: &'a mut Conn, event: &'a Event) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
-        Box::pin(async move {
-            match fact(event) {
-                None => {}
-                Some(Err(e)) => {
-                    tracing::error!(event_id = %event.event_id, event_type = %event.event_type, error = %e, "unreadable event skipped");
-                }
-                Some(Ok(fact)) => store::merge(conn, &fact).await?,
-            }
-            Ok(vec![])
-        })
+impl View for UpdateDeliveryPage {
+    type Fact = Fact;
+    type Row = DeliveryPage;
+
+    fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
+        fact(event)
+    }
+
+    fn key(fact: &Fact) -> i64 {
+        fact.order_id
+    }
+
+    fn apply(row: Option<DeliveryPage>, fact: &Fact) -> DeliveryPage {
+        crate::domain::apply(row, fact)
+    }
+
+    fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> BoxFuture<'a, Result<Vec<(i64, DeliveryPage)>, sqlx::Error>> {
+        Box::pin(store::load(conn, keys))
+    }
+
+    fn save<'a>(conn: &'a mut Conn, rows: &'a [DeliveryPage]) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(store::save(conn, rows))
     }
 }

@@ -1,17 +1,14 @@
-//! The delivery pages, one row per order keyed by the order id, and the per-order guard.
+//! The delivery pages, one row per order keyed by the order id.
 //!
-//! A page is updated by read, [`apply`], upsert inside the consumer's batch transaction. On
-//! PostgreSQL two replicas may handle events about one order at once; both would read the
-//! same page and the second upsert would drop what the first merged. So the merge first
-//! upserts the order's row in `guards` (see `platform::db::guard`), which takes (and waits for) its row lock:
-//! merges of one order run one after another, each reading what the previous committed.
-//! SQLite serialises writers anyway. `rank` is stored beside `status` so the furthest stage
-//! is visible in SQL too.
+//! Pages are merged a batch at a time by `platform::view` (guard, [`load`], apply, [`save`],
+//! inside the consumer's transaction). `rank` is stored beside `status` so the furthest
+//! stage is visible in SQL too.
 
+use platform::db::{placeholders, values_list, ROWS_PER_STATEMENT};
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
-use crate::domain::{apply, DeliveryPage, DeliveryPageStatus, Fact};
+use crate::domain::{DeliveryPage, DeliveryPageStatus};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 10,
@@ -69,33 +66,49 @@ pub async fn find_by_order<'e>(
     one(e, &format!("SELECT {COLUMNS} FROM delivery_pages WHERE order_id = $1"), order_id).await
 }
 
-/// Merges `fact` into its order's page, inside the consumer's transaction.
-#[tracing::instrument(skip_all, fields(order_id = fact.order_id))]
-pub async fn merge(conn: &mut Conn, fact: &Fact) -> Result<(), sqlx::Error> {
-    platform::db::guard(conn, fact.order_id).await?;
-    let before = find(&mut *conn, fact.order_id).await?;
-    let after = apply(before.clone(), fact);
-    if before.as_ref() == Some(&after) {
-        return Ok(());
+/// The stored pages among `ids`, for merging.
+pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, DeliveryPage)>, sqlx::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!("SELECT {COLUMNS} FROM delivery_pages WHERE id IN ({})", placeholders(chunk.len()));
+        let mut q = sqlx::query_as::<_, Record>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for record in q.fetch_all(&mut *conn).await? {
+            let page = DeliveryPage::try_from(record)?;
+            out.push((page.id, page));
+        }
     }
-    sqlx::query(
-        "INSERT INTO delivery_pages (id, order_id, amt, delivery_id, status, rank, product_name, qty, phone_number)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, amt = excluded.amt,
-           delivery_id = excluded.delivery_id, status = excluded.status, rank = excluded.rank,
-           product_name = excluded.product_name, qty = excluded.qty, phone_number = excluded.phone_number",
-    )
-    .bind(after.id)
-    .bind(after.order_id)
-    .bind(after.amt)
-    .bind(after.delivery_id)
-    .bind(after.status.as_str())
-    .bind(after.status.rank())
-    .bind(after.product_name.as_deref())
-    .bind(after.qty)
-    .bind(after.phone_number.as_deref())
-    .execute(conn)
-    .await?;
+    Ok(out)
+}
+
+/// Inserts or replaces `pages`, inside the consumer's transaction.
+pub async fn save(conn: &mut Conn, pages: &[DeliveryPage]) -> Result<(), sqlx::Error> {
+    for chunk in pages.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO delivery_pages (id, order_id, amt, delivery_id, status, rank, product_name, qty, phone_number)
+             VALUES {}
+             ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, amt = excluded.amt,
+               delivery_id = excluded.delivery_id, status = excluded.status, rank = excluded.rank,
+               product_name = excluded.product_name, qty = excluded.qty, phone_number = excluded.phone_number",
+            values_list(chunk.len(), 9)
+        );
+        let mut q = sqlx::query(&sql);
+        for page in chunk {
+            q = q
+                .bind(page.id)
+                .bind(page.order_id)
+                .bind(page.amt)
+                .bind(page.delivery_id)
+                .bind(page.status.as_str())
+                .bind(page.status.rank())
+                .bind(page.product_name.clone())
+                .bind(page.qty)
+                .bind(page.phone_number.clone());
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -98,6 +98,10 @@ impl Db {
                 AnyPoolOptions::new()
                     .max_connections(pool.max(1))
                     .acquire_timeout(Duration::from_secs(5))
+                    // No ping before each use: a connection the server dropped fails its
+                    // next statement, which the caller reports or retries, and the pool
+                    // then discards it. The ping would cost a round trip per statement.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?
             }
@@ -190,14 +194,36 @@ impl Db {
 /// deciding on what they read. SQLite needs nothing: its one connection runs one
 /// transaction at a time.
 pub async fn guard(conn: &mut Conn, key: i64) -> Result<(), sqlx::Error> {
-    if conn.backend_name() == "SQLite" {
+    guard_all(conn, &[key]).await
+}
+
+/// [`guard`] for many keys in one statement per chunk. The keys are locked in ascending
+/// order, so two transactions guarding overlapping sets wait for each other instead of
+/// deadlocking.
+pub async fn guard_all(conn: &mut Conn, keys: &[i64]) -> Result<(), sqlx::Error> {
+    if conn.backend_name() == "SQLite" || keys.is_empty() {
         return Ok(());
     }
-    sqlx::query("INSERT INTO guards (key) VALUES ($1) ON CONFLICT (key) DO UPDATE SET key = excluded.key")
-        .bind(key)
-        .execute(conn)
-        .await?;
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO guards (key) VALUES {} ON CONFLICT (key) DO UPDATE SET key = excluded.key",
+            values_list(chunk.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for key in chunk {
+            q = q.bind(*key);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
+}
+
+/// `$1, $2, $3` for `n` values: the inside of an `IN (...)` list.
+pub fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `cols` values: one statement for many rows.
@@ -228,5 +254,6 @@ mod tests {
     #[test]
     fn values_lists_number_their_placeholders() {
         assert_eq!(super::values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::placeholders(3), "$1, $2, $3");
     }
 }

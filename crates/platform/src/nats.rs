@@ -1,16 +1,22 @@
 //! The NATS JetStream event bus of the distributed mode.
 //!
 //! One stream per namespace (`<NS>_EVENTS`, subjects `<ns>.events.<EventType>`, file
-//! storage) and one durable pull consumer per service (`<ns>-<service>`): the replicas of a
-//! service pull from the same consumer, so each event goes to one of them. Publishing sets
+//! storage) and, per service, one durable pull consumer for each event type it handles
+//! (`<ns>-<service>-<EventType>`, filtered on that type's subject): the replicas of a service
+//! pull from the same consumers, so each event goes to one of them, and no service is sent
+//! (and acknowledges) events it does not handle. Publishing sets
 //! `Nats-Msg-Id` to the event id, so the relay's republish after a crash is dropped by the
 //! stream's duplicate window; whatever still slips through is dropped by the inbox.
 //! Messages are acknowledged only after the consumer's transaction committed; an unacked
 //! message comes back after `ack_wait`.
 //!
-//! The consumer takes every subject of the stream and skips the types its service does not
-//! handle (acknowledging them): multi-subject filters need NATS 2.10, and this works on 2.9.
+//! One consumer per type rather than one multi-subject consumer per service: multi-subject
+//! filters need NATS 2.10, and this works on 2.9. It gives up the order between two types,
+//! which nothing relies on: the replicas of a service already handle events concurrently,
+//! so every handler accepts events about one order in any order.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, stream};
@@ -29,6 +35,8 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     namespace: String,
+    /// The types each group of this process consumes, for [`EventBus::lag`].
+    consumed: Arc<Mutex<HashMap<String, &'static [&'static str]>>>,
 }
 
 /// Names NATS accepts for streams and consumers: letters, digits, `-` and `_`.
@@ -46,7 +54,12 @@ impl NatsBus {
             .connect(url)
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {url}: {e}")))?;
-        let bus = NatsBus { js: jetstream::new(client.clone()), client, namespace: sanitize(namespace) };
+        let bus = NatsBus {
+            js: jetstream::new(client.clone()),
+            client,
+            namespace: sanitize(namespace),
+            consumed: Arc::default(),
+        };
         let mut tries = 0;
         loop {
             match bus.ensure_stream().await {
@@ -83,8 +96,9 @@ impl NatsBus {
             .map_err(|e| BusError::Unavailable(format!("cannot create stream {}: {e}", self.stream_name())))
     }
 
-    async fn consumer(&self, group: &str) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
-        let name = format!("{}-{}", self.namespace, sanitize(group));
+    /// The durable consumer of `group` for `event_type`, created if missing.
+    async fn consumer(&self, group: &str, event_type: &str) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
+        let name = format!("{}-{}-{}", self.namespace, sanitize(group), sanitize(event_type));
         let stream = self
             .js
             .get_stream(self.stream_name())
@@ -95,7 +109,7 @@ impl NatsBus {
                 &name,
                 pull::Config {
                     durable_name: Some(name.clone()),
-                    filter_subject: format!("{}.events.>", self.namespace),
+                    filter_subject: self.subject(event_type),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
                     ack_wait: Duration::from_secs(30),
                     max_ack_pending: 20_000,
@@ -106,10 +120,10 @@ impl NatsBus {
             .map_err(|e| BusError::Unavailable(format!("cannot create consumer {name}: {e}")))
     }
 
-    async fn run_consumer(self, group: String, types: &'static [&'static str], deliver: Deliver, cancel: CancellationToken) {
+    async fn run_consumer(self, group: String, event_type: &'static str, deliver: Deliver, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !cancel.is_cancelled() {
-            match self.consume_until_error(&group, types, &deliver, &cancel).await {
+            match self.consume_until_error(&group, event_type, &deliver, &cancel).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(%group, error = %e, "consumer interrupted; resuming");
@@ -125,11 +139,11 @@ impl NatsBus {
     async fn consume_until_error(
         &self,
         group: &str,
-        types: &'static [&'static str],
+        event_type: &str,
         deliver: &Deliver,
         cancel: &CancellationToken,
     ) -> Result<(), BusError> {
-        let consumer = self.consumer(group).await?;
+        let consumer = self.consumer(group, event_type).await?;
         let mut messages = consumer
             .stream()
             .max_messages_per_batch(BATCH)
@@ -156,7 +170,7 @@ impl NatsBus {
             let events: Vec<Event> = batch
                 .iter()
                 .filter_map(|m| match serde_json::from_slice::<Event>(&m.payload) {
-                    Ok(e) if types.contains(&e.event_type.as_str()) => Some(e),
+                    Ok(e) if e.event_type == event_type => Some(e),
                     Ok(_) => None,
                     Err(e) => {
                         tracing::error!(%group, subject = %m.subject, error = %e, "unreadable event skipped");
@@ -205,13 +219,28 @@ impl EventBus for NatsBus {
         deliver: Deliver,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        self.clone().run_consumer(group, types, deliver, cancel).boxed()
+        self.consumed.lock().unwrap_or_else(|e| e.into_inner()).insert(group.clone(), types);
+        let loops: Vec<_> = types
+            .iter()
+            .map(|t| tokio::spawn(self.clone().run_consumer(group.clone(), t, deliver.clone(), cancel.clone())))
+            .collect();
+        async move {
+            for l in loops {
+                let _ = l.await;
+            }
+        }
+        .boxed()
     }
 
     fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>> {
         async move {
-            let info = self.consumer(group).await.ok()?.get_info().await.ok()?;
-            Some(info.num_pending + info.num_ack_pending as u64)
+            let types = self.consumed.lock().unwrap_or_else(|e| e.into_inner()).get(group).copied()?;
+            let mut lag = 0;
+            for t in types {
+                let info = self.consumer(group, t).await.ok()?.get_info().await.ok()?;
+                lag += info.num_pending + info.num_ack_pending as u64;
+            }
+            Some(lag)
         }
         .boxed()
     }

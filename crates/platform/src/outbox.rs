@@ -20,7 +20,7 @@ use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
-use crate::db::{values_list, Conn, Db, Migration, ROWS_PER_STATEMENT};
+use crate::db::{placeholders, values_list, Conn, Db, Migration, ROWS_PER_STATEMENT};
 use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Event};
 use crate::metrics::Metrics;
@@ -140,8 +140,7 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
         // not at commit, so a row below `last` whose transaction commits after the SELECT was
         // not in this batch and must stay for the next pass (its commit wakes the relay).
         for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", placeholders.join(", "));
+            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", placeholders(chunk.len()));
             let mut q = sqlx::query(&sql);
             for seq in chunk {
                 q = q.bind(*seq);
@@ -154,35 +153,64 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
     }
 }
 
-/// What a consumer does with one event, inside the batch's transaction. Returns the events
-/// it raises. An `Err` rolls the whole batch back for redelivery.
+/// What a consumer does with the events of a batch, inside the batch's transaction. Returns
+/// the events it raises. An `Err` rolls the whole batch back for redelivery.
 pub trait Handler: Send + Sync + 'static {
+    /// One event.
     fn handle<'a>(&'a self, conn: &'a mut Conn, event: &'a Event) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>>;
+
+    /// Every fresh event of a batch, in delivery order. By default one [`Handler::handle`]
+    /// after another, each in its consumer span; a handler that can do a batch in fewer
+    /// statements (a view, say) overrides it and still reports one span per event.
+    fn handle_all<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+        events: &'a [&'a Event],
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
+        Box::pin(async move {
+            let mut raised = Vec::new();
+            for event in events {
+                raised.extend(consumer_span(service, event, self.handle(&mut *conn, event)).await?);
+            }
+            Ok(raised)
+        })
+    }
+}
+
+/// Runs `fut`, the handling of `event`, in a consumer span that continues the event's trace.
+pub async fn consumer_span<T>(
+    service: &str,
+    event: &Event,
+    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, sqlx::Error> {
+    let span = tracing::debug_span!("event", event_id = %event.event_id, event_type = %event.event_type, order_id = ?event.order_id());
+    crate::trace::in_span(
+        service,
+        || format!("{} consume", event.event_type),
+        crate::trace::Kind::Consumer,
+        event.trace(),
+        fut.instrument(span),
+        |r| r.is_err(),
+    )
+    .await
 }
 
 /// Applies a batch: inbox claim, effect, raised events, one commit.
 pub async fn handle_batch(db: &Db, outbox: &Outbox, handler: &dyn Handler, events: &[Event]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
-    let mut raised = Vec::new();
-    let mut fresh = claim(&mut tx, events).await?;
+    let mut fresh_ids = claim(&mut tx, events).await?;
+    let mut fresh = Vec::with_capacity(fresh_ids.len());
     for event in events {
         // `remove`: an event twice in one batch is handled once.
-        if !fresh.remove(&event.event_id) {
+        if fresh_ids.remove(&event.event_id) {
+            fresh.push(event);
+        } else {
             tracing::debug!(event_id = %event.event_id, event_type = %event.event_type, "duplicate event skipped");
-            continue;
         }
-        let span = tracing::debug_span!("event", event_id = %event.event_id, event_type = %event.event_type, order_id = ?event.order_id());
-        let service = outbox.metrics.service();
-        let handled = crate::trace::in_span(
-            &service,
-            || format!("{} consume", event.event_type),
-            crate::trace::Kind::Consumer,
-            event.trace(),
-            handler.handle(&mut tx, event).instrument(span),
-            |r| r.is_err(),
-        );
-        raised.extend(handled.await?);
     }
+    let service = outbox.metrics.service();
+    let raised = handler.handle_all(&mut tx, &fresh, &service).await?;
     enqueue(&mut tx, &raised).await?;
     tx.commit().await?;
     if !raised.is_empty() {

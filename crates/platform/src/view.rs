@@ -1,8 +1,100 @@
-//! The merge rule of a view built from events (CQRS) that come in any order and may come
-//! twice: a field is filled by the first event that knows it ([`fill`]), and a status only
-//! moves to a higher-ranked stage ([`advance`]). For the same events both are commutative and
-//! idempotent, so every arrival order gives the same row. The service supplies the row, its
-//! stages and their ranks.
+//! Views built from events (CQRS) that come in any order and may come twice.
+//!
+//! The merge rule: a field is filled by the first event that knows it ([`fill`]), and a
+//! status only moves to a higher-ranked stage ([`advance`]). For the same events both are
+//! commutative and idempotent, so every arrival order gives the same row. The service
+//! supplies the row, its stages and their ranks.
+//!
+//! The consumer ([`View`], which every view is a [`Handler`] through) merges a whole batch
+//! in three statements whatever its size: guard the rows' keys (see
+//! [`crate::db::guard_all`]: two instances merging events about one order take turns), load
+//! the stored rows, and save the ones that changed.
+
+use std::collections::HashMap;
+
+use futures::future::BoxFuture;
+
+use crate::db::{guard_all, Conn};
+use crate::event::Event;
+use crate::outbox::{consumer_span, Handler};
+
+/// A read model: rows keyed by an id (the order id), each the merge of the facts the
+/// events tell about it.
+pub trait View: Send + Sync + 'static {
+    type Fact: Send + Sync;
+    type Row: Clone + PartialEq + Send + Sync;
+
+    /// What `event` tells; `None` for an event type the view ignores.
+    fn fact(event: &Event) -> Option<Result<Self::Fact, serde_json::Error>>;
+
+    /// The key of the row `fact` is about.
+    fn key(fact: &Self::Fact) -> i64;
+
+    /// The row once `fact` is merged into `row` (`None`: not stored yet).
+    fn apply(row: Option<Self::Row>, fact: &Self::Fact) -> Self::Row;
+
+    /// The stored rows among `keys`, with their keys.
+    fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> BoxFuture<'a, Result<Vec<(i64, Self::Row)>, sqlx::Error>>;
+
+    /// Inserts or replaces `rows`.
+    fn save<'a>(conn: &'a mut Conn, rows: &'a [Self::Row]) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
+
+impl<V: View> Handler for V {
+    fn handle<'a>(&'a self, conn: &'a mut Conn, event: &'a Event) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
+        Box::pin(async move { merge_all::<V>(conn, &[event], None).await })
+    }
+
+    fn handle_all<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+        events: &'a [&'a Event],
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
+        Box::pin(merge_all::<V>(conn, events, Some(service)))
+    }
+}
+
+/// Merges `events` into their rows; an unreadable event is logged and skipped. With a
+/// `service`, each event gets its consumer span (around reading it: the storage is shared).
+async fn merge_all<V: View>(conn: &mut Conn, events: &[&Event], service: Option<&str>) -> Result<Vec<Event>, sqlx::Error> {
+    let mut facts = Vec::with_capacity(events.len());
+    for event in events {
+        let read = async { Ok(V::fact(event)) };
+        let fact = match service {
+            Some(service) => consumer_span(service, event, read).await?,
+            None => read.await?,
+        };
+        match fact {
+            None => {}
+            Some(Err(e)) => {
+                tracing::error!(event_id = %event.event_id, event_type = %event.event_type, error = %e, "unreadable event skipped");
+            }
+            Some(Ok(fact)) => facts.push(fact),
+        }
+    }
+    if facts.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut keys: Vec<i64> = facts.iter().map(V::key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    guard_all(conn, &keys).await?;
+    let stored: HashMap<i64, V::Row> = V::load(conn, &keys).await?.into_iter().collect();
+    let mut merged: HashMap<i64, V::Row> = HashMap::with_capacity(keys.len());
+    for fact in &facts {
+        let key = V::key(fact);
+        let before = merged.remove(&key).or_else(|| stored.get(&key).cloned());
+        merged.insert(key, V::apply(before, fact));
+    }
+    let mut changed: Vec<(i64, V::Row)> = merged.into_iter().filter(|(k, row)| stored.get(k) != Some(row)).collect();
+    changed.sort_unstable_by_key(|(k, _)| *k);
+    let rows: Vec<V::Row> = changed.into_iter().map(|(_, row)| row).collect();
+    if !rows.is_empty() {
+        V::save(conn, &rows).await?;
+    }
+    Ok(vec![])
+}
 
 /// First known value wins: for the same data that is order independent.
 pub fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
