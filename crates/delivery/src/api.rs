@@ -58,7 +58,7 @@ async fn delivery_by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): R
 
 /// A rider reports the drink delivered. Repeating it is a no-op; a cancelled delivery
 /// cannot be delivered (409).
-#[tracing::instrument(skip_all, fields(delivery_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(delivery_id))]
 async fn change_delivery(
     State(ctx): State<Ctx>,
     base: BaseUrl,
@@ -97,7 +97,7 @@ async fn cancellation_by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q
 
 /// Order records a cancellation here before it deletes the order. 201 the first time, 200
 /// with the same entry on a repeat (order's retries are safe), 409 once delivered.
-#[tracing::instrument(skip_all, fields(order_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn record_cancellation(State(ctx): State<Ctx>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
     let order_id = parse_new_cancellation(&body)?;
     tracing::Span::current().record("order_id", order_id);

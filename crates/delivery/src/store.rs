@@ -98,7 +98,7 @@ async fn set_status(conn: &mut Conn, d: &Delivery) -> Result<(), sqlx::Error> {
 
 /// From `Made`, inside the consumer's transaction: starts the order's delivery unless the
 /// order is cancelled or already delivering. `Some` when a delivery started.
-#[tracing::instrument(skip_all, fields(order_id = order_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(order_id = order_id))]
 pub async fn start_delivery(conn: &mut Conn, order_id: i64) -> Result<Option<Delivery>, sqlx::Error> {
     platform::db::guard(conn, order_id).await?;
     let cancelled = cancellation_of_order(&mut *conn, order_id).await?.is_some();
@@ -121,7 +121,7 @@ pub async fn start_delivery(conn: &mut Conn, order_id: i64) -> Result<Option<Del
 
 /// `Delivery Started` → `Delivered`, raising `Delivered`; a repeat changes nothing. `None`
 /// for an unknown delivery.
-#[tracing::instrument(skip_all, fields(delivery_id = id))]
+#[tracing::instrument(level = "debug", skip_all, fields(delivery_id = id))]
 pub async fn mark_delivered(ctx: &Ctx, id: i64) -> Result<Option<Delivery>, Error> {
     let mut tx = ctx.db.begin().await?;
     // The order id never changes, so it can be read before the guard; the status is read again after.
@@ -144,7 +144,7 @@ pub struct Recorded {
 
 /// Records the order's cancellation, cancels its delivery if one started, and raises
 /// `DeliveryCanceled`, in one transaction. Idempotent per order; refused once delivered.
-#[tracing::instrument(skip_all, fields(order_id = order_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(order_id = order_id))]
 pub async fn record_cancellation(ctx: &Ctx, order_id: i64) -> Result<Recorded, Error> {
     let mut tx = ctx.db.begin().await?;
     platform::db::guard(&mut tx, order_id).await?;

@@ -62,7 +62,7 @@ async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<Stri
 
 /// A barista accepts (`Receipted`) or makes (`Made`) a drink. Repeating the current status
 /// answers 200 and raises nothing.
-#[tracing::instrument(skip_all, fields(drink_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(drink_id))]
 async fn change_status(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>, body: JsonBody) -> Result<Response, Problem> {
     let id = parse_id(&id, "drink")?;
     tracing::Span::current().record("drink_id", id);

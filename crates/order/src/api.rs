@@ -37,7 +37,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         .with_state(svc)
 }
 
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn place(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
     let new = NewOrder::parse(&body)?;
     let order = to_the_end(&svc, {
@@ -64,7 +64,7 @@ async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<Stri
 
 /// Cancelling records the cancellation in delivery's ledger first; only then is the order
 /// deleted. If delivery cannot record it, the order stays exactly as it was.
-#[tracing::instrument(skip_all, fields(order_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn cancel(State(svc): State<Arc<Service>>, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "order")?;
     tracing::Span::current().record("order_id", id);

@@ -85,7 +85,7 @@ impl Service {
         let refused = match self.pay(&request).await {
             Ok((_, payment)) if payment.get("status").and_then(|s| s.as_str()) == Some("Approved") => {
                 platform::failpoint::hit("order-after-payment");
-                match store::confirm(&self.ctx, pending.id).await {
+                match store::confirm(&self.ctx, &pending).await {
                     Ok(Some(order)) => return Ok(order),
                     // The reconciler voided it while we waited: a very late answer.
                     Ok(None) => None,

@@ -30,22 +30,17 @@ pub async fn insert_pending(ctx: &Ctx, new: &NewOrder) -> Result<Order, sqlx::Er
     .await
 }
 
-/// `Pending` → `Ordered`, raising `Ordered`. `None` if the order is no longer pending
-/// (the reconciler voided it meanwhile).
-pub async fn confirm(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
-    let mut tx = ctx.db.begin().await?;
-    let order = sqlx::query_as::<_, Order>(&format!(
-        "UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}"
-    ))
-    .bind(OrderStatus::Ordered.as_str())
-    .bind(id)
-    .bind(OrderStatus::Pending.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(order) = order else { return Ok(None) };
-    outbox::enqueue(&mut tx, &[crate::events::ordered(ctx, &order)]).await?;
-    ctx.commit(tx).await?;
-    Ok(Some(order))
+/// `Pending` → `Ordered`, raising `Ordered`, in one commit. `None` if the order is no
+/// longer pending (the reconciler voided it meanwhile).
+pub async fn confirm(ctx: &Ctx, pending: &Order) -> Result<Option<Order>, sqlx::Error> {
+    let id = pending.id;
+    ctx.change(
+        &format!("UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}"),
+        |q| q.bind(OrderStatus::Ordered.as_str()).bind(id).bind(OrderStatus::Pending.as_str()),
+        Order { status: OrderStatus::Ordered.as_str().to_string(), ..pending.clone() },
+        |order| vec![crate::events::ordered(ctx, order)],
+    )
+    .await
 }
 
 /// Forgets a pending order whose payment was refused or voided.

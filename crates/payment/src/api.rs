@@ -39,7 +39,7 @@ pub fn router(svc: Arc<Service>) -> Router {
 }
 
 /// 201 when charged now, 200 with the existing payment when the order already has one.
-#[tracing::instrument(skip_all, fields(order_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn pay(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
     let new = NewPayment::parse(&body)?;
     tracing::Span::current().record("order_id", new.order_id);
@@ -57,7 +57,7 @@ async fn pay(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> 
 
 /// Order gives up on a placement: whatever the order holds is voided, and a later charge
 /// for it is barred. Idempotent.
-#[tracing::instrument(skip_all, fields(order_id))]
+#[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn void(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
     let Void { order_id } = Void::parse(&body)?;
     tracing::Span::current().record("order_id", order_id);

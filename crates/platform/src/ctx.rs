@@ -7,7 +7,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::EventBus;
-use crate::db::{Db, Migration, Tx};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::QueryAs;
+use sqlx::{Any, FromRow};
+
+use crate::db::{Backend, Db, Migration, Tx};
 use crate::event::Event;
 use crate::metrics::Metrics;
 use crate::outbox::{handle_batch, Handler, Outbox};
@@ -72,6 +76,68 @@ impl Ctx {
         Event::new(self.service, event_type, payload)
     }
 
+    /// One state change and the events it raises, committed together. `sql` is a single
+    /// `INSERT`, `UPDATE` or `DELETE ... RETURNING` of at most one row, `$1`.. bound by
+    /// `bind` (owned values); `raise` gives the events of the row it returned (none when it
+    /// returned none). Returns that row.
+    ///
+    /// On PostgreSQL this is one statement, so one round trip and one commit: the change
+    /// runs in a `WITH` and the outbox insert beside it, which needs the events before the
+    /// row exists. So `raise` is given `expected`, the row as the change will return it, and
+    /// the statement sets each event's `id` field (where it has one) to the returned row's
+    /// `id`, which the database may only now have generated. On SQLite, whose round trips
+    /// are in-process, a transaction: the change, then `raise` on the row it returned.
+    pub async fn change<T>(
+        &self,
+        sql: &str,
+        bind: impl for<'a> FnOnce(QueryAs<'a, Any, T, AnyArguments<'a>>) -> QueryAs<'a, Any, T, AnyArguments<'a>>,
+        expected: T,
+        raise: impl Fn(&T) -> Vec<Event>,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
+    {
+        if self.db.backend == Backend::Sqlite {
+            let mut tx = self.db.begin().await?;
+            let Some(row) = bind(sqlx::query_as::<_, T>(sql)).fetch_optional(&mut *tx).await? else {
+                return Ok(None);
+            };
+            let events = raise(&row);
+            crate::outbox::enqueue(&mut tx, &events).await?;
+            self.commit(tx).await?;
+            return Ok(Some(row));
+        }
+        let events = raise(&expected);
+        let first = highest_placeholder(sql) + 1;
+        let values: Vec<String> = (0..events.len())
+            .map(|i| {
+                let n = first + 3 * i;
+                format!("(${n}, ${}, ${})", n + 1, n + 2)
+            })
+            .collect();
+        let wrapped = if events.is_empty() {
+            sql.to_string()
+        } else {
+            format!(
+                "WITH changed AS ({sql}),
+                 raised AS (INSERT INTO outbox (event_id, event_type, body)
+                   SELECT v.event_id, v.event_type, jsonb_set(v.body::jsonb, '{{id}}', to_jsonb(changed.id), false)::text
+                   FROM changed, (VALUES {}) AS v (event_id, event_type, body))
+                 SELECT * FROM changed",
+                values.join(", ")
+            )
+        };
+        let mut query = bind(sqlx::query_as::<_, T>(&wrapped));
+        for e in &events {
+            query = query.bind(e.event_id.clone()).bind(e.event_type.clone()).bind(e.to_json());
+        }
+        let row = query.fetch_optional(&self.db.pool).await?;
+        if row.is_some() && !events.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(row)
+    }
+
     /// Commits a transaction that may hold outbox rows, then wakes the relay.
     pub async fn commit(&self, tx: Tx) -> Result<(), sqlx::Error> {
         tx.commit().await?;
@@ -95,5 +161,19 @@ impl Ctx {
             })
         });
         self.tracker.spawn(self.bus.consume(self.group.clone(), types, deliver, self.cancel.clone()));
+    }
+}
+
+/// The highest `$n` placeholder in `sql` (0 if none).
+fn highest_placeholder(sql: &str) -> usize {
+    sql.split('$').skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_highest_placeholder() {
+        assert_eq!(super::highest_placeholder("UPDATE t SET a = $1 WHERE id = $12 AND b = $3"), 12);
+        assert_eq!(super::highest_placeholder("SELECT 1"), 0);
     }
 }
