@@ -120,7 +120,7 @@ impl View for UpdateMyPage {
         Box::pin(store::load(conn, keys))
     }
 
-    fn save<'a>(conn: &'a mut Conn, rows: &'a [MyPage]) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+    fn save<'a>(conn: &'a mut Conn, rows: &'a [MyPage], _added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>> {
         Box::pin(store::save(conn, rows))
     }
 }

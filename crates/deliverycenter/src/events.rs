@@ -85,7 +85,7 @@ impl View for UpdateDeliveryPage {
         Box::pin(store::load(conn, keys))
     }
 
-    fn save<'a>(conn: &'a mut Conn, rows: &'a [DeliveryPage]) -> BoxFuture<'a, Result<(), sqlx::Error>> {
-        Box::pin(store::save(conn, rows))
+    fn save<'a>(conn: &'a mut Conn, rows: &'a [DeliveryPage], added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(store::save(conn, rows, added))
     }
 }

@@ -16,6 +16,12 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             delivery_id BIGINT, status TEXT NOT NULL, rank BIGINT NOT NULL, product_name TEXT, qty BIGINT,
             phone_number TEXT);
           CREATE UNIQUE INDEX delivery_pages_order_id ON delivery_pages (order_id)",
+}, Migration {
+    // The row count, kept by the consumer in the transaction that adds rows: `COUNT(*)` on
+    // every page read grows with the table (5 ms at 30,000 rows on PostgreSQL).
+    version: 11,
+    sql: "CREATE TABLE delivery_pages_total (id BIGINT PRIMARY KEY, total BIGINT NOT NULL);
+          INSERT INTO delivery_pages_total (id, total) SELECT 1, COUNT(*) FROM delivery_pages",
 }];
 
 const COLUMNS: &str = "id, order_id, amt, delivery_id, status, product_name, qty, phone_number";
@@ -83,8 +89,14 @@ pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, DeliveryPage
     Ok(out)
 }
 
-/// Inserts or replaces `pages`, inside the consumer's transaction.
-pub async fn save(conn: &mut Conn, pages: &[DeliveryPage]) -> Result<(), sqlx::Error> {
+/// Inserts or replaces `pages`, `added` of them new, inside the consumer's transaction.
+pub async fn save(conn: &mut Conn, pages: &[DeliveryPage], added: usize) -> Result<(), sqlx::Error> {
+    if added > 0 {
+        sqlx::query("UPDATE delivery_pages_total SET total = total + $1 WHERE id = 1")
+            .bind(added as i64)
+            .execute(&mut *conn)
+            .await?;
+    }
     for chunk in pages.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO delivery_pages (id, order_id, amt, delivery_id, status, rank, product_name, qty, phone_number)
@@ -124,6 +136,6 @@ pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<DeliveryPage>, i
     .into_iter()
     .map(DeliveryPage::try_from)
     .collect::<Result<Vec<_>, _>>()?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM delivery_pages").fetch_one(&ctx.db.pool).await?;
+    let total: i64 = sqlx::query_scalar("SELECT total FROM delivery_pages_total WHERE id = 1").fetch_one(&ctx.db.pool).await?;
     Ok((rows, total))
 }

@@ -36,8 +36,9 @@ pub trait View: Send + Sync + 'static {
     /// The stored rows among `keys`, with their keys.
     fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> BoxFuture<'a, Result<Vec<(i64, Self::Row)>, sqlx::Error>>;
 
-    /// Inserts or replaces `rows`.
-    fn save<'a>(conn: &'a mut Conn, rows: &'a [Self::Row]) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    /// Inserts or replaces `rows`, of which `added` are new (for a view that keeps its
+    /// row count rather than counting on every read).
+    fn save<'a>(conn: &'a mut Conn, rows: &'a [Self::Row], added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
 impl<V: View> Handler for V {
@@ -89,9 +90,10 @@ async fn merge_all<V: View>(conn: &mut Conn, events: &[&Event], service: Option<
     }
     let mut changed: Vec<(i64, V::Row)> = merged.into_iter().filter(|(k, row)| stored.get(k) != Some(row)).collect();
     changed.sort_unstable_by_key(|(k, _)| *k);
+    let added = changed.iter().filter(|(k, _)| !stored.contains_key(k)).count();
     let rows: Vec<V::Row> = changed.into_iter().map(|(_, row)| row).collect();
     if !rows.is_empty() {
-        V::save(conn, &rows).await?;
+        V::save(conn, &rows, added).await?;
     }
     Ok(vec![])
 }

@@ -69,6 +69,21 @@ async fn unreadable_and_foreign_events_are_skipped() {
     assert_eq!(list.body["_embedded"]["deliverypages"][0]["status"], "Ordered");
 }
 
+/// The total is kept, not counted: each page counts once, however many events, batches and
+/// redeliveries built it.
+#[tokio::test]
+async fn the_total_counts_each_page_once() {
+    let app = spawn_app().await;
+    let events = [ordered(1), delivery_started(1, 5), ordered(2)];
+    app.consume(&UpdateDeliveryPage, &events).await;
+    app.consume(&UpdateDeliveryPage, &events).await; // redelivered: the inbox drops them
+    app.consume(&UpdateDeliveryPage, &[delivered(1, 5), ordered(3), delivered(3, 6)]).await;
+    app.consume(&UpdateDeliveryPage, &[ordered(3)]).await; // the same fact again, a new event
+    let list = app.get("/deliverypages").await;
+    assert_eq!(list.body["page"]["totalElements"], 3);
+    assert_eq!(list.body["_embedded"]["deliverypages"].as_array().map(Vec::len), Some(3));
+}
+
 #[tokio::test]
 async fn pages_are_built_from_the_bus() {
     let app = spawn_app().await;
