@@ -13,15 +13,17 @@
 //! One consumer per type rather than one multi-subject consumer per service: multi-subject
 //! filters need NATS 2.10, and this works on 2.9. It gives up the order between two types,
 //! which nothing relies on: the replicas of a service already handle events concurrently,
-//! so every handler accepts events about one order in any order.
+//! so every handler accepts events about one order in any order. The pulls of a service's
+//! types feed one batcher, so a batch (one transaction) still spans types.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, stream};
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, stream, Message};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
@@ -120,13 +122,14 @@ impl NatsBus {
             .map_err(|e| BusError::Unavailable(format!("cannot create consumer {name}: {e}")))
     }
 
-    async fn run_consumer(self, group: String, event_type: &'static str, deliver: Deliver, cancel: CancellationToken) {
+    /// Pulls `event_type` for `group` into `into`, resuming after errors, until `cancel`.
+    async fn pull(self, group: String, event_type: &'static str, into: mpsc::Sender<Message>, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         while !cancel.is_cancelled() {
-            match self.consume_until_error(&group, event_type, &deliver, &cancel).await {
+            match self.pull_until_error(&group, event_type, &into, &cancel).await {
                 Ok(()) => return,
                 Err(e) => {
-                    tracing::warn!(%group, error = %e, "consumer interrupted; resuming");
+                    tracing::warn!(%group, event_type, error = %e, "consumer interrupted; resuming");
                     if sleep_or_cancel(backoff, &cancel).await {
                         return;
                     }
@@ -136,11 +139,11 @@ impl NatsBus {
         }
     }
 
-    async fn consume_until_error(
+    async fn pull_until_error(
         &self,
         group: &str,
         event_type: &str,
-        deliver: &Deliver,
+        into: &mpsc::Sender<Message>,
         cancel: &CancellationToken,
     ) -> Result<(), BusError> {
         let consumer = self.consumer(group, event_type).await?;
@@ -153,24 +156,44 @@ impl NatsBus {
             .await
             .map_err(|e| BusError::Unavailable(e.to_string()))?;
         loop {
-            let first = tokio::select! {
+            let next = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 m = messages.next() => m,
             };
-            let Some(first) = first else { return Err(BusError::Unavailable("message stream ended".into())) };
-            let mut batch = vec![first.map_err(|e| BusError::Unavailable(e.to_string()))?];
+            let Some(m) = next else { return Err(BusError::Unavailable("message stream ended".into())) };
+            let m = m.map_err(|e| BusError::Unavailable(e.to_string()))?;
+            if into.send(m).await.is_err() {
+                return Ok(()); // the batcher stopped
+            }
+        }
+    }
+
+    /// Hands what the pulls of every type bring to `deliver`, in batches of whatever has
+    /// arrived (one transaction for several types), acknowledging each batch once handled.
+    async fn run_consumer(self, group: String, types: &'static [&'static str], deliver: Deliver, cancel: CancellationToken) {
+        let (tx, mut rx) = mpsc::channel::<Message>(BATCH * 2);
+        for t in types {
+            tokio::spawn(self.clone().pull(group.clone(), t, tx.clone(), cancel.clone()));
+        }
+        drop(tx);
+        loop {
+            let first = tokio::select! {
+                _ = cancel.cancelled() => return,
+                m = rx.recv() => m,
+            };
+            let Some(first) = first else { return };
+            let mut batch = vec![first];
             // Take whatever else is already here, without waiting.
             while batch.len() < BATCH {
-                match messages.next().now_or_never() {
-                    Some(Some(Ok(m))) => batch.push(m),
-                    Some(Some(Err(e))) => return Err(BusError::Unavailable(e.to_string())),
-                    _ => break,
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
                 }
             }
             let events: Vec<Event> = batch
                 .iter()
                 .filter_map(|m| match serde_json::from_slice::<Event>(&m.payload) {
-                    Ok(e) if e.event_type == event_type => Some(e),
+                    Ok(e) if types.contains(&e.event_type.as_str()) => Some(e),
                     Ok(_) => None,
                     Err(e) => {
                         tracing::error!(%group, subject = %m.subject, error = %e, "unreadable event skipped");
@@ -178,8 +201,8 @@ impl NatsBus {
                     }
                 })
                 .collect();
-            if !deliver_until_done(deliver, events, group, cancel).await {
-                return Ok(());
+            if !deliver_until_done(&deliver, events, &group, &cancel).await {
+                return;
             }
             for m in &batch {
                 // A lost ack only means a redelivery, which the inbox absorbs.
@@ -220,16 +243,7 @@ impl EventBus for NatsBus {
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()> {
         self.consumed.lock().unwrap_or_else(|e| e.into_inner()).insert(group.clone(), types);
-        let loops: Vec<_> = types
-            .iter()
-            .map(|t| tokio::spawn(self.clone().run_consumer(group.clone(), t, deliver.clone(), cancel.clone())))
-            .collect();
-        async move {
-            for l in loops {
-                let _ = l.await;
-            }
-        }
-        .boxed()
+        self.clone().run_consumer(group, types, deliver, cancel).boxed()
     }
 
     fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>> {
