@@ -128,7 +128,7 @@ impl Outbox {
 }
 
 /// How long a busy relay waits for more events before its next pass.
-const LINGER: Duration = Duration::from_millis(2);
+const LINGER: Duration = Duration::from_millis(5);
 /// A relay that published within this long is busy.
 const BUSY: Duration = Duration::from_millis(20);
 
