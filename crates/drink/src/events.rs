@@ -3,7 +3,9 @@
 //! `DrinkCanceled`, which payment turns into a refund).
 
 use futures::future::BoxFuture;
-use platform::outbox::Handler;
+use std::collections::HashMap;
+
+use platform::outbox::{consumer_span, Handler};
 use platform::{Conn, Ctx, Event};
 use serde::{Deserialize, Serialize};
 
@@ -113,5 +115,56 @@ impl Handler for OrderPolicy {
                 _ => Ok(vec![]),
             }
         })
+    }
+    /// Runs of `Ordered` events take one insert for all their drinks; anything else goes
+    /// one by one, in delivery order.
+    fn handle_all<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+        events: &'a [&'a Event],
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
+        Box::pin(async move {
+            let mut raised = Vec::new();
+            let mut rest = events;
+            while let Some(first) = rest.first() {
+                let run = rest.iter().take_while(|e| e.event_type == ORDERED).count();
+                if run == 0 {
+                    raised.extend(consumer_span(service, first, self.handle(&mut *conn, first)).await?);
+                    rest = &rest[1..];
+                } else {
+                    raised.extend(self.receive_all(&mut *conn, &rest[..run], service).await?);
+                    rest = &rest[run..];
+                }
+            }
+            Ok(raised)
+        })
+    }
+}
+
+impl OrderPolicy {
+    /// `Ordered` events: their drinks in one insert, each `OrderInfoReceived` in its order's
+    /// trace (the consumer span of its event, as one by one).
+    async fn receive_all(&self, conn: &mut Conn, events: &[&Event], service: &str) -> Result<Vec<Event>, sqlx::Error> {
+        let mut lines = Vec::with_capacity(events.len());
+        for event in events {
+            let read = async { Ok((event.payload::<OrderPayload>(), platform::trace::current())) };
+            match consumer_span(service, event, read).await? {
+                (Ok(order), trace) => lines.push((OrderLine::from(order), trace.map(|c| c.header()))),
+                (Err(e), _) => {
+                    tracing::error!(event_id = %event.event_id, event_type = %event.event_type, error = %e, "unreadable order event skipped");
+                }
+            }
+        }
+        let traces: HashMap<i64, Option<String>> = lines.iter().map(|(l, t)| (l.order_id, t.clone())).collect();
+        let drinks = crate::store::insert_all(conn, &lines, DrinkStatus::Received).await?;
+        Ok(drinks
+            .iter()
+            .map(|d| {
+                let mut event = order_info_received(&self.ctx, d);
+                event.traceparent = traces.get(&d.order_id).cloned().flatten();
+                event
+            })
+            .collect())
     }
 }

@@ -3,6 +3,7 @@
 //! its `Ordered` leaves a `Canceled` drink, and the late `Ordered` then finds the order taken.
 //! Every status change is a conditional update, committed with its event.
 
+use platform::db::{values_list, ROWS_PER_STATEMENT};
 use platform::{outbox, Conn, Ctx, Migration, PageRequest};
 
 use crate::domain::{Change, Drink, DrinkStatus, OrderLine};
@@ -39,6 +40,33 @@ pub async fn insert(conn: &mut Conn, line: &OrderLine, status: DrinkStatus) -> R
     .bind(platform::trace::current().map(|c| c.header()))
     .fetch_optional(&mut *conn)
     .await
+}
+
+/// [`insert`] for many orders in one statement per chunk, each drink with the trace it was
+/// received in: the drinks inserted (orders that had one already are left out).
+pub async fn insert_all(conn: &mut Conn, lines: &[(OrderLine, Option<String>)], status: DrinkStatus) -> Result<Vec<Drink>, sqlx::Error> {
+    let now = platform::time::now();
+    let mut inserted = Vec::with_capacity(lines.len());
+    for chunk in lines.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO drinks (order_id, phone_number, product_name, qty, status, create_time, traceparent)
+             VALUES {} ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}",
+            values_list(chunk.len(), 7)
+        );
+        let mut q = sqlx::query_as::<_, Drink>(&sql);
+        for (line, traceparent) in chunk {
+            q = q
+                .bind(line.order_id)
+                .bind(&line.phone_number)
+                .bind(&line.product_name)
+                .bind(line.qty)
+                .bind(status.as_str())
+                .bind(&now)
+                .bind(traceparent.as_deref());
+        }
+        inserted.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(inserted)
 }
 
 /// Cancels the order's drink whatever its state; if the order has none yet, leaves one

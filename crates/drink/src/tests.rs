@@ -70,6 +70,23 @@ fn order_canceled(order_id: i64) -> Event {
     )
 }
 
+/// A batch as the bus hands it over: the `Ordered` runs take one insert, the rest goes in
+/// order, and the outcome is that of one event at a time.
+#[tokio::test]
+async fn a_mixed_batch_ends_as_one_event_at_a_time_would() {
+    let app = spawn_app().await;
+    let again = Event { event_id: "another-delivery-of-1".into(), ..ordered(1) };
+    let batch = [ordered(1), ordered(2), again, order_canceled(3), ordered(3), ordered(4), order_canceled(4)];
+    app.consume(&crate::events::OrderPolicy { ctx: app.ctx.clone() }, &batch).await;
+    assert_eq!(app.drink_of(1).await["status"], "Received");
+    assert_eq!(app.drink_of(2).await["status"], "Received");
+    assert_eq!(app.drink_of(3).await["status"], "Canceled");
+    assert_eq!(app.drink_of(4).await["status"], "Canceled");
+    let mut raised = app.raised_types().await;
+    raised.sort();
+    assert_eq!(raised, ["DrinkCanceled", "DrinkCanceled", "OrderInfoReceived", "OrderInfoReceived", "OrderInfoReceived"]);
+}
+
 #[tokio::test]
 async fn an_order_becomes_one_received_drink_in_the_queue() {
     let app = spawn_app().await;
