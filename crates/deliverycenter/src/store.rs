@@ -124,18 +124,29 @@ pub async fn save(conn: &mut Conn, pages: &[DeliveryPage], added: usize) -> Resu
     Ok(())
 }
 
+/// A row of a page, with the total beside it: the page and its total in one round trip.
+#[derive(sqlx::FromRow)]
+struct PageRecord {
+    #[sqlx(flatten)]
+    record: Record,
+    total: i64,
+}
+
 pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<DeliveryPage>, i64), sqlx::Error> {
-    let rows = sqlx::query_as::<_, Record>(&format!(
-        "SELECT {COLUMNS} FROM delivery_pages ORDER BY {} LIMIT $1 OFFSET $2",
+    let records = sqlx::query_as::<_, PageRecord>(&format!(
+        "SELECT {COLUMNS}, (SELECT total FROM delivery_pages_total WHERE id = 1) AS total
+         FROM delivery_pages ORDER BY {} LIMIT $1 OFFSET $2",
         page.order_by
     ))
     .bind(page.size)
     .bind(page.offset())
     .fetch_all(&ctx.db.pool)
-    .await?
-    .into_iter()
-    .map(DeliveryPage::try_from)
-    .collect::<Result<Vec<_>, _>>()?;
-    let total: i64 = sqlx::query_scalar("SELECT total FROM delivery_pages_total WHERE id = 1").fetch_one(&ctx.db.pool).await?;
+    .await?;
+    let total = match records.first() {
+        Some(r) => r.total,
+        // Past the last page (or none yet): the total alone.
+        None => sqlx::query_scalar("SELECT total FROM delivery_pages_total WHERE id = 1").fetch_one(&ctx.db.pool).await?,
+    };
+    let rows = records.into_iter().map(|r| DeliveryPage::try_from(r.record)).collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
 }

@@ -109,7 +109,6 @@ impl Resource {
         items: &[(i64, T)],
         total: i64,
     ) -> Response {
-        let embedded: Vec<Value> = items.iter().map(|(id, f)| self.item(base, *id, f)).collect();
         let total_pages = if total == 0 { 0 } else { (total + page.size - 1) / page.size };
         let mut links = Map::new();
         links.insert("self".into(), json!({ "href": base.href(&base.path_and_query) }));
@@ -140,12 +139,20 @@ impl Resource {
         if page.number + 1 < total_pages {
             links.insert("next".into(), link(page.number + 1));
         }
-        let body = json!({
-            "_embedded": { self.collection: embedded },
-            "_links": links,
-            "page": { "size": page.size, "totalElements": total, "totalPages": total_pages, "number": page.number },
-        });
-        hal(StatusCode::OK, body)
+        // The items are written straight into the body (no `Value` per item: a page of
+        // them was most of a page read's allocations).
+        let embedded: Vec<Item<'_, T>> = items
+            .iter()
+            .map(|(id, fields)| Item { fields, links: ItemLinks { rel: self.rel, href: self.item_href(base, *id) } })
+            .collect();
+        let body = PageBody {
+            embedded: Single(self.collection, embedded),
+            links,
+            page: PageInfo { size: page.size, total_elements: total, total_pages, number: page.number },
+        };
+        let mut res = (StatusCode::OK, axum::Json(body)).into_response();
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HAL_JSON));
+        res
     }
 
     /// Parses `?page=&size=&sort=` against this resource's sortable fields.
@@ -155,6 +162,65 @@ impl Resource {
 }
 
 /// A HAL response with a status.
+/// An item of a page: its fields, then its `_links`.
+#[derive(Serialize)]
+struct Item<'a, T: Serialize> {
+    #[serde(flatten)]
+    fields: &'a T,
+    #[serde(rename = "_links")]
+    links: ItemLinks,
+}
+
+/// `{"self": {"href": h}, "<rel>": {"href": h}}`.
+struct ItemLinks {
+    rel: &'static str,
+    href: String,
+}
+
+impl Serialize for ItemLinks {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct Href<'a> {
+            href: &'a str,
+        }
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("self", &Href { href: &self.href })?;
+        map.serialize_entry(self.rel, &Href { href: &self.href })?;
+        map.end()
+    }
+}
+
+/// A map of one entry whose key is known only at run time.
+struct Single<V>(&'static str, V);
+
+impl<V: Serialize> Serialize for Single<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &self.1)?;
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct PageBody<'a, T: Serialize> {
+    #[serde(rename = "_embedded")]
+    embedded: Single<Vec<Item<'a, T>>>,
+    #[serde(rename = "_links")]
+    links: Map<String, Value>,
+    page: PageInfo,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    size: i64,
+    total_elements: i64,
+    total_pages: i64,
+    number: i64,
+}
+
 pub fn hal(status: StatusCode, body: Value) -> Response {
     let mut res = (status, axum::Json(body)).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HAL_JSON));
