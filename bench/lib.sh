@@ -40,15 +40,17 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# A base port BASE with BASE..BASE+6 all free, below the ephemeral range the clients use.
+# free_base [N]: a base port BASE with BASE..BASE+N-1 (default 7) all free, below the
+# ephemeral range the clients use.
 free_base() {
-	python3 - <<'EOF'
+	python3 - "${1:-7}" <<'EOF'
 import random, socket, sys
+n = int(sys.argv[1])
 for _ in range(500):
     base = random.randint(20000, 30000)
     socks = []
     try:
-        for port in range(base, base + 7):
+        for port in range(base, base + n):
             s = socket.socket()
             socks.append(s)
             s.bind(("127.0.0.1", port))
@@ -59,7 +61,7 @@ for _ in range(500):
             s.close()
     print(base)
     sys.exit(0)
-sys.exit("no free block of 7 ports")
+sys.exit(f"no free block of {n} ports")
 EOF
 }
 

@@ -6,77 +6,74 @@
 # 1. `cafe up` (all-in-one): wrk POST /orders through the gateway, the same-run reference;
 # 2. `cafe cluster` (every service its own process, PostgreSQL with synchronous commit on,
 #    NATS JetStream): the same wrk;
-# 3. siege -c100 against GET /deliverypages and POST /orders (half each) through the
-#    cluster's gateway while SIGHUP rolls every service one instance at a time (SIGTERM,
-#    wait for ready, next); siege runs until the roll is done, then its availability and
-#    failed transactions are what we record;
+# 3. siege -c100 against GET /deliverypages and POST /orders (each user alternates them)
+#    through the cluster's gateway while SIGHUP rolls every service one instance at a time
+#    (SIGTERM, wait for ready, next); siege runs until the roll is done, then its
+#    availability and failed transactions are what we record;
 # 4. appends a dated section to docs/BENCHMARKS.md.
-# Everything is on 127.0.0.1, bounded in time, and stopped on exit. DB_POOL (10) is each
-# child's PostgreSQL pool: nine children must fit the server's 100 connections.
+# Each wrk measurement follows a 3 s warm-up on the same processes (connections opened,
+# statements prepared, NATS consumers created). Everything is on 127.0.0.1, bounded in time,
+# and stopped on exit; the cluster's databases and stream are dropped. Settings:
+#   DURATION_S=20  DB_POOL=10 (each child's PostgreSQL pool: nine children must fit the
+#   server's 100 connections)  DOCS=docs/BENCHMARKS.md (empty: only print)  SKIP_BUILD=1
+#   KEEP_RUN=1 (keep the raw outputs)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 DURATION_S=${DURATION_S:-20}
+DB_POOL=${DB_POOL:-10}
 DOCS=${DOCS-docs/BENCHMARKS.md}
 BIN=${CAFE_BIN:-target/release/cafe}
 BODY='{"phoneNumber":"010-1234-5678","productName":"latte","qty":1,"amt":4500}'
-RUN=$(mktemp -d "${TMPDIR:-/tmp}/cafe-rolling.XXXXXX")
 NS="bench$(date +%s)"
-PIDS=()
-log() { printf '==> %s\n' "$*" >&2; }
-cleanup() {
-	for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do timeout 60 tail --pid="$pid" -f /dev/null 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true; done
+
+BENCH=rolling.sh
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+
+drop_namespace() {
 	for svc in order payment drink customercenter delivery deliverycenter; do
 		psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP DATABASE IF EXISTS ${NS}_${svc} WITH (FORCE)" >/dev/null 2>&1 || true
 	done
-}
-trap cleanup EXIT
-
-command -v wrk >/dev/null && command -v siege >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk siege >/dev/null; }
-[ -n "${SKIP_BUILD:-}" ] || timeout 2400 cargo build --release -p cafe >&2
-
-free_base() { # a base port with 14 free ports after it
-	python3 - <<'PY'
-import random, socket
-while True:
-    base = random.randint(10000, 32000)  # below the ephemeral range (32768+): outgoing connections never take these
-    try:
-        socks = []
-        for p in range(base, base + 14):
-            s = socket.socket(); s.bind(("127.0.0.1", p)); socks.append(s)
-        print(base); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
+	# The stream, through the JetStream API on NATS's plain protocol.
+	python3 - "${NS^^}_EVENTS" <<'PY' || true
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 4222), timeout=5)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b'CONNECT {"verbose":false}\r\nSUB _INBOX.drop 1\r\nPUB $JS.API.STREAM.DELETE.%s _INBOX.drop 0\r\n\r\n' % sys.argv[1].encode())
+while not f.readline().startswith(b"MSG"):
+    pass
 PY
 }
+trap 'drop_namespace; cleanup' EXIT
+
+need_tools wrk siege curl
+[ -n "${SKIP_BUILD:-}" ] || timeout 2400 cargo build --release -p cafe >&2
+
 wait_line() { # file, prefix: wait up to 120 s for a line
 	for _ in $(seq 1200); do grep -q "^$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-	echo "no '$2' in $1" >&2; cat "$1" >&2; return 1
+	cat "$1" >&2
+	die "no '$2' in $1"
 }
-cat > "$RUN/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$BODY'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-wrk_orders() { # url → orders/s (201s only are counted by wrk's non-2xx line being absent)
-	timeout $((DURATION_S + 30)) wrk -t2 -c100 -d"${DURATION_S}s" --latency -s "$RUN/post.lua" "$1/orders" > "$RUN/wrk.$2" 2>&1
+wrk_orders() { # url name → orders/s, after a warm-up
+	timeout 40 wrk -t2 -c100 -d3s -s bench/post_order.lua "$1/orders" > "$RUN/wrk-warmup.$2" 2>&1
+	timeout $((DURATION_S + 30)) wrk -t2 -c100 -d"${DURATION_S}s" --latency -s bench/post_order.lua "$1/orders" > "$RUN/wrk.$2" 2>&1
+	grep -q "Non-2xx" "$RUN/wrk.$2" && { cat "$RUN/wrk.$2" >&2; die "some orders were refused ($2)"; }
 	awk '/Requests\/sec/ {print $2}' "$RUN/wrk.$2"
 }
 
 log "all-in-one"
-BASE=$(free_base)
+BASE=$(free_base 7)
 "$BIN" up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs-up" > "$RUN/up.out" 2> "$RUN/up.err" &
 UP=$!; PIDS+=("$UP")
 wait_line "$RUN/up.out" "cafe up:"
 AIO=$(wrk_orders "http://127.0.0.1:$BASE" aio)
-kill -TERM "$UP"; wait "$UP" || true
+stop_pid "$UP"
 
 log "cluster (namespace $NS)"
-BASE=$(free_base)
-"$BIN" cluster --port "$BASE" --namespace "$NS" --db-pool "${DB_POOL:-10}" --log-dir "$RUN/logs-cluster" > "$RUN/cluster.out" 2> "$RUN/cluster.err" &
+BASE=$(free_base 14)
+"$BIN" cluster --port "$BASE" --namespace "$NS" --db-pool "$DB_POOL" --log-dir "$RUN/logs-cluster" > "$RUN/cluster.out" 2> "$RUN/cluster.err" &
 CL=$!; PIDS+=("$CL")
 wait_line "$RUN/cluster.out" "cafe cluster:"
 GW="http://127.0.0.1:$BASE"
@@ -98,7 +95,7 @@ for _ in $(seq 3000); do grep -q "rolling restart done\|rolling restart failed" 
 ROLL_END=$(date +%s.%N)
 sleep 2
 kill -INT "$SIEGE"; wait "$SIEGE" || true
-grep -q "rolling restart done" "$RUN/cluster.err" || { echo "the rolling restart did not finish" >&2; tail -20 "$RUN/cluster.err" >&2; exit 1; }
+grep -q "rolling restart done" "$RUN/cluster.err" || { tail -20 "$RUN/cluster.err" >&2; die "the rolling restart did not finish"; }
 read -r TX AVAIL RATE FAILED < <(python3 - "$RUN/siege.out" "$RUN/siege.err" <<'PY'
 import json, re, sys
 text = open(sys.argv[1]).read() + open(sys.argv[2]).read()
@@ -118,8 +115,8 @@ SECTION=$(cat <<MD
 
 | measure | result | target |
 |---|---|---|
-| all-in-one \`POST /orders\` through the gateway (wrk -c100, ${DURATION_S} s), same run | ${AIO} orders/s | |
-| distributed (\`cafe cluster --db-pool ${DB_POOL:-10}\`: PostgreSQL, synchronous commit on; NATS JetStream) | ${DIST} orders/s (${RATIO} × all-in-one) | ≥ 1,000 orders/s |
+| all-in-one \`POST /orders\` through the gateway (wrk -c100, ${DURATION_S} s after a 3 s warm-up), same run | ${AIO} orders/s | |
+| distributed (\`cafe cluster --db-pool ${DB_POOL}\`: PostgreSQL, synchronous commit on; NATS JetStream), the same wrk | ${DIST} orders/s (${RATIO} × all-in-one) | ≥ 1,000 orders/s |
 | siege -c100, GET /deliverypages + POST /orders, during a rolling restart of every service (${ROLL_S} s) | ${TX} transactions, **${AVAIL} % available**, ${FAILED} failed, ${RATE} trans/s | 100 % |
 | original (Spring Boot on Kubernetes, readiness probes) | 359.49 trans/s at 100 % | ten times: 3,595 trans/s |
 

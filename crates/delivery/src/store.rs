@@ -5,11 +5,11 @@
 //! PostgreSQL two transactions (a `Made` batch on one replica, a `POST /cancellations` on
 //! another) could each read the other's table before either commits, and both go ahead: a
 //! delivery would start for an order whose cancellation order has already been told is
-//! recorded. So every transaction that changes anything about an order first upserts that
-//! order's row in `guards` (see `platform::db::guard`); the upsert takes the row lock (and waits for it), so such
+//! recorded. So every transaction that changes anything about an order first takes that
+//! order's guard (`platform::db::guard`, an advisory lock on PostgreSQL), so such
 //! transactions run one after another per order, each seeing what the previous committed.
-//! SQLite serialises writers anyway; the same statement is harmless there. Batches that
-//! touch several orders may deadlock on PostgreSQL; it aborts one, which is redelivered.
+//! SQLite serialises writers anyway. Batches that touch several orders may deadlock on
+//! PostgreSQL; it aborts one, which is redelivered.
 
 use platform::{outbox, Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};

@@ -32,6 +32,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
 }, Migration {
     version: 2,
     sql: "CREATE TABLE guards (key BIGINT PRIMARY KEY)",
+}, Migration {
+    // The per-order guard is an advisory lock now (`db::guard`): nothing to store.
+    version: 3,
+    sql: "DROP TABLE guards",
 }];
 
 const BATCH: i64 = 512;
