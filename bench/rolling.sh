@@ -123,4 +123,13 @@ SECTION=$(cat <<MD
 MD
 )
 printf '%s\n' "$SECTION"
-if [ -n "$DOCS" ]; then printf '%s\n' "$SECTION" >> "$DOCS"; fi
+if [ -n "$DOCS" ]; then # the newest result last among the results, before the analysis
+	SECTION="$SECTION" python3 - "$DOCS" <<'PY'
+import os, sys
+path, section = sys.argv[1], os.environ["SECTION"].strip("\n") + "\n\n"
+text = open(path).read()
+at = text.find("\n## Where the time goes")
+text = text + "\n" + section if at < 0 else text[: at + 1] + section + text[at + 1 :]
+open(path, "w").write(text)
+PY
+fi
