@@ -63,6 +63,7 @@ wrk_orders() { # url name → orders/s, after a warm-up
 	awk '/Requests\/sec/ {print $2}' "$RUN/wrk.$2"
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "all-in-one"
 BASE=$(free_base 7)
 "$BIN" up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs-up" > "$RUN/up.out" 2> "$RUN/up.err" &
@@ -111,7 +112,7 @@ SECTION=$(cat <<MD
 
 ### Distributed mode and rolling restart, $(date -u +%Y-%m-%d) ($(git rev-parse --short HEAD))
 
-\`bash bench/rolling.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average before: $(cut -d' ' -f1-3 /proc/loadavg).
+\`bash bench/rolling.sh\` on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), load average before: ${LOAD_BEFORE}, after: $(cut -d' ' -f1-3 /proc/loadavg).
 
 | measure | result | target |
 |---|---|---|
