@@ -65,6 +65,29 @@ sys.exit(f"no free block of {n} ports")
 EOF
 }
 
+# launch NAME LINE ARGS...: starts "$CAFE_BIN" ARGS in the background (output in
+# $RUN/NAME.out and $RUN/NAME.err) and waits, at most STARTUP_TIMEOUT seconds (default 120),
+# until it prints a line starting with LINE. Sets CAFE_PID (also kept in PIDS, stopped on
+# exit) and READY (that line), and logs it.
+launch() {
+	local name=$1 line=$2 deadline
+	shift 2
+	log "cafe $*"
+	"$CAFE_BIN" "$@" >"$RUN/$name.out" 2>"$RUN/$name.err" &
+	CAFE_PID=$!
+	PIDS+=("$CAFE_PID")
+	deadline=$((SECONDS + ${STARTUP_TIMEOUT:-120}))
+	until grep -q "^$line" "$RUN/$name.out" 2>/dev/null; do
+		if ! kill -0 "$CAFE_PID" 2>/dev/null || ((SECONDS >= deadline)); then
+			tail -n 20 "$RUN/$name.err" >&2 || true
+			die "cafe did not print its '$line' line"
+		fi
+		sleep 0.1
+	done
+	READY=$(grep -m1 "^$line" "$RUN/$name.out")
+	log "$READY"
+}
+
 # wait_http URL SECONDS PID: until URL answers 2xx, the deadline passes or PID exits.
 wait_http() {
 	local url=$1 deadline=$((SECONDS + $2)) pid=$3

@@ -82,26 +82,14 @@ stop_pid "$REF_PID"
 # --- cafe ------------------------------------------------------------------------------------
 # Starts `cafe up` on free ports with data dir $1; sets CAFE_PID and GATEWAY.
 start_cafe() {
-	local data=$1 deadline
+	local data=$1
 	BASE=$(free_base)
 	cafe_args=(up --port "$BASE" --data-dir "$RUN/$data" --log-dir "$RUN/logs-$data")
 	[[ -z $PAYMENT_DELAY ]] || cafe_args+=(--payment-delay-ms "$PAYMENT_DELAY")
-	log "cafe ${cafe_args[*]}"
-	"$CAFE_BIN" "${cafe_args[@]}" >"$RUN/cafe.out" 2>"$RUN/cafe.err" &
-	CAFE_PID=$!
-	PIDS+=("$CAFE_PID")
-	deadline=$((SECONDS + STARTUP_TIMEOUT))
-	until grep -q '^cafe up:' "$RUN/cafe.out" 2>/dev/null; do
-		if ! kill -0 "$CAFE_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-			tail -n 20 "$RUN/cafe.err" >&2 || true
-			die "cafe did not print its 'cafe up:' line"
-		fi
-		sleep 0.1
-	done
-	GATEWAY=$(grep -m1 '^cafe up:' "$RUN/cafe.out" | grep -o 'gateway=[^ ]*' | cut -d= -f2- || true)
+	launch cafe 'cafe up:' "${cafe_args[@]}"
+	GATEWAY=$(grep -o 'gateway=[^ ]*' <<<"$READY" | cut -d= -f2- || true)
 	GATEWAY=${GATEWAY:-http://127.0.0.1:$BASE}
 	GATEWAY=${GATEWAY%/}
-	log "$(grep -m1 '^cafe up:' "$RUN/cafe.out")"
 	wait_http "$GATEWAY/actuator/health" "$STARTUP_TIMEOUT" "$CAFE_PID" || {
 		tail -n 20 "$RUN/cafe.err" >&2 || true
 		die "gateway health never answered 200"

@@ -63,28 +63,12 @@ fi
 BASE=$(free_base)
 # shellcheck disable=SC2206 # CAFE_ARGS is a list of flags, split on purpose
 cafe_args=(up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs" --payment-delay-ms "$PAYMENT_DELAY" $CAFE_ARGS)
-log "cafe ${cafe_args[*]}"
-"$CAFE_BIN" "${cafe_args[@]}" >"$RUN/cafe.out" 2>"$RUN/cafe.err" &
-CAFE_PID=$!
-PIDS+=("$CAFE_PID")
-deadline=$((SECONDS + STARTUP_TIMEOUT))
-until grep -q '^cafe up:' "$RUN/cafe.out" 2>/dev/null; do
-	if ! kill -0 "$CAFE_PID" 2>/dev/null || ((SECONDS >= deadline)); then
-		tail -n 20 "$RUN/cafe.err" >&2 || true
-		die "cafe did not print its 'cafe up:' line"
-	fi
-	sleep 0.1
-done
-ready=$(grep -m1 '^cafe up:' "$RUN/cafe.out")
-log "$ready"
-url_of() { grep -o "$1=[^ ]*" <<<"$ready" | cut -d= -f2- | sed 's:/*$::'; }
+launch cafe 'cafe up:' "${cafe_args[@]}"
+url_of() { grep -o "$1=[^ ]*" <<<"$READY" | cut -d= -f2- | sed 's:/*$::'; }
 GATEWAY=$(url_of gateway)
 ORDER=$(url_of order)
-[[ -n $GATEWAY && -n $ORDER ]] || die "no gateway or order URL in: $ready"
-until curl -fsS -o /dev/null --max-time 2 "$GATEWAY/actuator/health" 2>/dev/null; do
-	kill -0 "$CAFE_PID" 2>/dev/null && ((SECONDS < deadline)) || die "gateway health never answered 200"
-	sleep 0.1
-done
+[[ -n $GATEWAY && -n $ORDER ]] || die "no gateway or order URL in: $READY"
+wait_http "$GATEWAY/actuator/health" "$STARTUP_TIMEOUT" "$CAFE_PID" || die "gateway health never answered 200"
 
 code=$(curl -sS -o "$RUN/first_order.json" -w '%{http_code}' --max-time 10 -X POST \
 	-H 'Content-Type: application/json' -d "$BODY" "$GATEWAY/orders" || true)

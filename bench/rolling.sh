@@ -23,7 +23,7 @@ cd "$ROOT"
 DURATION_S=${DURATION_S:-20}
 DB_POOL=${DB_POOL:-10}
 DOCS=${DOCS-docs/BENCHMARKS.md}
-BIN=${CAFE_BIN:-target/release/cafe}
+CAFE_BIN=${CAFE_BIN:-target/release/cafe}
 BODY='{"phoneNumber":"010-1234-5678","productName":"latte","qty":1,"amt":4500}'
 NS="bench$(date +%s)"
 
@@ -51,11 +51,6 @@ trap 'drop_namespace; cleanup' EXIT
 need_tools wrk siege curl
 [ -n "${SKIP_BUILD:-}" ] || timeout 2400 cargo build --release -p cafe >&2
 
-wait_line() { # file, prefix: wait up to 120 s for a line
-	for _ in $(seq 1200); do grep -q "^$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-	cat "$1" >&2
-	die "no '$2' in $1"
-}
 wrk_orders() { # url name → orders/s, after a warm-up
 	timeout 40 wrk -t2 -c100 -d3s -s bench/post_order.lua "$1/orders" > "$RUN/wrk-warmup.$2" 2>&1
 	timeout $((DURATION_S + 30)) wrk -t2 -c100 -d"${DURATION_S}s" --latency -s bench/post_order.lua "$1/orders" > "$RUN/wrk.$2" 2>&1
@@ -66,17 +61,14 @@ wrk_orders() { # url name → orders/s, after a warm-up
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "all-in-one"
 BASE=$(free_base 7)
-"$BIN" up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs-up" > "$RUN/up.out" 2> "$RUN/up.err" &
-UP=$!; PIDS+=("$UP")
-wait_line "$RUN/up.out" "cafe up:"
+launch up 'cafe up:' up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs-up"
 AIO=$(wrk_orders "http://127.0.0.1:$BASE" aio)
-stop_pid "$UP"
+stop_pid "$CAFE_PID"
 
 log "cluster (namespace $NS)"
 BASE=$(free_base 14)
-"$BIN" cluster --port "$BASE" --namespace "$NS" --db-pool "$DB_POOL" --log-dir "$RUN/logs-cluster" > "$RUN/cluster.out" 2> "$RUN/cluster.err" &
-CL=$!; PIDS+=("$CL")
-wait_line "$RUN/cluster.out" "cafe cluster:"
+launch cluster 'cafe cluster:' cluster --port "$BASE" --namespace "$NS" --db-pool "$DB_POOL" --log-dir "$RUN/logs-cluster"
+CL=$CAFE_PID
 GW="http://127.0.0.1:$BASE"
 DIST=$(wrk_orders "$GW" dist)
 

@@ -4,7 +4,7 @@
 //! inside the consumer's transaction). `rank` is stored beside `status` so the furthest
 //! stage is visible in SQL too.
 
-use platform::db::{placeholders, values_list, ROWS_PER_STATEMENT};
+use platform::db::{fetch_in, values_list, ROWS_PER_STATEMENT};
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
@@ -77,19 +77,8 @@ pub async fn find_by_order<'e>(
 
 /// The stored rows (placed or not) among `ids`, for merging.
 pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, MyPage)>, sqlx::Error> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!("SELECT {COLUMNS} FROM my_pages WHERE id IN ({})", placeholders(chunk.len()));
-        let mut q = sqlx::query_as::<_, Record>(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for record in q.fetch_all(&mut *conn).await? {
-            let row = MyPage::try_from(record)?;
-            out.push((row.id, row));
-        }
-    }
-    Ok(out)
+    let select = format!("SELECT {COLUMNS} FROM my_pages WHERE id IN");
+    fetch_in::<Record>(conn, &select, ids).await?.into_iter().map(|r| MyPage::try_from(r).map(|row| (row.id, row))).collect()
 }
 
 /// Inserts or replaces `rows`, inside the consumer's transaction.

@@ -4,7 +4,7 @@
 //! inside the consumer's transaction). `rank` is stored beside `status` so the furthest
 //! stage is visible in SQL too.
 
-use platform::db::{placeholders, values_list, ROWS_PER_STATEMENT};
+use platform::db::{fetch_in, values_list, ROWS_PER_STATEMENT};
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
@@ -74,19 +74,8 @@ pub async fn find_by_order<'e>(
 
 /// The stored pages among `ids`, for merging.
 pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, DeliveryPage)>, sqlx::Error> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!("SELECT {COLUMNS} FROM delivery_pages WHERE id IN ({})", placeholders(chunk.len()));
-        let mut q = sqlx::query_as::<_, Record>(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for record in q.fetch_all(&mut *conn).await? {
-            let page = DeliveryPage::try_from(record)?;
-            out.push((page.id, page));
-        }
-    }
-    Ok(out)
+    let select = format!("SELECT {COLUMNS} FROM delivery_pages WHERE id IN");
+    fetch_in::<Record>(conn, &select, ids).await?.into_iter().map(|r| DeliveryPage::try_from(r).map(|page| (page.id, page))).collect()
 }
 
 /// Inserts or replaces `pages`, `added` of them new, inside the consumer's transaction.

@@ -2,10 +2,10 @@
 //! (`Ordered` → `OrderInfoReceived`), a cancelled order cancels it (`OrderCanceled` →
 //! `DrinkCanceled`, which payment turns into a refund).
 
-use futures::future::BoxFuture;
 use std::collections::HashMap;
 
-use platform::outbox::{consumer_span, Handler};
+use futures::future::BoxFuture;
+use platform::outbox::{consumer_span, read_in_span, Handler};
 use platform::{Conn, Ctx, Event};
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +116,7 @@ impl Handler for OrderPolicy {
             }
         })
     }
+
     /// Runs of `Ordered` events take one insert for all their drinks; anything else goes
     /// one by one, in delivery order.
     fn handle_all<'a>(
@@ -148,8 +149,8 @@ impl OrderPolicy {
     async fn receive_all(&self, conn: &mut Conn, events: &[&Event], service: &str) -> Result<Vec<Event>, sqlx::Error> {
         let mut lines = Vec::with_capacity(events.len());
         for event in events {
-            let read = async { Ok((event.payload::<OrderPayload>(), platform::trace::current())) };
-            match consumer_span(service, event, read).await? {
+            let read = || (event.payload::<OrderPayload>(), platform::trace::current());
+            match read_in_span(service, event, read).await {
                 (Ok(order), trace) => lines.push((OrderLine::from(order), trace.map(|c| c.header()))),
                 (Err(e), _) => {
                     tracing::error!(event_id = %event.event_id, event_type = %event.event_type, error = %e, "unreadable order event skipped");

@@ -226,6 +226,24 @@ pub async fn guard_all(conn: &mut Conn, keys: &[i64]) -> Result<(), sqlx::Error>
     Ok(())
 }
 
+/// The rows of `select`, a query ending in `IN` whose list this fills, for every key in
+/// `keys`: one statement per chunk of keys.
+pub async fn fetch_in<R>(conn: &mut Conn, select: &str, keys: &[i64]) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let mut rows = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!("{select} ({})", placeholders(chunk.len()));
+        let mut q = sqlx::query_as::<_, R>(&sql);
+        for key in chunk {
+            q = q.bind(*key);
+        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
 /// `$1, $2, $3` for `n` values: the inside of an `IN (...)` list.
 pub fn placeholders(n: usize) -> String {
     (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")

@@ -204,11 +204,11 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Runs `fut`, the handling of `event`, in a consumer span that continues the event's trace.
-pub async fn consumer_span<T>(
+pub async fn consumer_span<T, E>(
     service: &str,
     event: &Event,
-    fut: impl std::future::Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, sqlx::Error> {
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     let span = tracing::debug_span!("event", event_id = %event.event_id, event_type = %event.event_type, order_id = ?event.order_id());
     crate::trace::in_span(
         service,
@@ -219,6 +219,13 @@ pub async fn consumer_span<T>(
         |r| r.is_err(),
     )
     .await
+}
+
+/// `read()` in `event`'s consumer span: for a handler that reads each event of a batch on
+/// its own and then stores them all at once, so each event still has its span.
+pub async fn read_in_span<T>(service: &str, event: &Event, read: impl FnOnce() -> T) -> T {
+    let Ok(value) = consumer_span::<T, std::convert::Infallible>(service, event, async { Ok(read()) }).await;
+    value
 }
 
 /// Applies a batch: inbox claim, effect, raised events, one commit.

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 
 use crate::db::{guard_all, Conn};
 use crate::event::Event;
-use crate::outbox::{consumer_span, Handler};
+use crate::outbox::{read_in_span, Handler};
 
 /// A read model: rows keyed by an id (the order id), each the merge of the facts the
 /// events tell about it.
@@ -61,10 +61,9 @@ impl<V: View> Handler for V {
 async fn merge_all<V: View>(conn: &mut Conn, events: &[&Event], service: Option<&str>) -> Result<Vec<Event>, sqlx::Error> {
     let mut facts = Vec::with_capacity(events.len());
     for event in events {
-        let read = async { Ok(V::fact(event)) };
         let fact = match service {
-            Some(service) => consumer_span(service, event, read).await?,
-            None => read.await?,
+            Some(service) => read_in_span(service, event, || V::fact(event)).await,
+            None => V::fact(event),
         };
         match fact {
             None => {}
