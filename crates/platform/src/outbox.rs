@@ -11,9 +11,10 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use futures::FutureExt;
 use sqlx::Row;
 use tokio::sync::Notify;
 use tracing::Instrument;
@@ -93,52 +94,45 @@ impl Outbox {
 
     /// Publishes whatever is pending, then sleeps until woken, until `cancel`.
     ///
-    /// A pass costs two statements whatever it carries. Under load commits ring faster than
-    /// passes finish, so after a busy pass the relay lingers a moment ([`LINGER`]) before the
-    /// next one, which then carries several events; an idle relay answers a ring at once.
+    /// A pass costs two statements whatever it carries. When the bell rang during a pass,
+    /// commits are coming faster than passes finish: the relay then lingers a moment
+    /// ([`LINGER`]) so the next pass carries several events. Otherwise (a quiet cafe, one
+    /// order at a time) it answers the next ring at once.
     pub async fn run_relay(self, db: Db, bus: Arc<dyn EventBus>, service: &'static str, cancel: CancellationToken) {
         let mut backoff = Duration::from_millis(50);
-        let mut last_busy: Option<Instant> = None;
         loop {
-            match relay_pending(&db, bus.as_ref(), &self.metrics).await {
-                Ok(n) => {
-                    backoff = Duration::from_millis(50);
-                    if n > 0 {
-                        last_busy = Some(Instant::now());
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(service, error = %e, "outbox relay failed; retrying");
-                    if sleep_or_cancel(backoff, &cancel).await {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => {
-                    // Last drain so a clean stop leaves nothing behind (a crash leaves it for the next start).
-                    let _ = relay_pending(&db, bus.as_ref(), &self.metrics).await;
+            if let Err(e) = relay_pending(&db, bus.as_ref(), &self.metrics).await {
+                tracing::warn!(service, error = %e, "outbox relay failed; retrying");
+                if sleep_or_cancel(backoff, &cancel).await {
                     return;
                 }
-                _ = self.bell.notified() => {}
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
             }
-            if last_busy.is_some_and(|t| t.elapsed() < BUSY) {
-                tokio::time::sleep(LINGER).await;
+            backoff = Duration::from_millis(50);
+            let rung_meanwhile = self.bell.notified().now_or_never().is_some();
+            let stopped = if rung_meanwhile {
+                sleep_or_cancel(LINGER, &cancel).await
+            } else {
+                tokio::select! {
+                    _ = cancel.cancelled() => true,
+                    _ = self.bell.notified() => false,
+                }
+            };
+            if stopped {
+                // Last drain so a clean stop leaves nothing behind (a crash leaves it for the next start).
+                let _ = relay_pending(&db, bus.as_ref(), &self.metrics).await;
+                return;
             }
         }
     }
 }
 
-/// How long a busy relay waits for more events before its next pass.
+/// How long a relay that is behind waits for more events before its next pass.
 const LINGER: Duration = Duration::from_millis(5);
-/// A relay that published within this long is busy.
-const BUSY: Duration = Duration::from_millis(20);
 
-/// Publishes every pending row; returns how many.
-async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<usize, String> {
-    let mut published = 0;
+/// Publishes every pending row.
+async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<(), String> {
     loop {
         let rows = sqlx::query("SELECT seq, event_id, event_type, body FROM outbox ORDER BY seq LIMIT $1")
             .bind(BATCH)
@@ -146,7 +140,7 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
             .await
             .map_err(|e| e.to_string())?;
         if rows.is_empty() {
-            return Ok(published);
+            return Ok(());
         }
         let seqs = rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         let batch = rows
@@ -171,9 +165,8 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
             }
             q.execute(&db.pool).await.map_err(|e| e.to_string())?;
         }
-        published += rows.len();
         if (rows.len() as i64) < BATCH {
-            return Ok(published);
+            return Ok(());
         }
     }
 }
