@@ -45,15 +45,13 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let _log_guards = platform::logging::init(&args.log_dir, "cluster", &[])
         .with_context(|| format!("cannot write logs under {}", args.log_dir.display()))?;
     let exe = std::env::current_exe().context("cannot find the cafe binary")?;
-    let ns: String = args.namespace.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let ns: String =
+        args.namespace.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     let p = args.port;
     let slot_port = |i: usize, slot: usize| p + 1 + i as u16 + 6 * slot as u16;
     let urls = |i: usize| format!("http://127.0.0.1:{},http://127.0.0.1:{}", slot_port(i, 0), slot_port(i, 1));
-    let mut url_env: Vec<(String, String)> = SERVICES
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (format!("{}_URL", s.to_uppercase()), urls(i)))
-        .collect();
+    let mut url_env: Vec<(String, String)> =
+        SERVICES.iter().enumerate().map(|(i, s)| (format!("{}_URL", s.to_uppercase()), urls(i))).collect();
     url_env.push(("NATS_URL".into(), args.nats.clone()));
     url_env.push(("CAFE_NAMESPACE".into(), ns.clone()));
     url_env.push(("CAFE_HOST".into(), "127.0.0.1".into()));
@@ -157,7 +155,9 @@ fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
                 for (svc, slot, inst) in &of {
                     if *slot == 0 || REPLICATED.contains(&svc.as_str()) {
                         inst.want.send_replace(Want::Running);
-                        wait_ready(&http, inst, &cancel).await.map_err(|e| Problem::unavailable(format!("{e:#}"), 1))?;
+                        wait_ready(&http, inst, &cancel)
+                            .await
+                            .map_err(|e| Problem::unavailable(format!("{e:#}"), 1))?;
                     }
                 }
             }
@@ -165,11 +165,17 @@ fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
         }
         Ok(StatusCode::NO_CONTENT)
     }
-    axum::Router::new().route("/admin/services/{name}/{action}", axum::routing::post(switch)).with_state((instances, cancel))
+    axum::Router::new()
+        .route("/admin/services/{name}/{action}", axum::routing::post(switch))
+        .with_state((instances, cancel))
 }
 
 /// Restarts every service one instance at a time, never leaving a service without a ready one.
-async fn roll(http: &reqwest::Client, instances: &[(String, usize, Instance)], cancel: &CancellationToken) -> anyhow::Result<()> {
+async fn roll(
+    http: &reqwest::Client,
+    instances: &[(String, usize, Instance)],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
     for svc in SERVICES {
         let of: Vec<&Instance> = instances.iter().filter(|(s, _, _)| s == svc).map(|(_, _, i)| i).collect();
         let (first, second) = (of[0], of[1]);
@@ -203,7 +209,13 @@ async fn wait_ready(http: &reqwest::Client, inst: &Instance, cancel: &Cancellati
     let url = format!("http://127.0.0.1:{}/actuator/health/readiness", inst.port);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let ok = http.get(&url).timeout(Duration::from_secs(1)).send().await.map(|r| r.status().is_success()).unwrap_or(false);
+        let ok = http
+            .get(&url)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
         if ok && inst.pid.borrow().is_some() {
             return Ok(());
         }

@@ -38,17 +38,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30)));
         tracker.spawn(gw.clone().watch_readiness(cancel.clone()));
         let health = Health::default();
-        let app = server::app(gateway::router(gw, addr.port()), &health, &platform::metrics::Metrics::new("gateway"), Some(access));
+        let app = server::app(
+            gateway::router(gw, addr.port()),
+            &health,
+            &platform::metrics::Metrics::new("gateway"),
+            Some(access),
+        );
         tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
     } else {
         let service = services::static_name(name).with_context(|| format!("unknown service '{name}'"))?;
-        let db_url = args.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", args.data_dir.join(format!("{service}.db")).display())
-        });
+        let db_url = args
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", args.data_dir.join(format!("{service}.db")).display()));
         if db_url.starts_with("sqlite:") {
             std::fs::create_dir_all(&args.data_dir).ok();
         }
-        let db = Db::connect_or_create(&db_url, args.db_pool).await.with_context(|| format!("cannot open the database of {service}"))?;
+        let db = Db::connect_or_create(&db_url, args.db_pool)
+            .await
+            .with_context(|| format!("cannot open the database of {service}"))?;
         let bus: Arc<dyn EventBus> = match &args.nats_url {
             Some(url) => Arc::new(NatsBus::connect(url, &args.namespace).await?),
             None => Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?),

@@ -103,21 +103,33 @@ pub struct Launch<'a> {
 /// still published. Returns once everything is spawned on `tracker`.
 pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
     let background = CancellationToken::new();
-    let ctx = Ctx::start(l.name, l.group, l.db.clone(), migrations(l.name), l.bus.clone(), background.clone(), l.tracker.clone())
-        .await
-        .with_context(|| format!("cannot start {}", l.name))?;
+    let ctx = Ctx::start(
+        l.name,
+        l.group,
+        l.db.clone(),
+        migrations(l.name),
+        l.bus.clone(),
+        background.clone(),
+        l.tracker.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot start {}", l.name))?;
     let metrics = ctx.metrics().clone();
     let started = start(ctx, l.wiring);
     let mut health = health_of(&l.db, &l.bus);
     for (name, breaker) in started.breakers {
-        metrics.gauge("cafe_circuit_breaker_state", "0 closed, 1 open, 2 half-open; calls and failures in the window.", {
-            let breaker = breaker.clone();
-            let dependency = name.trim_end_matches("Circuit").to_string();
-            Arc::new(move || {
-                let (b, d) = (breaker.clone(), dependency.clone());
-                Box::pin(async move { vec![(format!("dependency=\"{d}\""), b.phase() as u8 as f64)] })
-            })
-        });
+        metrics.gauge(
+            "cafe_circuit_breaker_state",
+            "0 closed, 1 open, 2 half-open; calls and failures in the window.",
+            {
+                let breaker = breaker.clone();
+                let dependency = name.trim_end_matches("Circuit").to_string();
+                Arc::new(move || {
+                    let (b, d) = (breaker.clone(), dependency.clone());
+                    Box::pin(async move { vec![(format!("dependency=\"{d}\""), b.phase() as u8 as f64)] })
+                })
+            },
+        );
         health = health.with_detail(name, Arc::new(move || breaker.snapshot()));
     }
     let app = server::app(started.router, &health, &metrics, l.access);

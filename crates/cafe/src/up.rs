@@ -109,7 +109,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
         format!("http://{ip}:{}", addr.port())
     };
-    let urls: HashMap<&str, String> = listeners.iter().map(|(n, l)| (*n, local(l.local_addr().expect("bound")))).collect();
+    let urls: HashMap<&str, String> =
+        listeners.iter().map(|(n, l)| (*n, local(l.local_addr().expect("bound")))).collect();
 
     let bus: Arc<dyn EventBus> = Arc::new(
         EmbeddedBus::open(&args.data_dir)
@@ -175,7 +176,10 @@ fn admin(cafe: Arc<Cafe>) -> Router {
     Router::new().route("/admin/services/{name}/{action}", post(switch)).with_state(cafe)
 }
 
-async fn switch(State(cafe): State<Arc<Cafe>>, Path((name, action)): Path<(String, String)>) -> Result<StatusCode, Problem> {
+async fn switch(
+    State(cafe): State<Arc<Cafe>>,
+    Path((name, action)): Path<(String, String)>,
+) -> Result<StatusCode, Problem> {
     let slot = cafe.slots.get(name.as_str()).ok_or_else(|| Problem::not_found(format!("no service '{name}'")))?;
     match action.as_str() {
         "stop" => {
@@ -196,7 +200,8 @@ pub async fn wait_for_stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -45,7 +45,10 @@ async fn one(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> R
 async fn by_phone_number(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let phone = phone_key(query_param(q.as_deref(), "phoneNumber")?.trim());
     if phone.is_empty() {
-        return Err(Problem::validation(vec![FieldError { field: "phoneNumber".into(), message: "is required".into() }]));
+        return Err(Problem::validation(vec![FieldError {
+            field: "phoneNumber".into(),
+            message: "is required".into(),
+        }]));
     }
     let page = MY_PAGES.page_request(q.as_deref())?;
     let (rows, total) = store::page(&ctx, &page, Some(&phone)).await?;

@@ -182,7 +182,12 @@ mod tests {
     }
 
     fn payment_approved() -> Fact {
-        Fact { payment_id: Some(31), phone_number: Some("01012345678".into()), amt: Some(6000), ..Fact::stage(8, MyPageStatus::PaymentApproved) }
+        Fact {
+            payment_id: Some(31),
+            phone_number: Some("01012345678".into()),
+            amt: Some(6000),
+            ..Fact::stage(8, MyPageStatus::PaymentApproved)
+        }
     }
 
     fn received() -> Fact {
@@ -269,7 +274,10 @@ mod tests {
                    "productName": null, "qty": null, "amt": null, "status": "Made"})
         );
         let row = apply(Some(row), &ordered());
-        assert_eq!((row.status, row.phone_number.as_deref(), row.amt), (MyPageStatus::Made, Some("01012345678"), Some(6000)));
+        assert_eq!(
+            (row.status, row.phone_number.as_deref(), row.amt),
+            (MyPageStatus::Made, Some("01012345678"), Some(6000))
+        );
     }
 
     #[test]

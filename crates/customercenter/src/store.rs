@@ -78,7 +78,11 @@ pub async fn find_by_order<'e>(
 /// The stored rows (placed or not) among `ids`, for merging.
 pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, MyPage)>, sqlx::Error> {
     let select = format!("SELECT {COLUMNS} FROM my_pages WHERE id IN");
-    fetch_in::<Record>(conn, &select, ids).await?.into_iter().map(|r| MyPage::try_from(r).map(|row| (row.id, row))).collect()
+    fetch_in::<Record>(conn, &select, ids)
+        .await?
+        .into_iter()
+        .map(|r| MyPage::try_from(r).map(|row| (row.id, row)))
+        .collect()
 }
 
 /// Inserts or replaces `rows`, inside the consumer's transaction.

@@ -44,7 +44,8 @@ async fn list_deliveries(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): Raw
 
 async fn one_delivery(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "delivery")?;
-    let d = store::find_delivery(&ctx.db.pool, id).await?.ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
+    let d =
+        store::find_delivery(&ctx.db.pool, id).await?.ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
     Ok(hal(StatusCode::OK, DELIVERIES.item(&base, id, &d)))
 }
 
@@ -87,7 +88,11 @@ async fn one_cancellation(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<
     Ok(hal(StatusCode::OK, CANCELLATIONS.item(&base, id, &c)))
 }
 
-async fn cancellation_by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+async fn cancellation_by_order(
+    State(ctx): State<Ctx>,
+    base: BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
     let c = store::cancellation_of_order(&ctx.db.pool, order_id)
         .await?

@@ -7,7 +7,6 @@ use platform::json::{checked, Fields};
 use platform::{JsonBody, Problem};
 use serde::{Deserialize, Serialize};
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeliveryStatus {
     #[serde(rename = "Delivery Started")]
@@ -98,11 +97,9 @@ impl Delivery {
         match self.status {
             DeliveryStatus::DeliveryStarted => Ok(Some(Delivery { status: DeliveryStatus::Delivered, ..self.clone() })),
             DeliveryStatus::Delivered => Ok(None),
-            DeliveryStatus::DeliveryCancelled => Err(Refusal::IllegalTransition {
-                id: self.id,
-                from: self.status,
-                to: DeliveryStatus::Delivered,
-            }),
+            DeliveryStatus::DeliveryCancelled => {
+                Err(Refusal::IllegalTransition { id: self.id, from: self.status, to: DeliveryStatus::Delivered })
+            }
         }
     }
 

@@ -159,10 +159,14 @@ mod tests {
 
     #[test]
     fn a_cancellation_wins_in_any_order() {
-        let facts = [ordered(3), started(3), Fact::stage(3, DeliveryPageStatus::DeliveryCancelled), started(3), ordered(3)];
+        let facts =
+            [ordered(3), started(3), Fact::stage(3, DeliveryPageStatus::DeliveryCancelled), started(3), ordered(3)];
         for p in permutations(&facts) {
             let row = fold(&p).unwrap();
-            assert_eq!((row.status, row.delivery_id, row.amt), (DeliveryPageStatus::DeliveryCancelled, Some(41), Some(6000)));
+            assert_eq!(
+                (row.status, row.delivery_id, row.amt),
+                (DeliveryPageStatus::DeliveryCancelled, Some(41), Some(6000))
+            );
         }
     }
 

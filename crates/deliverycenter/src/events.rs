@@ -39,26 +39,27 @@ struct AboutDelivery {
 
 /// What `event` tells about its order's page; `None` for an event type this view ignores.
 pub fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
-    let stage = match event.event_type.as_str() {
-        ORDERED => {
-            return Some(event.payload::<Ordered>().map(|o| Fact {
-                amt: o.amt,
-                product_name: o.product_name,
-                qty: o.qty,
-                phone_number: o.phone_number,
-                ..Fact::stage(o.id, DeliveryPageStatus::Ordered)
-            }))
-        }
-        DELIVERY_STARTED => {
-            return Some(event.payload::<AboutDelivery>().map(|d| Fact {
-                delivery_id: d.id,
-                ..Fact::stage(d.order_id, DeliveryPageStatus::DeliveryStarted)
-            }))
-        }
-        DELIVERED => DeliveryPageStatus::Delivered,
-        DELIVERY_CANCELED => DeliveryPageStatus::DeliveryCancelled,
-        _ => return None,
-    };
+    let stage =
+        match event.event_type.as_str() {
+            ORDERED => {
+                return Some(event.payload::<Ordered>().map(|o| Fact {
+                    amt: o.amt,
+                    product_name: o.product_name,
+                    qty: o.qty,
+                    phone_number: o.phone_number,
+                    ..Fact::stage(o.id, DeliveryPageStatus::Ordered)
+                }))
+            }
+            DELIVERY_STARTED => {
+                return Some(event.payload::<AboutDelivery>().map(|d| Fact {
+                    delivery_id: d.id,
+                    ..Fact::stage(d.order_id, DeliveryPageStatus::DeliveryStarted)
+                }))
+            }
+            DELIVERED => DeliveryPageStatus::Delivered,
+            DELIVERY_CANCELED => DeliveryPageStatus::DeliveryCancelled,
+            _ => return None,
+        };
     Some(event.payload::<AboutDelivery>().map(|d| Fact::stage(d.order_id, stage)))
 }
 

@@ -10,19 +10,22 @@ use sqlx::{Any, Executor};
 
 use crate::domain::{DeliveryPage, DeliveryPageStatus};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 10,
-    sql: "CREATE TABLE delivery_pages (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, amt BIGINT,
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 10,
+        sql: "CREATE TABLE delivery_pages (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, amt BIGINT,
             delivery_id BIGINT, status TEXT NOT NULL, rank BIGINT NOT NULL, product_name TEXT, qty BIGINT,
             phone_number TEXT);
           CREATE UNIQUE INDEX delivery_pages_order_id ON delivery_pages (order_id)",
-}, Migration {
-    // The row count, kept by the consumer in the transaction that adds rows: `COUNT(*)` on
-    // every page read grows with the table (5 ms at 30,000 rows on PostgreSQL).
-    version: 11,
-    sql: "CREATE TABLE delivery_pages_total (id BIGINT PRIMARY KEY, total BIGINT NOT NULL);
+    },
+    Migration {
+        // The row count, kept by the consumer in the transaction that adds rows: `COUNT(*)` on
+        // every page read grows with the table (5 ms at 30,000 rows on PostgreSQL).
+        version: 11,
+        sql: "CREATE TABLE delivery_pages_total (id BIGINT PRIMARY KEY, total BIGINT NOT NULL);
           INSERT INTO delivery_pages_total (id, total) SELECT 1, COUNT(*) FROM delivery_pages",
-}];
+    },
+];
 
 const COLUMNS: &str = "id, order_id, amt, delivery_id, status, product_name, qty, phone_number";
 
@@ -57,7 +60,11 @@ impl TryFrom<Record> for DeliveryPage {
     }
 }
 
-async fn one<'e>(e: impl Executor<'e, Database = Any>, sql: &str, key: i64) -> Result<Option<DeliveryPage>, sqlx::Error> {
+async fn one<'e>(
+    e: impl Executor<'e, Database = Any>,
+    sql: &str,
+    key: i64,
+) -> Result<Option<DeliveryPage>, sqlx::Error> {
     sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(DeliveryPage::try_from).transpose()
 }
 
@@ -75,7 +82,11 @@ pub async fn find_by_order<'e>(
 /// The stored pages among `ids`, for merging.
 pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, DeliveryPage)>, sqlx::Error> {
     let select = format!("SELECT {COLUMNS} FROM delivery_pages WHERE id IN");
-    fetch_in::<Record>(conn, &select, ids).await?.into_iter().map(|r| DeliveryPage::try_from(r).map(|page| (page.id, page))).collect()
+    fetch_in::<Record>(conn, &select, ids)
+        .await?
+        .into_iter()
+        .map(|r| DeliveryPage::try_from(r).map(|page| (page.id, page)))
+        .collect()
 }
 
 /// Inserts or replaces `pages`, `added` of them new, inside the consumer's transaction.
@@ -134,7 +145,9 @@ pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<DeliveryPage>, i
     let total = match records.first() {
         Some(r) => r.total,
         // Past the last page (or none yet): the total alone.
-        None => sqlx::query_scalar("SELECT total FROM delivery_pages_total WHERE id = 1").fetch_one(&ctx.db.pool).await?,
+        None => {
+            sqlx::query_scalar("SELECT total FROM delivery_pages_total WHERE id = 1").fetch_one(&ctx.db.pool).await?
+        }
     };
     let rows = records.into_iter().map(|r| DeliveryPage::try_from(r.record)).collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))

@@ -41,7 +41,9 @@ impl From<Error> for Problem {
         match e {
             Error::NotFound(id) => Problem::not_found(format!("no drink {id}")),
             Error::Illegal(t) => Problem::conflict(format!("illegal status change from {} to {}", t.from, t.to)),
-            Error::Contended(id) => Problem::conflict(format!("drink {id} is being changed by someone else; read it and retry")),
+            Error::Contended(id) => {
+                Problem::conflict(format!("drink {id} is being changed by someone else; read it and retry"))
+            }
             Error::Db(e) => e.into(),
         }
     }
@@ -63,7 +65,12 @@ async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<Stri
 /// A barista accepts (`Receipted`) or makes (`Made`) a drink. Repeating the current status
 /// answers 200 and raises nothing.
 #[tracing::instrument(level = "debug", skip_all, fields(drink_id))]
-async fn change_status(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>, body: JsonBody) -> Result<Response, Problem> {
+async fn change_status(
+    State(svc): State<Arc<Service>>,
+    base: BaseUrl,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> Result<Response, Problem> {
     let id = parse_id(&id, "drink")?;
     tracing::Span::current().record("drink_id", id);
     let StatusChange { status } = StatusChange::parse(&body)?;
@@ -80,7 +87,11 @@ async fn queue(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQ
 
 /// A drink seen from the queue; it is shown whatever its status, so a link from the queue
 /// still answers once the drink has moved on.
-async fn queue_item(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn queue_item(
+    State(svc): State<Arc<Service>>,
+    base: BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let id = parse_id(&id, "orderinfo")?;
     let drink = store::find(&svc.ctx, id).await?.ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, ORDERINFOS.item(&base, id, &drink)))

@@ -17,7 +17,8 @@ pub enum DrinkStatus {
 }
 
 impl DrinkStatus {
-    pub const ALL: [DrinkStatus; 4] = [DrinkStatus::Received, DrinkStatus::Receipted, DrinkStatus::Made, DrinkStatus::Canceled];
+    pub const ALL: [DrinkStatus; 4] =
+        [DrinkStatus::Received, DrinkStatus::Receipted, DrinkStatus::Made, DrinkStatus::Canceled];
 
     pub fn as_str(self) -> &'static str {
         match self {

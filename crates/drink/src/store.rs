@@ -44,7 +44,11 @@ pub async fn insert(conn: &mut Conn, line: &OrderLine, status: DrinkStatus) -> R
 
 /// [`insert`] for many orders in one statement per chunk, each drink with the trace it was
 /// received in: the drinks inserted (orders that had one already are left out).
-pub async fn insert_all(conn: &mut Conn, lines: &[(OrderLine, Option<String>)], status: DrinkStatus) -> Result<Vec<Drink>, sqlx::Error> {
+pub async fn insert_all(
+    conn: &mut Conn,
+    lines: &[(OrderLine, Option<String>)],
+    status: DrinkStatus,
+) -> Result<Vec<Drink>, sqlx::Error> {
     let now = platform::time::now();
     let mut inserted = Vec::with_capacity(lines.len());
     for chunk in lines.chunks(ROWS_PER_STATEMENT) {
@@ -107,10 +111,11 @@ pub async fn change_status(ctx: &Ctx, id: i64, to: DrinkStatus) -> Result<Drink,
         if let Some(changed) = changed {
             let mut event = crate::events::status_changed(ctx, &changed);
             // The change belongs to the order's story: its event continues the order's trace.
-            let order_trace: Option<Option<String>> = sqlx::query_scalar("SELECT traceparent FROM drinks WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let order_trace: Option<Option<String>> =
+                sqlx::query_scalar("SELECT traceparent FROM drinks WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if let Some(Some(trace)) = order_trace {
                 event.traceparent = Some(trace);
             }

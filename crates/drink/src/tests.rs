@@ -84,7 +84,10 @@ async fn a_mixed_batch_ends_as_one_event_at_a_time_would() {
     assert_eq!(app.drink_of(4).await["status"], "Canceled");
     let mut raised = app.raised_types().await;
     raised.sort();
-    assert_eq!(raised, ["DrinkCanceled", "DrinkCanceled", "OrderInfoReceived", "OrderInfoReceived", "OrderInfoReceived"]);
+    assert_eq!(
+        raised,
+        ["DrinkCanceled", "DrinkCanceled", "OrderInfoReceived", "OrderInfoReceived", "OrderInfoReceived"]
+    );
 }
 
 #[tokio::test]
@@ -97,7 +100,10 @@ async fn an_order_becomes_one_received_drink_in_the_queue() {
     assert_eq!(raised.len(), 1);
     let (kind, info) = &raised[0];
     assert_eq!(kind, "OrderInfoReceived");
-    assert_eq!((info["orderId"].as_i64(), info["productName"].as_str(), info["qty"].as_i64()), (Some(7), Some("latte"), Some(2)));
+    assert_eq!(
+        (info["orderId"].as_i64(), info["productName"].as_str(), info["qty"].as_i64()),
+        (Some(7), Some("latte"), Some(2))
+    );
     assert_eq!(info["status"], "Received");
 
     let (status, queue) = app.call(Method::GET, "/orderinfos", None).await;
@@ -201,11 +207,13 @@ async fn the_queue_is_oldest_first_and_drinks_sort() {
         app.deliver(ordered(order)).await;
     }
     let (_, queue) = app.call(Method::GET, "/orderinfos", None).await;
-    let orders: Vec<_> = queue["_embedded"]["orderinfos"].as_array().unwrap().iter().map(|d| d["orderId"].as_i64().unwrap()).collect();
+    let orders: Vec<_> =
+        queue["_embedded"]["orderinfos"].as_array().unwrap().iter().map(|d| d["orderId"].as_i64().unwrap()).collect();
     assert_eq!(orders, [30, 10, 20]);
 
     let (_, page) = app.call(Method::GET, "/drinks?sort=orderId,desc", None).await;
-    let orders: Vec<_> = page["_embedded"]["drinks"].as_array().unwrap().iter().map(|d| d["orderId"].as_i64().unwrap()).collect();
+    let orders: Vec<_> =
+        page["_embedded"]["drinks"].as_array().unwrap().iter().map(|d| d["orderId"].as_i64().unwrap()).collect();
     assert_eq!(orders, [30, 20, 10]);
     assert_eq!(app.call(Method::GET, "/drinks?sort=secret", None).await.0, StatusCode::BAD_REQUEST);
 }

@@ -39,7 +39,11 @@ pub fn default_routes(url_of: impl Fn(&str) -> Vec<String>) -> Vec<Route> {
         .iter()
         .flat_map(|(svc, prefixes)| {
             let ups = url_of(svc);
-            prefixes.iter().map(move |p| Route { prefix: p.to_string(), service: svc.to_string(), upstreams: ups.clone() })
+            prefixes.iter().map(move |p| Route {
+                prefix: p.to_string(),
+                service: svc.to_string(),
+                upstreams: ups.clone(),
+            })
         })
         .collect()
 }
@@ -113,11 +117,23 @@ impl Gateway {
 
 /// The gateway's routes: every path (but the gateway's own health) is proxied.
 pub fn router(gateway: Arc<Gateway>, local_port: u16) -> Router {
-    Router::new().route("/{*path}", axum::routing::any(proxy)).with_state(gateway).layer(axum::Extension(LocalPort(local_port)))
+    Router::new()
+        .route("/{*path}", axum::routing::any(proxy))
+        .with_state(gateway)
+        .layer(axum::Extension(LocalPort(local_port)))
 }
 
 const HOP_BY_HOP: &[&str] = &[
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
 ];
 
 fn forwarded_headers(incoming: &HeaderMap, local_port: Option<u16>) -> HeaderMap {
@@ -175,7 +191,8 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
     // Ready instances first, in round-robin order; the others only as a last resort.
     let mut order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
     order.sort_by_key(|&i| !up.ready[i].load(Ordering::Relaxed));
-    let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE);
+    let idempotent =
+        matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE);
     for (attempt, &i) in order.iter().enumerate() {
         let base = &up.route.upstreams[i];
         let last = attempt + 1 == n;

@@ -31,10 +31,7 @@ pub const ORDERS: Resource = Resource {
 };
 
 pub fn router(svc: Arc<Service>) -> Router {
-    Router::new()
-        .route("/orders", get(list).post(place))
-        .route("/orders/{id}", get(one).delete(cancel))
-        .with_state(svc)
+    Router::new().route("/orders", get(list).post(place)).route("/orders/{id}", get(one).delete(cancel)).with_state(svc)
 }
 
 #[tracing::instrument(level = "debug", skip_all)]

@@ -63,7 +63,12 @@ impl NewOrder {
         let qty = f.int("qty", 1, 100);
         let amt = f.int("amt", 0, 10_000_000);
         f.finish()?;
-        Ok(NewOrder { phone_number: checked(phone)?, product_name: checked(product_name)?, qty: checked(qty)?, amt: checked(amt)? })
+        Ok(NewOrder {
+            phone_number: checked(phone)?,
+            product_name: checked(product_name)?,
+            qty: checked(qty)?,
+            amt: checked(amt)?,
+        })
     }
 }
 

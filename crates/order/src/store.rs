@@ -101,13 +101,12 @@ pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Order>, i64), sq
 /// concurrent cancel won).
 pub async fn delete(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
     let mut tx = ctx.db.begin().await?;
-    let order = sqlx::query_as::<_, Order>(&format!(
-        "DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(OrderStatus::Ordered.as_str())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let order =
+        sqlx::query_as::<_, Order>(&format!("DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}"))
+            .bind(id)
+            .bind(OrderStatus::Ordered.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
     let Some(order) = order else { return Ok(None) };
     let event: Event = crate::events::order_canceled(ctx, &order);
     outbox::enqueue(&mut tx, &[event]).await?;

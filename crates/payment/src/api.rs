@@ -88,7 +88,11 @@ async fn searches(base: BaseUrl) -> Response {
     )
 }
 
-async fn find_by_order_id(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+async fn find_by_order_id(
+    State(svc): State<Arc<Service>>,
+    base: BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
     let payment = store::find_by_order(&svc.ctx, order_id)
         .await?

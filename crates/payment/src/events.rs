@@ -36,7 +36,13 @@ struct Announced<'a> {
 
 impl<'a> From<&'a Payment> for Announced<'a> {
     fn from(p: &'a Payment) -> Self {
-        Announced { id: p.id, order_id: p.order_id, phone_number: &p.phone_number, amt: p.amt, status: p.status.as_str() }
+        Announced {
+            id: p.id,
+            order_id: p.order_id,
+            phone_number: &p.phone_number,
+            amt: p.amt,
+            status: p.status.as_str(),
+        }
     }
 }
 

@@ -15,7 +15,13 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 const COLUMNS: &str = "id, order_id, phone_number, amt, status, create_time";
 
 /// Inserts a payment for its order unless the order has one. `None` if it had.
-async fn insert(conn: &mut Conn, order_id: i64, phone_number: &str, amt: i64, status: PaymentStatus) -> Result<Option<Payment>, sqlx::Error> {
+async fn insert(
+    conn: &mut Conn,
+    order_id: i64,
+    phone_number: &str,
+    amt: i64,
+    status: PaymentStatus,
+) -> Result<Option<Payment>, sqlx::Error> {
     sqlx::query_as::<_, Payment>(&format!(
         "INSERT INTO payments (order_id, phone_number, amt, status, create_time) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (order_id) DO NOTHING RETURNING {COLUMNS}"
@@ -66,7 +72,8 @@ pub async fn approve(ctx: &Ctx, new: &NewPayment) -> Result<(Payment, bool), sql
     }
     // The order has a payment already, committed by now (PostgreSQL waits for a conflicting
     // insert to commit before `DO NOTHING`), so this read sees it.
-    let existing = find_by_order_in(&mut *ctx.db.pool.acquire().await?, new.order_id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    let existing =
+        find_by_order_in(&mut *ctx.db.pool.acquire().await?, new.order_id).await?.ok_or(sqlx::Error::RowNotFound)?;
     Ok((existing, false))
 }
 

@@ -32,7 +32,12 @@ impl TestApp {
     }
 
     async fn pay(&self, order_id: i64) -> (StatusCode, Option<String>, Value) {
-        self.call(Method::POST, "/payments", Some(json!({"orderId": order_id, "phoneNumber": "010-1234-5678", "amt": 4500}))).await
+        self.call(
+            Method::POST,
+            "/payments",
+            Some(json!({"orderId": order_id, "phoneNumber": "010-1234-5678", "amt": 4500})),
+        )
+        .await
     }
 
     async fn void(&self, order_id: i64) -> (StatusCode, Option<String>, Value) {
@@ -45,7 +50,11 @@ impl TestApp {
 }
 
 fn drink_canceled(order_id: Value) -> Event {
-    Event::new("drink", "DrinkCanceled", &json!({"id": 1, "orderId": order_id, "phoneNumber": "01012345678", "status": "Canceled"}))
+    Event::new(
+        "drink",
+        "DrinkCanceled",
+        &json!({"id": 1, "orderId": order_id, "phoneNumber": "01012345678", "status": "Canceled"}),
+    )
 }
 
 #[tokio::test]
@@ -148,9 +157,8 @@ async fn payments_are_found_by_order_and_listed() {
 #[tokio::test]
 async fn a_bad_charge_names_each_field() {
     let app = spawn_app().await;
-    let (status, _, problem) = app
-        .call(Method::POST, "/payments", Some(json!({"orderId": "1", "phoneNumber": "", "amt": -1})))
-        .await;
+    let (status, _, problem) =
+        app.call(Method::POST, "/payments", Some(json!({"orderId": "1", "phoneNumber": "", "amt": -1}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let fields: Vec<_> = problem["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["orderId", "phoneNumber", "amt"]);

@@ -64,17 +64,13 @@ impl AccessLog {
     }
 }
 
-const CLF: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
-    "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-);
+const CLF: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
 
 pub async fn record(State(log): State<AccessLog>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let host = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "-".into());
+    let host =
+        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_else(|| "-".into());
     let line = format!(
         "{} {} {:?}",
         req.method(),

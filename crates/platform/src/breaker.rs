@@ -149,7 +149,8 @@ impl State {
         }
         if self.phase == Phase::Closed {
             let (calls, failures) = self.counts(now);
-            if calls >= self.settings.min_calls && f64::from(failures) >= self.settings.failure_ratio * f64::from(calls) {
+            if calls >= self.settings.min_calls && f64::from(failures) >= self.settings.failure_ratio * f64::from(calls)
+            {
                 self.open(now);
             }
         }

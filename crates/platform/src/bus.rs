@@ -47,7 +47,12 @@ pub trait EventBus: Send + Sync + 'static {
 
 /// Hands `events` to `deliver` until it acknowledges them, the whole batch each time, backing
 /// off from 50 ms to 2 s between attempts. `false` if cancelled first; an empty batch is done.
-pub(crate) async fn deliver_until_done(deliver: &Deliver, events: Vec<Event>, group: &str, cancel: &CancellationToken) -> bool {
+pub(crate) async fn deliver_until_done(
+    deliver: &Deliver,
+    events: Vec<Event>,
+    group: &str,
+    cancel: &CancellationToken,
+) -> bool {
     if events.is_empty() {
         return true;
     }
@@ -78,7 +83,13 @@ mod tests {
         let seen = calls.clone();
         let deliver: Deliver = Arc::new(move |_| {
             let n = seen.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move { if n < failures { Err("down".to_string()) } else { Ok(()) } })
+            Box::pin(async move {
+                if n < failures {
+                    Err("down".to_string())
+                } else {
+                    Ok(())
+                }
+            })
         });
         (deliver, calls)
     }

@@ -47,7 +47,14 @@ impl ServiceClient {
             .expect("an HTTP client with default TLS-less settings");
         let bases: Vec<String> =
             bases.split(',').map(|b| b.trim().trim_end_matches('/').to_string()).filter(|b| !b.is_empty()).collect();
-        ServiceClient { dependency, bases: Arc::new(bases), next: Arc::new(AtomicUsize::new(0)), http, timeout, breaker }
+        ServiceClient {
+            dependency,
+            bases: Arc::new(bases),
+            next: Arc::new(AtomicUsize::new(0)),
+            http,
+            timeout,
+            breaker,
+        }
     }
 
     /// How long one attempt may take.
@@ -64,7 +71,12 @@ impl ServiceClient {
     /// repeated up to `retries` times: only for idempotent calls. The breaker counts the call
     /// once, by its final outcome, so a slow first attempt that its retry rescues is not a
     /// failure. If a later attempt could not be sent, the error says an earlier one was.
-    pub async fn post_json_retrying(&self, path: &str, body: &Value, retries: u32) -> Result<(StatusCode, Value), CallError> {
+    pub async fn post_json_retrying(
+        &self,
+        path: &str,
+        body: &Value,
+        retries: u32,
+    ) -> Result<(StatusCode, Value), CallError> {
         if let Err(r) = self.breaker.try_acquire() {
             return Err(CallError::CircuitOpen { dependency: self.dependency, retry_after: r.retry_after });
         }
@@ -101,7 +113,11 @@ impl ServiceClient {
     ) -> (Result<(StatusCode, Value), CallError>, usize) {
         let n = self.bases.len();
         let start = start.unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
-        let mut last = CallError::Unavailable { dependency: self.dependency, reason: "no instances configured".into(), sent: false };
+        let mut last = CallError::Unavailable {
+            dependency: self.dependency,
+            reason: "no instances configured".into(),
+            sent: false,
+        };
         for i in 0..n {
             let at = (start + i) % n;
             match self.call_one(&self.bases[at], path, body).await {
@@ -115,7 +131,8 @@ impl ServiceClient {
     async fn call_one(&self, base: &str, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
         // The caller's span goes along as the parent of the dependency's server span.
         let traceparent = crate::trace::current().map(|c| c.header()).unwrap_or_default();
-        let unavailable = |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
+        let unavailable =
+            |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
         let res = self
             .http
             .post(format!("{base}{path}"))
@@ -126,7 +143,8 @@ impl ServiceClient {
             .await
             .map_err(|e| {
                 let sent = !e.is_connect();
-                let reason = if e.is_timeout() { format!("no answer within {:?}", self.timeout) } else { e.to_string() };
+                let reason =
+                    if e.is_timeout() { format!("no answer within {:?}", self.timeout) } else { e.to_string() };
                 unavailable(reason, sent)
             })?;
         let status = res.status();

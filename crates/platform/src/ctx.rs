@@ -48,7 +48,8 @@ impl Ctx {
             Arc::new(move || {
                 let db = backlog_db.clone();
                 Box::pin(async move {
-                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&db.pool).await.unwrap_or(-1);
+                    let n: i64 =
+                        sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&db.pool).await.unwrap_or(-1);
                     vec![(String::new(), n as f64)]
                 })
             }),
@@ -59,7 +60,9 @@ impl Ctx {
             "Events on the bus this service's consumer group has not handled yet.",
             Arc::new(move || {
                 let (bus, group) = (lag_bus.clone(), lag_group.clone());
-                Box::pin(async move { bus.lag(&group).await.map(|n| vec![(String::new(), n as f64)]).unwrap_or_default() })
+                Box::pin(
+                    async move { bus.lag(&group).await.map(|n| vec![(String::new(), n as f64)]).unwrap_or_default() },
+                )
             }),
         );
         let ctx = Ctx { service, group, db, bus, outbox: Outbox::new(metrics), cancel, tracker };
@@ -166,7 +169,11 @@ impl Ctx {
 
 /// The highest `$n` placeholder in `sql` (0 if none).
 fn highest_placeholder(sql: &str) -> usize {
-    sql.split('$').skip(1).filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).max().unwrap_or(0)
+    sql.split('$')
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

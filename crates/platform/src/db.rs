@@ -168,9 +168,7 @@ impl Db {
         )
         .execute(&mut *tx)
         .await?;
-        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
-            .fetch_all(&mut *tx)
-            .await?;
+        let done: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations").fetch_all(&mut *tx).await?;
         for m in crate::PLATFORM_MIGRATIONS.iter().chain(migrations) {
             if done.contains(&m.version) {
                 continue;

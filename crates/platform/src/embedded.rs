@@ -86,7 +86,13 @@ impl EmbeddedBus {
         Ok(())
     }
 
-    async fn run_consumer(self, group: String, types: &'static [&'static str], deliver: Deliver, cancel: CancellationToken) {
+    async fn run_consumer(
+        self,
+        group: String,
+        types: &'static [&'static str],
+        deliver: Deliver,
+        cancel: CancellationToken,
+    ) {
         let mut head = self.head.subscribe();
         let mut offset = loop {
             match self.offset(&group).await {

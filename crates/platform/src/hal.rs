@@ -43,7 +43,11 @@ impl BaseUrl {
             let host = match get("x-forwarded-port") {
                 Some(port) if !host_has_port(&host) => {
                     let default = (proto == "http" && port == "80") || (proto == "https" && port == "443");
-                    if default { host } else { format!("{host}:{port}") }
+                    if default {
+                        host
+                    } else {
+                        format!("{host}:{port}")
+                    }
                 }
                 _ => host,
             };
@@ -102,13 +106,7 @@ impl Resource {
     }
 
     /// A page of items as `application/hal+json`, with `self`, `profile`, and paging links.
-    pub fn page<T: Serialize>(
-        &self,
-        base: &BaseUrl,
-        page: &PageRequest,
-        items: &[(i64, T)],
-        total: i64,
-    ) -> Response {
+    pub fn page<T: Serialize>(&self, base: &BaseUrl, page: &PageRequest, items: &[(i64, T)], total: i64) -> Response {
         let total_pages = if total == 0 { 0 } else { (total + page.size - 1) / page.size };
         let mut links = Map::new();
         links.insert("self".into(), json!({ "href": base.href(&base.path_and_query) }));
@@ -355,10 +353,7 @@ pub fn query_param(query: Option<&str>, name: &str) -> Result<String, Problem> {
         .map(|(_, v)| v)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
-            Problem::validation(vec![crate::problem::FieldError {
-                field: name.into(),
-                message: "is required".into(),
-            }])
+            Problem::validation(vec![crate::problem::FieldError { field: name.into(), message: "is required".into() }])
         })
 }
 
@@ -375,10 +370,7 @@ pub fn query_id(query: Option<&str>, name: &str) -> Result<i64, Problem> {
 
 /// The `{id}` of an item path. Anything that is not a positive integer names no item: 404.
 pub fn parse_id(raw: &str, what: &str) -> Result<i64, Problem> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| Problem::not_found(format!("no {what} with id '{raw}'")))
+    raw.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| Problem::not_found(format!("no {what} with id '{raw}'")))
 }
 
 #[cfg(test)]

@@ -42,11 +42,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             let status = rejection.status();
             if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    status,
-                    "payload-too-large",
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                )
+                Problem::new(status, "payload-too-large", format!("the body is larger than {MAX_BODY_BYTES} bytes"))
             } else {
                 Problem::bad_request(format!("could not read the body: {rejection}"))
             }

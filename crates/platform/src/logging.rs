@@ -54,8 +54,8 @@ pub fn init(log_dir: &Path, process: &str, services: &[&'static str]) -> io::Res
         guards.push(g);
         files.push((svc, w));
     }
-    let per_service = (!files.is_empty())
-        .then(|| tracing_subscriber::fmt::layer().with_ansi(false).with_writer(ByService { files }));
+    let per_service =
+        (!files.is_empty()).then(|| tracing_subscriber::fmt::layer().with_ansi(false).with_writer(ByService { files }));
     let _ = tracing_subscriber::registry()
         .with(env)
         .with(tracing_subscriber::fmt::layer().with_writer(io::stderr))

@@ -90,7 +90,8 @@ impl Metrics {
         let _ = writeln!(out, "# HELP http_server_requests_seconds HTTP requests by route, method and status.");
         let _ = writeln!(out, "# TYPE http_server_requests_seconds histogram");
         for ((route, method, status), h) in &http {
-            let labels = format!("service=\"{svc}\",method=\"{method}\",route=\"{}\",status=\"{status}\"", escape(route));
+            let labels =
+                format!("service=\"{svc}\",method=\"{method}\",route=\"{}\",status=\"{status}\"", escape(route));
             for (i, le) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(out, "http_server_requests_seconds_bucket{{{labels},le=\"{le}\"}} {}", h.counts[i]);
             }
@@ -136,7 +137,8 @@ fn escape(s: &str) -> String {
 pub async fn record(State(m): State<Metrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let in_flight = InFlight::enter(&m);
     let res = next.run(req).await;
     drop(in_flight);
@@ -173,7 +175,11 @@ mod tests {
         let m = Metrics::new("order");
         m.observe("POST", "/orders", 201, 0.003);
         m.count("cafe_events_published_total", "Ordered", 2);
-        m.gauge("cafe_outbox_backlog", "Events not yet published.", Arc::new(|| Box::pin(async { vec![(String::new(), 3.0)] })));
+        m.gauge(
+            "cafe_outbox_backlog",
+            "Events not yet published.",
+            Arc::new(|| Box::pin(async { vec![(String::new(), 3.0)] })),
+        );
         let text = m.render().await;
         assert!(text.contains(r#"http_server_requests_seconds_bucket{service="order",method="POST",route="/orders",status="201",le="0.005"} 1"#), "{text}");
         assert!(text.contains(r#"http_server_requests_seconds_bucket{service="order",method="POST",route="/orders",status="201",le="0.001"} 0"#));

@@ -99,7 +99,11 @@ impl NatsBus {
     }
 
     /// The durable consumer of `group` for `event_type`, created if missing.
-    async fn consumer(&self, group: &str, event_type: &str) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
+    async fn consumer(
+        &self,
+        group: &str,
+        event_type: &str,
+    ) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
         let name = format!("{}-{}-{}", self.namespace, sanitize(group), sanitize(event_type));
         let stream = self
             .js
@@ -123,7 +127,13 @@ impl NatsBus {
     }
 
     /// Pulls `event_type` for `group` into `into`, resuming after errors, until `cancel`.
-    async fn pull(self, group: String, event_type: &'static str, into: mpsc::Sender<Message>, cancel: CancellationToken) {
+    async fn pull(
+        self,
+        group: String,
+        event_type: &'static str,
+        into: mpsc::Sender<Message>,
+        cancel: CancellationToken,
+    ) {
         let mut backoff = Duration::from_millis(100);
         while !cancel.is_cancelled() {
             match self.pull_until_error(&group, event_type, &into, &cancel).await {
@@ -170,7 +180,13 @@ impl NatsBus {
 
     /// Hands what the pulls of every type bring to `deliver`, in batches of whatever has
     /// arrived (one transaction for several types), acknowledging each batch once handled.
-    async fn run_consumer(self, group: String, types: &'static [&'static str], deliver: Deliver, cancel: CancellationToken) {
+    async fn run_consumer(
+        self,
+        group: String,
+        types: &'static [&'static str],
+        deliver: Deliver,
+        cancel: CancellationToken,
+    ) {
         let (tx, mut rx) = mpsc::channel::<Message>(BATCH * 2);
         for t in types {
             tokio::spawn(self.clone().pull(group.clone(), t, tx.clone(), cancel.clone()));

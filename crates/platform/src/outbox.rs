@@ -17,8 +17,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use sqlx::Row;
 use tokio::sync::Notify;
-use tracing::Instrument;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::bus::EventBus;
 use crate::db::{placeholders, values_list, Conn, Db, Migration, ROWS_PER_STATEMENT};
@@ -26,18 +26,19 @@ use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Event};
 use crate::metrics::Metrics;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: "CREATE TABLE outbox (seq {{ID}}, event_id TEXT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL);
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: "CREATE TABLE outbox (seq {{ID}}, event_id TEXT NOT NULL, event_type TEXT NOT NULL, body TEXT NOT NULL);
           CREATE TABLE inbox (event_id TEXT PRIMARY KEY, handled_at TEXT NOT NULL)",
-}, Migration {
-    version: 2,
-    sql: "CREATE TABLE guards (key BIGINT PRIMARY KEY)",
-}, Migration {
-    // The per-order guard is an advisory lock now (`db::guard`): nothing to store.
-    version: 3,
-    sql: "DROP TABLE guards",
-}];
+    },
+    Migration { version: 2, sql: "CREATE TABLE guards (key BIGINT PRIMARY KEY)" },
+    Migration {
+        // The per-order guard is an advisory lock now (`db::guard`): nothing to store.
+        version: 3,
+        sql: "DROP TABLE guards",
+    },
+];
 
 const BATCH: i64 = 512;
 
@@ -142,12 +143,11 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
         if rows.is_empty() {
             return Ok(());
         }
-        let seqs = rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+        let seqs =
+            rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         let batch = rows
             .iter()
-            .map(|r| {
-                Ok(Envelope { event_id: r.try_get(1)?, event_type: r.try_get(2)?, body: r.try_get(3)? })
-            })
+            .map(|r| Ok(Envelope { event_id: r.try_get(1)?, event_type: r.try_get(2)?, body: r.try_get(3)? }))
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(|e| e.to_string())?;
         bus.publish(&batch).await.map_err(|e| e.to_string())?;
@@ -222,7 +222,12 @@ pub async fn read_in_span<T>(service: &str, event: &Event, read: impl FnOnce() -
 }
 
 /// Applies a batch: inbox claim, effect, raised events, one commit.
-pub async fn handle_batch(db: &Db, outbox: &Outbox, handler: &dyn Handler, events: &[Event]) -> Result<(), sqlx::Error> {
+pub async fn handle_batch(
+    db: &Db,
+    outbox: &Outbox,
+    handler: &dyn Handler,
+    events: &[Event],
+) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut fresh_ids = claim(&mut tx, events).await?;
     let mut fresh = Vec::with_capacity(fresh_ids.len());

@@ -48,11 +48,7 @@ impl Problem {
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
         let names: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
-        let mut p = Self::new(
-            StatusCode::BAD_REQUEST,
-            "validation",
-            format!("invalid fields: {}", names.join(", ")),
-        );
+        let mut p = Self::new(StatusCode::BAD_REQUEST, "validation", format!("invalid fields: {}", names.join(", ")));
         p.title = "Validation failed".into();
         p.errors = errors;
         p
@@ -74,19 +70,11 @@ impl Problem {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "this resource does not support that method",
-        )
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this resource does not support that method")
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the server failed; the request may be retried",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server failed; the request may be retried")
     }
 
     pub fn status(&self) -> StatusCode {

@@ -51,14 +51,21 @@ pub struct Stop {
 }
 
 /// Serves until `cancel`, then drains as `stop` says.
-pub async fn serve(listener: TcpListener, app: Router, health: Health, cancel: CancellationToken, stop: Stop) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    health: Health,
+    cancel: CancellationToken,
+    stop: Stop,
+) -> std::io::Result<()> {
     let token = cancel.clone();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
             token.cancelled().await;
             health.stopping();
             tokio::time::sleep(stop.drain).await;
-        });
+        },
+    );
     let server = tokio::spawn(async move { server.await });
     tokio::pin!(server);
     tokio::select! {

@@ -146,7 +146,11 @@ pub fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
         }
         for i in 0..k - 1 {
             go(k - 1, a, out);
-            if k.is_multiple_of(2) { a.swap(i, k - 1) } else { a.swap(0, k - 1) }
+            if k.is_multiple_of(2) {
+                a.swap(i, k - 1)
+            } else {
+                a.swap(0, k - 1)
+            }
         }
         go(k - 1, a, out);
     }

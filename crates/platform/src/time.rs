@@ -3,9 +3,8 @@
 use time::format_description::well_known::iso8601::{Config, EncodedConfig, Iso8601, TimePrecision};
 pub use time::OffsetDateTime;
 
-const FORMAT: EncodedConfig = Config::DEFAULT
-    .set_time_precision(TimePrecision::Second { decimal_digits: std::num::NonZeroU8::new(3) })
-    .encode();
+const FORMAT: EncodedConfig =
+    Config::DEFAULT.set_time_precision(TimePrecision::Second { decimal_digits: std::num::NonZeroU8::new(3) }).encode();
 
 /// Now, e.g. `2026-11-25T13:31:03.123Z`.
 pub fn now() -> String {

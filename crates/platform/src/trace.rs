@@ -262,7 +262,8 @@ mod layer_tests {
     #[tokio::test]
     async fn handlers_run_inside_the_request_span() {
         let app = crate::server::app(
-            axum::Router::new().route("/t", axum::routing::get(|| async { format!("{:?}", super::current().is_some()) })),
+            axum::Router::new()
+                .route("/t", axum::routing::get(|| async { format!("{:?}", super::current().is_some()) })),
             &crate::health::Health::default(),
             &crate::metrics::Metrics::new("t"),
             None,

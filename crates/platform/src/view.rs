@@ -58,7 +58,11 @@ impl<V: View> Handler for V {
 
 /// Merges `events` into their rows; an unreadable event is logged and skipped. With a
 /// `service`, each event gets its consumer span (around reading it: the storage is shared).
-async fn merge_all<V: View>(conn: &mut Conn, events: &[&Event], service: Option<&str>) -> Result<Vec<Event>, sqlx::Error> {
+async fn merge_all<V: View>(
+    conn: &mut Conn,
+    events: &[&Event],
+    service: Option<&str>,
+) -> Result<Vec<Event>, sqlx::Error> {
     let mut facts = Vec::with_capacity(events.len());
     for event in events {
         let fact = match service {

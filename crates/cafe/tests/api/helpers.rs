@@ -486,10 +486,9 @@ impl TestApp {
     /// `kill -9` one instance of a cluster and wait until that process is gone (the cluster
     /// starts a new one soon after). Returns the killed instance.
     pub async fn kill9_instance(&self, service: &str, slot: u16) -> Instance {
-        let inst = wait_until(&format!("{service}#{slot} running"), self.deadline, || async {
-            self.instance(service, slot)
-        })
-        .await;
+        let inst =
+            wait_until(&format!("{service}#{slot} running"), self.deadline, || async { self.instance(service, slot) })
+                .await;
         let status = std::process::Command::new("kill").arg("-9").arg(inst.pid.to_string()).status();
         assert!(status.is_ok_and(|s| s.success()), "kill -9 {} ({service}#{slot})", inst.pid);
         wait_until(&format!("{service}#{slot} (pid {}) gone", inst.pid), self.deadline, || async {
@@ -733,7 +732,6 @@ impl TestApp {
     }
 }
 
-
 impl Drop for TestApp {
     fn drop(&mut self) {
         let keep = std::thread::panicking() && std::env::var_os("CAFE_TEST_KEEP").is_some();
@@ -754,7 +752,10 @@ impl Drop for TestApp {
         }
         if let Some((namespace, _)) = &self.cluster {
             if keep {
-                eprintln!("kept the failed test's databases {namespace}_* and stream {}_EVENTS", namespace.to_uppercase());
+                eprintln!(
+                    "kept the failed test's databases {namespace}_* and stream {}_EVENTS",
+                    namespace.to_uppercase()
+                );
             } else {
                 drop_namespace(namespace);
             }

@@ -10,9 +10,7 @@ use serde_json::json;
 
 use crate::helpers::{id, TestApp};
 
-in_both_modes!(
-    the_view_rows_of_a_delivered_order_end_delivered,
-);
+in_both_modes!(the_view_rows_of_a_delivered_order_end_delivered,);
 
 /// What happened to one order, as its events: a prefix of the happy path, possibly followed by
 /// a prefix of the cancellation chain; or a placement voided before it was ever ordered.

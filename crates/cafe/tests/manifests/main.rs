@@ -66,10 +66,12 @@ fn tools() -> Result<&'static Tools, String> {
                 kubectl.insert(0, k.into());
             }
             kubectl.push("kubectl".into());
-            let kubectl = first_working(kubectl, &["version", "--client"])
-                .ok_or("no kubectl (target/deploy-tools/bin, $KUBECTL or PATH); `bash .ci/deploy-checks` installs one")?;
-            let python = first_working(vec![bin.join("python3"), "python3".into()], &["-c", "import yaml"])
-                .ok_or("no Python with PyYAML (target/deploy-tools/bin or PATH); `bash .ci/deploy-checks` installs one")?;
+            let kubectl = first_working(kubectl, &["version", "--client"]).ok_or(
+                "no kubectl (target/deploy-tools/bin, $KUBECTL or PATH); `bash .ci/deploy-checks` installs one",
+            )?;
+            let python = first_working(vec![bin.join("python3"), "python3".into()], &["-c", "import yaml"]).ok_or(
+                "no Python with PyYAML (target/deploy-tools/bin or PATH); `bash .ci/deploy-checks` installs one",
+            )?;
             Ok(Tools { kubectl, python })
         })
         .as_ref()
@@ -106,7 +108,9 @@ fn rendered(dir: &'static str) -> Option<&'static [Value]> {
             cache.lock().unwrap().insert(dir, objects);
             Some(objects)
         }
-        Err(why) if std::env::var("CI").as_deref() == Ok("true") => panic!("cannot render the manifests under CI: {why}"),
+        Err(why) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("cannot render the manifests under CI: {why}")
+        }
         Err(why) => {
             // Straight to stderr, past the test harness's capture, so a skip is seen.
             let _ = writeln!(std::io::stderr(), "SKIPPED: cannot render deploy/k8s/{dir}: {why}");
@@ -220,9 +224,10 @@ fn probes_keep_the_original_timings_on_the_actuator_paths() {
         let Some(objects) = rendered(dir) else { return };
         for svc in SERVICES {
             let c = container(get(objects, "Deployment", svc));
-            for (probe, path, delay, failures) in
-                [("readinessProbe", "/actuator/health/readiness", 10, 10), ("livenessProbe", "/actuator/health/liveness", 120, 5)]
-            {
+            for (probe, path, delay, failures) in [
+                ("readinessProbe", "/actuator/health/readiness", 10, 10),
+                ("livenessProbe", "/actuator/health/liveness", 120, 5),
+            ] {
                 let p = &c[probe];
                 assert_eq!(p["httpGet"]["path"], path, "{dir}: {svc} {probe} path");
                 assert_eq!(p["httpGet"]["port"], 8080, "{dir}: {svc} {probe} port");
@@ -281,7 +286,10 @@ fn database_names_and_urls_come_from_the_config_map_and_credentials_from_the_sec
             assert!(url.starts_with("postgres://$(POSTGRES_USER):$(POSTGRES_PASSWORD)@"), "{dir}: {svc}: {url}");
             for var in ["POSTGRES_USER", "POSTGRES_PASSWORD"] {
                 let e = env_entry(c, var).unwrap_or_else(|| panic!("{dir}: {svc} has {var}"));
-                assert_eq!(e["valueFrom"]["secretKeyRef"]["name"], "cafe-postgres", "{dir}: {svc} {var} from the Secret");
+                assert_eq!(
+                    e["valueFrom"]["secretKeyRef"]["name"], "cafe-postgres",
+                    "{dir}: {svc} {var} from the Secret"
+                );
             }
             let db = env_entry(c, "DATABASE_NAME").expect("DATABASE_NAME");
             let cm = &db["valueFrom"]["configMapKeyRef"];
@@ -370,7 +378,8 @@ fn container_env(objects: &[Value], pod_name: &str, c: &Value) -> Vec<(String, S
         env.retain(|(n, _)| *n != k);
         env.push((k, v));
     }
-    let source = |kind: &str, name: &str| -> Option<BTreeMap<String, String>> { find(objects, kind, name).map(data_of) };
+    let source =
+        |kind: &str, name: &str| -> Option<BTreeMap<String, String>> { find(objects, kind, name).map(data_of) };
     for from in c["envFrom"].as_array().into_iter().flatten() {
         let prefix = from["prefix"].as_str().unwrap_or_default();
         let (kind, r) = if from["configMapRef"].is_object() {
@@ -390,7 +399,9 @@ fn container_env(objects: &[Value], pod_name: &str, c: &Value) -> Vec<(String, S
         } else if let Some(r) = e["valueFrom"]["configMapKeyRef"].as_object() {
             let cm = r["name"].as_str().unwrap();
             let data = source("ConfigMap", cm).unwrap_or_else(|| panic!("{name}: no ConfigMap {cm} in the render"));
-            data.get(r["key"].as_str().unwrap()).unwrap_or_else(|| panic!("{name}: no key {} in {cm}", r["key"])).clone()
+            data.get(r["key"].as_str().unwrap())
+                .unwrap_or_else(|| panic!("{name}: no key {} in {cm}", r["key"]))
+                .clone()
         } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
             let key = r["key"].as_str().unwrap();
             match source("Secret", r["name"].as_str().unwrap()) {
@@ -486,7 +497,9 @@ fn start(dir: &str, objects: &[Value], deployment: &Value) -> Started {
     let probe = |p: &str| -> String {
         let get = &c[p]["httpGet"];
         let probe_port = match &get["port"] {
-            Value::String(named) => c["ports"].as_array().unwrap().iter().find(|p| p["name"] == *named).map(|p| int(&p["containerPort"])),
+            Value::String(named) => {
+                c["ports"].as_array().unwrap().iter().find(|p| p["name"] == *named).map(|p| int(&p["containerPort"]))
+            }
             n => n.as_i64(),
         };
         assert_eq!(probe_port, Some(port), "{what}: the {p} port is CAFE_PORT");
@@ -515,8 +528,12 @@ fn start(dir: &str, objects: &[Value], deployment: &Value) -> Started {
     let test_port = free_port();
     swap(&mut env, "CAFE_PORT", Some(test_port.to_string()));
     // Volume mounts move under the temporary directory.
-    let mounts: Vec<String> =
-        c["volumeMounts"].as_array().into_iter().flatten().map(|m| m["mountPath"].as_str().unwrap().to_string()).collect();
+    let mounts: Vec<String> = c["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["mountPath"].as_str().unwrap().to_string())
+        .collect();
     for (_, v) in env.iter_mut() {
         if let Some(m) = mounts.iter().find(|m| *v == **m || v.starts_with(&format!("{m}/"))) {
             let moved = tmp.path().join(v.trim_start_matches('/'));
@@ -561,7 +578,13 @@ async fn probe_and_stop(mut s: Started) -> Result<String, String> {
             return Err(format!("{}: exited at start ({exit}):\n{}", s.what, s.stderr()));
         }
         if Instant::now() > deadline {
-            return Err(format!("{}: {} and {} did not both answer 200 in 60 s:\n{}", s.what, s.readiness, s.liveness, s.stderr()));
+            return Err(format!(
+                "{}: {} and {} did not both answer 200 in 60 s:\n{}",
+                s.what,
+                s.readiness,
+                s.liveness,
+                s.stderr()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -71,28 +71,41 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
         .await
         .unwrap();
     let order_id = order["id"].as_i64().expect("an order id");
-    let drink_id = poll("the drink", async || {
-        let page: Value = http.get(format!("{gw}/drinks?size=1000")).send().await.ok()?.json().await.ok()?;
-        page["_embedded"]["drinks"].as_array()?.iter().find(|d| d["orderId"] == order_id)?["id"].as_i64()
-    }, String::new)
+    let drink_id = poll(
+        "the drink",
+        async || {
+            let page: Value = http.get(format!("{gw}/drinks?size=1000")).send().await.ok()?.json().await.ok()?;
+            page["_embedded"]["drinks"].as_array()?.iter().find(|d| d["orderId"] == order_id)?["id"].as_i64()
+        },
+        String::new,
+    )
     .await;
     let made = http.patch(format!("{gw}/drinks/{drink_id}")).json(&json!({"status": "Made"})).send().await.unwrap();
     assert_eq!(made.status(), 200);
-    poll("the delivery page", async || {
-        let row: Value = http.get(format!("{gw}/deliverypages/{order_id}")).send().await.ok()?.json().await.ok()?;
-        (row["status"] == "Delivery Started").then_some(())
-    }, String::new)
+    poll(
+        "the delivery page",
+        async || {
+            let row: Value = http.get(format!("{gw}/deliverypages/{order_id}")).send().await.ok()?.json().await.ok()?;
+            (row["status"] == "Delivery Started").then_some(())
+        },
+        String::new,
+    )
     .await;
 
     let everyone: BTreeSet<&str> =
         ["gateway", "order", "payment", "drink", "delivery", "customercenter", "deliverycenter"].into();
-    let (trace, seen) = poll("one trace across every service", async || {
-        let spans = spans.lock().unwrap().clone();
-        let place = spans.iter().find(|(_, svc, name)| svc == "order" && name == "POST /orders")?;
-        let seen: BTreeSet<String> = spans.iter().filter(|(t, _, _)| *t == place.0).map(|(_, s, _)| s.clone()).collect();
-        let all = everyone.iter().all(|s| seen.contains(*s));
-        all.then(|| (place.0.clone(), seen))
-    }, || format!("{:#?}", spans.lock().unwrap()))
+    let (trace, seen) = poll(
+        "one trace across every service",
+        async || {
+            let spans = spans.lock().unwrap().clone();
+            let place = spans.iter().find(|(_, svc, name)| svc == "order" && name == "POST /orders")?;
+            let seen: BTreeSet<String> =
+                spans.iter().filter(|(t, _, _)| *t == place.0).map(|(_, s, _)| s.clone()).collect();
+            let all = everyone.iter().all(|s| seen.contains(*s));
+            all.then(|| (place.0.clone(), seen))
+        },
+        || format!("{:#?}", spans.lock().unwrap()),
+    )
     .await;
     assert_eq!(trace.len(), 32, "a W3C trace id");
     assert!(everyone.iter().all(|s| seen.contains(*s)), "{seen:?}");
@@ -105,20 +118,35 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
         let text = res.text().await.unwrap();
         assert!(text.contains("# TYPE http_server_requests_seconds histogram"), "{name}: {text}");
         if *name != "gateway" {
-            for family in ["cafe_outbox_backlog", "cafe_consumer_lag", "cafe_events_published_total", "cafe_events_handled_total"] {
+            for family in
+                ["cafe_outbox_backlog", "cafe_consumer_lag", "cafe_events_published_total", "cafe_events_handled_total"]
+            {
                 assert!(text.contains(&format!("# TYPE {family}")), "{name} lacks {family}: {text}");
             }
         }
     }
-    let order_metrics = http.get(format!("{}/actuator/prometheus", urls["order"])).send().await.unwrap().text().await.unwrap();
+    let order_metrics =
+        http.get(format!("{}/actuator/prometheus", urls["order"])).send().await.unwrap().text().await.unwrap();
     assert!(
-        order_metrics.contains(r#"http_server_requests_seconds_count{service="order",method="POST",route="/orders",status="201"} 1"#),
+        order_metrics.contains(
+            r#"http_server_requests_seconds_count{service="order",method="POST",route="/orders",status="201"} 1"#
+        ),
         "{order_metrics}"
     );
-    assert!(order_metrics.contains(r#"cafe_events_published_total{service="order",type="Ordered"} 1"#), "{order_metrics}");
-    assert!(order_metrics.contains(r#"cafe_circuit_breaker_state{service="order",dependency="payment"} 0"#), "{order_metrics}");
-    let drink_metrics = http.get(format!("{}/actuator/prometheus", urls["drink"])).send().await.unwrap().text().await.unwrap();
-    assert!(drink_metrics.contains(r#"cafe_events_handled_total{service="drink",type="Ordered"} 1"#), "{drink_metrics}");
+    assert!(
+        order_metrics.contains(r#"cafe_events_published_total{service="order",type="Ordered"} 1"#),
+        "{order_metrics}"
+    );
+    assert!(
+        order_metrics.contains(r#"cafe_circuit_breaker_state{service="order",dependency="payment"} 0"#),
+        "{order_metrics}"
+    );
+    let drink_metrics =
+        http.get(format!("{}/actuator/prometheus", urls["drink"])).send().await.unwrap().text().await.unwrap();
+    assert!(
+        drink_metrics.contains(r#"cafe_events_handled_total{service="drink",type="Ordered"} 1"#),
+        "{drink_metrics}"
+    );
     assert!(drink_metrics.contains(r#"cafe_consumer_lag{service="drink"} "#), "{drink_metrics}");
     let _ = cafe.child.start_kill();
 }

@@ -39,7 +39,8 @@ async fn it_is_up_in_under_two_seconds_and_health_answers_like_actuator() {
             assert_eq!(health["components"]["broker"]["status"], "UP", "{name}: {health}");
         }
     }
-    let order_health: Value = http.get(format!("{}/actuator/health", cafe.urls["order"])).send().await.unwrap().json().await.unwrap();
+    let order_health: Value =
+        http.get(format!("{}/actuator/health", cafe.urls["order"])).send().await.unwrap().json().await.unwrap();
     assert_eq!(order_health["components"]["paymentCircuit"]["details"]["state"], "CLOSED", "{order_health}");
 }
 
@@ -131,7 +132,16 @@ async fn logs_are_under_the_log_dir_per_service_in_the_original_pattern() {
             read_dir_text(&cafe.logs.join(service), "access")?.contains("POST /").then_some(())
         })
         .await;
-        assert!(cafe.logs.join(service).read_dir().unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(service)));
+        assert!(cafe
+            .logs
+            .join(service)
+            .read_dir()
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(service)));
     }
-    poll("the process log", async || read_dir_text(&cafe.logs.join("cafe"), "cafe")?.contains("cafe is up").then_some(())).await;
+    poll("the process log", async || {
+        read_dir_text(&cafe.logs.join("cafe"), "cafe")?.contains("cafe is up").then_some(())
+    })
+    .await;
 }

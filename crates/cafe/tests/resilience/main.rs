@@ -22,7 +22,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use helpers::{id, order_body, parse_ready_line, spawn_app_with, wait_until, wait_until_ok, Reply, TestApp, DEADLINE, POLL};
+use helpers::{
+    id, order_body, parse_ready_line, spawn_app_with, wait_until, wait_until_ok, Reply, TestApp, DEADLINE, POLL,
+};
 
 /// Once the circuit is open a placement must fail at once: under this.
 const FAST: Duration = Duration::from_millis(100);
@@ -85,7 +87,10 @@ struct Books {
 
 impl Books {
     async fn read(client: &reqwest::Client, gateway: &str) -> Result<Books, String> {
-        Ok(Books { orders: all_at(client, gateway, "orders").await?, payments: all_at(client, gateway, "payments").await? })
+        Ok(Books {
+            orders: all_at(client, gateway, "orders").await?,
+            payments: all_at(client, gateway, "payments").await?,
+        })
     }
 
     /// The rule of SPEC §6: every order has exactly one payment, `Approved` and of its amount;
@@ -245,7 +250,9 @@ async fn settle(app: &TestApp, quiet_after: Instant, settled: impl Fn(&Books) ->
 /// attempt's payment is voided (a `Canceled` row), and a late charge is refused.
 #[tokio::test]
 async fn payment_slower_than_the_timeout_answers_503_and_leaves_no_payment_without_an_order() {
-    let app = spawn_app_with(&["--payment-delay-ms", "900-1000", "--call-timeout-ms", "300", "--settle-after-ms", "1000"]).await;
+    let app =
+        spawn_app_with(&["--payment-delay-ms", "900-1000", "--call-timeout-ms", "300", "--settle-after-ms", "1000"])
+            .await;
     let started = Instant::now();
     let (a, b, c, d) = tokio::join!(
         timed_post_order(&app, 1),
@@ -307,12 +314,8 @@ async fn pending_orders_left_by_an_open_circuit_are_voided_by_the_reconciler() {
 
     let quiet_after = started + Duration::from_millis(2 * 300 + 1000 + 1000);
     let b = settle(&app, quiet_after, |b| {
-        let voided: HashSet<i64> = b
-            .payments
-            .iter()
-            .filter(|p| p["status"] == "Canceled")
-            .filter_map(|p| p["orderId"].as_i64())
-            .collect();
+        let voided: HashSet<i64> =
+            b.payments.iter().filter(|p| p["status"] == "Canceled").filter_map(|p| p["orderId"].as_i64()).collect();
         // The two slow placements reached payment; whatever they left is voided.
         if voided.len() < 2 {
             return Err(format!("the slow placements are not voided yet: {:?}", b.payments));
@@ -381,7 +384,11 @@ async fn a_client_hanging_up_during_the_trial_call_does_not_wedge_the_circuit() 
         tokio::time::sleep(POLL).await;
     };
     let b = settle(&app, Instant::now(), |b| {
-        b.orders.iter().any(|o| id(o) == id(&placed)).then_some(()).ok_or_else(|| "the placed order is not listed".into())
+        b.orders
+            .iter()
+            .any(|o| id(o) == id(&placed))
+            .then_some(())
+            .ok_or_else(|| "the placed order is not listed".into())
     })
     .await;
     assert!(b.approved() >= 1);

@@ -12,11 +12,27 @@ fn event(source: &str, event_type: &str, payload: Value) -> Event {
 /// The whole life of order `id`, placed from `phone`, up to delivery.
 fn happy_path(id: i64, phone: &str) -> Vec<Event> {
     vec![
-        event("order", "Ordered", json!({"id": id, "phoneNumber": phone, "productName": "latte", "qty": 2, "amt": 6000,
-                                          "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z"})),
-        event("payment", "PaymentApproved", json!({"id": 100 + id, "orderId": id, "phoneNumber": phone, "amt": 6000, "status": "Approved"})),
-        event("drink", "OrderInfoReceived", json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "productName": "latte", "qty": 2, "status": "Received"})),
-        event("drink", "Receipted", json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "status": "Receipted"})),
+        event(
+            "order",
+            "Ordered",
+            json!({"id": id, "phoneNumber": phone, "productName": "latte", "qty": 2, "amt": 6000,
+                                          "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z"}),
+        ),
+        event(
+            "payment",
+            "PaymentApproved",
+            json!({"id": 100 + id, "orderId": id, "phoneNumber": phone, "amt": 6000, "status": "Approved"}),
+        ),
+        event(
+            "drink",
+            "OrderInfoReceived",
+            json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "productName": "latte", "qty": 2, "status": "Received"}),
+        ),
+        event(
+            "drink",
+            "Receipted",
+            json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "status": "Receipted"}),
+        ),
         event("drink", "Made", json!({"id": 200 + id, "orderId": id, "phoneNumber": phone, "status": "Made"})),
         event("delivery", "DeliveryStarted", json!({"id": 300 + id, "orderId": id, "status": "Delivery Started"})),
         event("delivery", "Delivered", json!({"id": 300 + id, "orderId": id, "status": "Delivered"})),
@@ -55,12 +71,23 @@ async fn a_cancelled_order_ends_payment_canceled() {
     let mut events = happy_path(5, "01012345678");
     events.truncate(3);
     events.push(event("delivery", "DeliveryCanceled", json!({"id": 1, "orderId": 5, "status": "Delivery Cancelled"})));
-    events.push(event("payment", "PaymentCanceled", json!({"id": 105, "orderId": 5, "phoneNumber": "01012345678", "amt": 6000, "status": "Canceled"})));
+    events.push(event(
+        "payment",
+        "PaymentCanceled",
+        json!({"id": 105, "orderId": 5, "phoneNumber": "01012345678", "amt": 6000, "status": "Canceled"}),
+    ));
     events.push(event("order", "OrderCanceled", json!({"id": 5, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000, "status": "OrderCanceled"})));
-    events.push(event("drink", "DrinkCanceled", json!({"id": 205, "orderId": 5, "phoneNumber": "01012345678", "status": "Canceled"})));
+    events.push(event(
+        "drink",
+        "DrinkCanceled",
+        json!({"id": 205, "orderId": 5, "phoneNumber": "01012345678", "status": "Canceled"}),
+    ));
     app.consume(&UpdateMyPage, &events).await;
     let row = app.get("/mypages/5").await.body;
-    assert_eq!((row["status"].clone(), row["deliveryId"].clone(), row["drinkId"].clone()), (json!("Payment Canceled"), json!(null), json!(205)));
+    assert_eq!(
+        (row["status"].clone(), row["deliveryId"].clone(), row["drinkId"].clone()),
+        (json!("Payment Canceled"), json!(null), json!(205))
+    );
 }
 
 #[tokio::test]
@@ -74,12 +101,17 @@ async fn a_customer_finds_their_orders_by_phone_number_with_or_without_hyphens()
     let mine = app.get("/mypages/search/findByPhoneNumber?phoneNumber=010-1234-5678&sort=orderId,desc").await;
     assert_eq!(mine.status, StatusCode::OK);
     assert_eq!(mine.body["page"]["totalElements"], 2);
-    let orders: Vec<_> = mine.body["_embedded"]["mypages"].as_array().unwrap().iter().map(|r| r["orderId"].clone()).collect();
+    let orders: Vec<_> =
+        mine.body["_embedded"]["mypages"].as_array().unwrap().iter().map(|r| r["orderId"].clone()).collect();
     assert_eq!(orders, [json!(2), json!(1)]);
 
     let none = app.get("/mypages/search/findByPhoneNumber?phoneNumber=0100000000").await;
     assert_eq!((none.status, none.body["page"]["totalElements"].clone()), (StatusCode::OK, json!(0)));
-    for bad in ["/mypages/search/findByPhoneNumber", "/mypages/search/findByPhoneNumber?phoneNumber=", "/mypages/search/findByPhoneNumber?phoneNumber=---"] {
+    for bad in [
+        "/mypages/search/findByPhoneNumber",
+        "/mypages/search/findByPhoneNumber?phoneNumber=",
+        "/mypages/search/findByPhoneNumber?phoneNumber=---",
+    ] {
         let a = app.get(bad).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(a.body["errors"][0]["field"], "phoneNumber", "{bad}");
@@ -127,7 +159,12 @@ async fn concurrent_batches_about_one_order_lose_nothing() {
     }
     for order in 1..=6 {
         let r = app.get(&format!("/mypages/{order}")).await.body;
-        let got: Vec<Value> = ["status", "paymentId", "drinkId", "deliveryId", "amt", "qty"].iter().map(|f| r[*f].clone()).collect();
-        assert_eq!(got, [json!("Delivered"), json!(100 + order), json!(200 + order), json!(300 + order), json!(6000), json!(2)], "order {order}");
+        let got: Vec<Value> =
+            ["status", "paymentId", "drinkId", "deliveryId", "amt", "qty"].iter().map(|f| r[*f].clone()).collect();
+        assert_eq!(
+            got,
+            [json!("Delivered"), json!(100 + order), json!(200 + order), json!(300 + order), json!(6000), json!(2)],
+            "order {order}"
+        );
     }
 }

@@ -90,7 +90,8 @@ async fn reads_page_sort_and_search() {
     app.deliver(&[TestApp::made_event(1), TestApp::made_event(2), TestApp::made_event(3)]).await;
     let page = app.get("/deliveries?size=2&sort=orderId,desc").await;
     assert_eq!(page.body["page"], json!({"size": 2, "totalElements": 3, "totalPages": 2, "number": 0}));
-    let orders: Vec<_> = page.body["_embedded"]["deliveries"].as_array().unwrap().iter().map(|d| d["orderId"].clone()).collect();
+    let orders: Vec<_> =
+        page.body["_embedded"]["deliveries"].as_array().unwrap().iter().map(|d| d["orderId"].clone()).collect();
     assert_eq!(orders, [json!(3), json!(2)]);
 
     assert_eq!(app.get("/deliveries?sort=secret").await.status, StatusCode::BAD_REQUEST);

@@ -32,7 +32,11 @@ impl TestApp {
     }
 
     pub fn made_event(order_id: i64) -> Event {
-        Event::new("drink", "Made", &json!({ "id": 900 + order_id, "orderId": order_id, "phoneNumber": "01012345678", "status": "Made" }))
+        Event::new(
+            "drink",
+            "Made",
+            &json!({ "id": 900 + order_id, "orderId": order_id, "phoneNumber": "01012345678", "status": "Made" }),
+        )
     }
 
     /// Hands `events` to the `Made` consumer as one batch, as the bus would.

@@ -6,14 +6,22 @@ use serde_json::json;
 use crate::helpers::spawn_app;
 
 fn ordered(order_id: i64) -> Event {
-    Event::new("order", "Ordered", &json!({
-        "id": order_id, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000,
-        "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z",
-    }))
+    Event::new(
+        "order",
+        "Ordered",
+        &json!({
+            "id": order_id, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000,
+            "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z",
+        }),
+    )
 }
 
 fn delivery_started(order_id: i64, delivery_id: i64) -> Event {
-    Event::new("delivery", "DeliveryStarted", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"}))
+    Event::new(
+        "delivery",
+        "DeliveryStarted",
+        &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"}),
+    )
 }
 
 fn delivered(order_id: i64, delivery_id: i64) -> Event {
@@ -125,6 +133,10 @@ async fn concurrent_batches_about_one_order_lose_nothing() {
     }
     for order in 1..=10 {
         let p = app.get(&format!("/deliverypages/{order}")).await.body;
-        assert_eq!((p["status"].clone(), p["deliveryId"].clone(), p["amt"].clone()), (json!("Delivered"), json!(100 + order), json!(6000)), "order {order}");
+        assert_eq!(
+            (p["status"].clone(), p["deliveryId"].clone(), p["amt"].clone()),
+            (json!("Delivered"), json!(100 + order), json!(6000)),
+            "order {order}"
+        );
     }
 }
