@@ -26,6 +26,7 @@ pub mod nats;
 pub mod outbox;
 pub mod problem;
 pub mod server;
+pub mod spelling;
 pub mod testing;
 pub mod time;
 pub mod trace;

@@ -1,0 +1,77 @@
+//! The services of SPEC §2, in port order.
+
+use serde::{Deserialize, Serialize};
+
+/// A service of the cafe. Its lower-case name is its command-line value, its log directory,
+/// its database name and the `source` of the events it raises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceName {
+    Gateway,
+    Order,
+    Payment,
+    Drink,
+    Customercenter,
+    Delivery,
+    Deliverycenter,
+}
+
+impl ServiceName {
+    /// Every service, in port order: the gateway at the base port, the others after it.
+    pub const ALL: [ServiceName; 7] = [
+        ServiceName::Gateway,
+        ServiceName::Order,
+        ServiceName::Payment,
+        ServiceName::Drink,
+        ServiceName::Customercenter,
+        ServiceName::Delivery,
+        ServiceName::Deliverycenter,
+    ];
+
+    /// The services behind the gateway, in port order (base+1 ..).
+    pub const BEHIND_GATEWAY: [ServiceName; 6] = [
+        ServiceName::Order,
+        ServiceName::Payment,
+        ServiceName::Drink,
+        ServiceName::Customercenter,
+        ServiceName::Delivery,
+        ServiceName::Deliverycenter,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        platform::spelling::name(&self)
+    }
+
+    /// Its port's offset from the base port.
+    pub fn port_offset(self) -> u16 {
+        self as u16
+    }
+}
+
+impl std::fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ServiceName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        platform::spelling::parse(s).ok_or_else(|| format!("no service named {s:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServiceName;
+
+    #[test]
+    fn names_and_ports_follow_the_spec() {
+        let names: Vec<_> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter"]);
+        assert_eq!(ServiceName::Deliverycenter.port_offset(), 6);
+        assert_eq!("drink".parse::<ServiceName>(), Ok(ServiceName::Drink));
+        assert!("kitchen".parse::<ServiceName>().is_err());
+    }
+}
