@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use crate::embedded::sleep_or_cancel;
-use crate::event::{Envelope, Event};
+use crate::event::Envelope;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -22,7 +22,7 @@ pub enum BusError {
 }
 
 /// Called with a batch of events; `Ok` acknowledges all of them, `Err` redelivers them.
-pub type Deliver = Arc<dyn Fn(Vec<Event>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+pub type Deliver = Arc<dyn Fn(Vec<Envelope>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes a batch durably; duplicates (same `event_id`) are dropped by the bus.
@@ -32,7 +32,7 @@ pub trait EventBus: Send + Sync + 'static {
     fn consume(
         &self,
         group: String,
-        types: &'static [&'static str],
+        types: Arc<[&'static str]>,
         deliver: Deliver,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()>;
@@ -49,7 +49,7 @@ pub trait EventBus: Send + Sync + 'static {
 /// off from 50 ms to 2 s between attempts. `false` if cancelled first; an empty batch is done.
 pub(crate) async fn deliver_until_done(
     deliver: &Deliver,
-    events: Vec<Event>,
+    events: Vec<Envelope>,
     group: &str,
     cancel: &CancellationToken,
 ) -> bool {
@@ -94,8 +94,13 @@ mod tests {
         (deliver, calls)
     }
 
-    fn batch() -> Vec<Event> {
-        vec![Event::new("test", "Happened", &serde_json::json!({"id": 1}))]
+    fn batch() -> Vec<Envelope> {
+        vec![Envelope {
+            event_id: "1".into(),
+            event_type: "Happened".into(),
+            body: "{}".into(),
+            headers: Default::default(),
+        }]
     }
 
     #[tokio::test]

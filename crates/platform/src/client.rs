@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::breaker::Breaker;
 
+use bytes::Bytes;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -20,9 +22,9 @@ pub enum CallError {
     /// The circuit is open: nothing was sent.
     #[error("{dependency} circuit open; retry in {retry_after:?}")]
     CircuitOpen { dependency: &'static str, retry_after: Duration },
-    /// The dependency answered with a 4xx.
+    /// The dependency answered with a 4xx; `detail` is its problem's detail, if it gave one.
     #[error("{dependency} refused with {status}")]
-    Refused { dependency: &'static str, status: StatusCode, body: Value },
+    Refused { dependency: &'static str, status: StatusCode, detail: Option<String> },
 }
 
 /// A dependency's instances, tried round-robin; a refused connection moves on to the next
@@ -62,21 +64,27 @@ impl ServiceClient {
         self.timeout
     }
 
-    /// POSTs `body` to `path` through the breaker; a 2xx answer's JSON body.
-    pub async fn post_json(&self, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
-        self.post_json_retrying(path, body, 0).await
+    /// POSTs `body` to `path` through the breaker; a 2xx answer's body, read as an `A`. An
+    /// answer that is not an `A` is a broken answer: the dependency is unavailable.
+    pub async fn post<B: Serialize + ?Sized, A: DeserializeOwned>(&self, path: &str, body: &B) -> Result<A, CallError> {
+        self.post_retrying(path, body, 0).await
     }
 
     /// Like [`Self::post_json`], but an attempt that timed out or broke after it was sent is
     /// repeated up to `retries` times: only for idempotent calls. The breaker counts the call
     /// once, by its final outcome, so a slow first attempt that its retry rescues is not a
     /// failure. If a later attempt could not be sent, the error says an earlier one was.
-    pub async fn post_json_retrying(
+    pub async fn post_retrying<B: Serialize + ?Sized, A: DeserializeOwned>(
         &self,
         path: &str,
-        body: &Value,
+        body: &B,
         retries: u32,
-    ) -> Result<(StatusCode, Value), CallError> {
+    ) -> Result<A, CallError> {
+        let body = Bytes::from(serde_json::to_vec(body).map_err(|e| CallError::Unavailable {
+            dependency: self.dependency,
+            reason: format!("unwritable request: {e}"),
+            sent: false,
+        })?);
         if let Err(r) = self.breaker.try_acquire() {
             return Err(CallError::CircuitOpen { dependency: self.dependency, retry_after: r.retry_after });
         }
@@ -87,7 +95,7 @@ impl ServiceClient {
         let mut attempt = 0;
         let mut start = None;
         let result = loop {
-            let (result, at) = self.call(path, body, start).await;
+            let (result, at) = self.call(path, &body, start).await;
             match result {
                 // A retry goes first to the next instance: the one that broke may just have died.
                 Err(e @ CallError::Unavailable { sent: true, .. }) if attempt < retries => {
@@ -99,6 +107,13 @@ impl ServiceClient {
                 other => break other,
             }
         };
+        let result = result.and_then(|answer| {
+            serde_json::from_slice(&answer).map_err(|e| CallError::Unavailable {
+                dependency: self.dependency,
+                reason: format!("unreadable answer: {e}"),
+                sent: true,
+            })
+        });
         outcome.success = Some(!matches!(result, Err(CallError::Unavailable { .. })));
         result
     }
@@ -108,9 +123,9 @@ impl ServiceClient {
     async fn call(
         &self,
         path: &str,
-        body: &Value,
+        body: &Bytes,
         start: Option<usize>,
-    ) -> (Result<(StatusCode, Value), CallError>, usize) {
+    ) -> (Result<Bytes, CallError>, usize) {
         let n = self.bases.len();
         let start = start.unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
         let mut last = CallError::Unavailable {
@@ -128,7 +143,8 @@ impl ServiceClient {
         (Err(last), start)
     }
 
-    async fn call_one(&self, base: &str, path: &str, body: &Value) -> Result<(StatusCode, Value), CallError> {
+    /// One attempt at one instance; a 2xx answer's body.
+    async fn call_one(&self, base: &str, path: &str, body: &Bytes) -> Result<Bytes, CallError> {
         // The caller's span goes along as the parent of the dependency's server span.
         let traceparent = crate::trace::current().map(|c| c.header()).unwrap_or_default();
         let unavailable =
@@ -137,7 +153,8 @@ impl ServiceClient {
             .http
             .post(format!("{base}{path}"))
             .header("traceparent", traceparent)
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
             .timeout(self.timeout)
             .send()
             .await
@@ -148,14 +165,20 @@ impl ServiceClient {
                 unavailable(reason, sent)
             })?;
         let status = res.status();
-        let value = tokio::time::timeout(self.timeout, res.json::<Value>())
+        let answer = tokio::time::timeout(self.timeout, res.bytes())
             .await
             .map_err(|_| unavailable("body timed out".into(), true))?
-            .unwrap_or(Value::Null);
+            .map_err(|e| unavailable(format!("broken answer: {e}"), true))?;
         if status.is_success() {
-            Ok((status, value))
+            Ok(answer)
         } else if status.is_client_error() {
-            Err(CallError::Refused { dependency: self.dependency, status, body: value })
+            /// What a refusal says: its problem+json `detail`, if any.
+            #[derive(Deserialize)]
+            struct Refusal {
+                detail: Option<String>,
+            }
+            let detail = serde_json::from_slice::<Refusal>(&answer).ok().and_then(|r| r.detail);
+            Err(CallError::Refused { dependency: self.dependency, status, detail })
         } else {
             Err(unavailable(format!("answered {status}"), true))
         }
@@ -211,10 +234,10 @@ mod tests {
         // Two calls at once: the first starts at the breaking instance, the second takes the
         // next turn, so round-robin order alone would send the first one's retry back to it.
         let (first, second) = tokio::join!(
-            client.post_json_retrying("/payments", &body, 1),
-            client.post_json_retrying("/payments", &body, 1)
+            client.post_retrying::<_, serde_json::Value>("/payments", &body, 1),
+            client.post_retrying::<_, serde_json::Value>("/payments", &body, 1)
         );
-        assert_eq!(first.expect("the retry reached the answering instance").0, StatusCode::CREATED);
-        assert_eq!(second.expect("the second call's turn is the answering instance").0, StatusCode::CREATED);
+        assert_eq!(first.expect("the retry reached the answering instance")["id"], 1);
+        assert_eq!(second.expect("the second call's turn is the answering instance")["id"], 1);
     }
 }

@@ -1,5 +1,9 @@
 //! What one running service holds: its database, the bus, its outbox doorbell, and the
 //! shutdown signal shared by its server, relay and consumers.
+//!
+//! The fields are private: a service reads and writes through [`Ctx::db`], and raises
+//! events only through a [`Change`] ([`Ctx::begin`]), which writes them to the outbox in the
+//! transaction of the state change that raised them.
 
 use std::sync::Arc;
 
@@ -7,25 +11,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::EventBus;
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::QueryAs;
-use sqlx::{Any, FromRow};
-
-use crate::db::{Backend, Db, Migration, Tx};
-use crate::event::Event;
+use crate::db::{Db, Migration};
+use crate::event::{Event, Payload};
 use crate::metrics::Metrics;
-use crate::outbox::{handle_batch, Handler, Outbox};
+use crate::outbox::{decode_all, handle_batch, Change, Handler, Outbox};
 
 #[derive(Clone)]
 pub struct Ctx {
-    pub service: &'static str,
+    service: &'static str,
     /// This service's consumer group on the bus: `<namespace><service>`.
-    pub group: String,
-    pub db: Db,
-    pub bus: Arc<dyn EventBus>,
-    pub outbox: Outbox,
-    pub cancel: CancellationToken,
-    pub tracker: TaskTracker,
+    group: String,
+    db: Db,
+    bus: Arc<dyn EventBus>,
+    outbox: Outbox,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
 }
 
 impl Ctx {
@@ -39,35 +39,71 @@ impl Ctx {
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> Result<Ctx, sqlx::Error> {
-        db.migrate(migrations).await?;
-        let metrics = Metrics::new(service);
-        let backlog_db = db.clone();
-        metrics.gauge(
+        let ctx = Ctx::without_relay(service, group, db, migrations, bus, Outbox::new(Metrics::new(service)), cancel, tracker)
+            .await?;
+        let backlog_db = ctx.db.clone();
+        ctx.metrics().gauge(
             "cafe_outbox_backlog",
             "Events committed and not yet published.",
             Arc::new(move || {
                 let db = backlog_db.clone();
                 Box::pin(async move {
-                    let n: i64 =
-                        sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(&db.pool).await.unwrap_or(-1);
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(db.pool()).await.unwrap_or(-1);
                     vec![(String::new(), n as f64)]
                 })
             }),
         );
-        let (lag_bus, lag_group) = (bus.clone(), group.clone());
-        metrics.gauge(
+        let (lag_bus, lag_group) = (ctx.bus.clone(), ctx.group.clone());
+        ctx.metrics().gauge(
             "cafe_consumer_lag",
             "Events on the bus this service's consumer group has not handled yet.",
             Arc::new(move || {
                 let (bus, group) = (lag_bus.clone(), lag_group.clone());
-                Box::pin(
-                    async move { bus.lag(&group).await.map(|n| vec![(String::new(), n as f64)]).unwrap_or_default() },
-                )
+                Box::pin(async move { bus.lag(&group).await.map(|n| vec![(String::new(), n as f64)]).unwrap_or_default() })
             }),
         );
-        let ctx = Ctx { service, group, db, bus, outbox: Outbox::new(metrics), cancel, tracker };
         ctx.tracker.spawn(ctx.outbox.clone().run_relay(ctx.db.clone(), ctx.bus.clone(), service, ctx.cancel.clone()));
         Ok(ctx)
+    }
+
+    /// A migrated context whose outbox nobody relays: for a service's own tests, which read
+    /// what it raised straight from the outbox.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn without_relay(
+        service: &'static str,
+        group: String,
+        db: Db,
+        migrations: &[Migration],
+        bus: Arc<dyn EventBus>,
+        outbox: Outbox,
+        cancel: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Result<Ctx, sqlx::Error> {
+        db.migrate(migrations).await?;
+        Ok(Ctx { service, group, db, bus, outbox, cancel, tracker })
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// The service's database, for reads and for writes that raise no event.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn bus(&self) -> &Arc<dyn EventBus> {
+        &self.bus
+    }
+
+    /// Cancelled when the service stops: background work ends with it.
+    pub fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Where background work is spawned, so stopping waits for it.
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -75,112 +111,38 @@ impl Ctx {
     }
 
     /// A new event from this service.
-    pub fn event(&self, event_type: &str, payload: &impl serde::Serialize) -> Event {
-        Event::new(self.service, event_type, payload)
+    pub fn event<P: Payload>(&self, payload: P) -> Event<P> {
+        Event::new(self.service, payload)
     }
 
-    /// One state change and the events it raises, committed together. `sql` is a single
-    /// `INSERT`, `UPDATE` or `DELETE ... RETURNING` of at most one row, `$1`.. bound by
-    /// `bind` (owned values); `raise` gives the events of the row it returned (none when it
-    /// returned none). Returns that row.
-    ///
-    /// On PostgreSQL this is one statement, so one round trip and one commit: the change
-    /// runs in a `WITH` and the outbox insert beside it, which needs the events before the
-    /// row exists. So `raise` is given `expected`, the row as the change will return it, and
-    /// the statement sets each event's `id` field (where it has one) to the returned row's
-    /// `id`, which the database may only now have generated. On SQLite, whose round trips
-    /// are in-process, a transaction: the change, then `raise` on the row it returned.
-    pub async fn change<T>(
-        &self,
-        sql: &str,
-        bind: impl for<'a> FnOnce(QueryAs<'a, Any, T, AnyArguments<'a>>) -> QueryAs<'a, Any, T, AnyArguments<'a>>,
-        expected: T,
-        raise: impl Fn(&T) -> Vec<Event>,
-    ) -> Result<Option<T>, sqlx::Error>
-    where
-        T: for<'r> FromRow<'r, AnyRow> + Send + Unpin,
-    {
-        if self.db.backend == Backend::Sqlite {
-            let mut tx = self.db.begin().await?;
-            let Some(row) = bind(sqlx::query_as::<_, T>(sql)).fetch_optional(&mut *tx).await? else {
-                return Ok(None);
-            };
-            let events = raise(&row);
-            crate::outbox::enqueue(&mut tx, &events).await?;
-            self.commit(tx).await?;
-            return Ok(Some(row));
-        }
-        let events = raise(&expected);
-        let first = highest_placeholder(sql) + 1;
-        let values: Vec<String> = (0..events.len())
-            .map(|i| {
-                let n = first + 3 * i;
-                format!("(${n}, ${}, ${})", n + 1, n + 2)
-            })
-            .collect();
-        let wrapped = if events.is_empty() {
-            sql.to_string()
-        } else {
-            format!(
-                "WITH changed AS ({sql}),
-                 raised AS (INSERT INTO outbox (event_id, event_type, body)
-                   SELECT v.event_id, v.event_type, jsonb_set(v.body::jsonb, '{{id}}', to_jsonb(changed.id), false)::text
-                   FROM changed, (VALUES {}) AS v (event_id, event_type, body))
-                 SELECT * FROM changed",
-                values.join(", ")
-            )
-        };
-        let mut query = bind(sqlx::query_as::<_, T>(&wrapped));
-        for e in &events {
-            query = query.bind(e.event_id.clone()).bind(e.event_type.clone()).bind(e.to_json());
-        }
-        let row = query.fetch_optional(&self.db.pool).await?;
-        if row.is_some() && !events.is_empty() {
-            self.outbox.wake();
-        }
-        Ok(row)
-    }
-
-    /// Commits a transaction that may hold outbox rows, then wakes the relay.
-    pub async fn commit(&self, tx: Tx) -> Result<(), sqlx::Error> {
-        tx.commit().await?;
-        self.outbox.wake();
-        Ok(())
+    /// Begins a state change whose events commit with it.
+    pub async fn begin<P: Payload>(&self) -> Result<Change<P>, sqlx::Error> {
+        Ok(Change::new(self.db.begin().await?, self.outbox.clone()))
     }
 
     /// Consumes `types` as this service's consumer group; each event of the batch goes
-    /// through the inbox and `handler` inside one transaction.
-    pub fn consume(&self, types: &'static [&'static str], handler: impl Handler) {
+    /// through the inbox and `handler` inside one transaction. An event that cannot be read
+    /// as a `P` is rejected (logged and counted), never handed on as a default.
+    pub fn consume<P: Payload>(&self, types: Vec<&'static str>, handler: impl Handler<P>) {
         let handler = Arc::new(handler);
         let (db, outbox) = (self.db.clone(), self.outbox.clone());
-        let deliver: crate::bus::Deliver = Arc::new(move |events| {
+        let deliver: crate::bus::Deliver = Arc::new(move |batch| {
             let (db, outbox, handler) = (db.clone(), outbox.clone(), handler.clone());
             Box::pin(async move {
+                let events = decode_all::<P>(&batch, &outbox.metrics);
                 handle_batch(&db, &outbox, handler.as_ref(), &events).await.map_err(|e| e.to_string())?;
                 for e in &events {
-                    outbox.metrics.count("cafe_events_handled_total", &e.event_type, 1);
+                    outbox.metrics.count("cafe_events_handled_total", e.event_type(), 1);
                 }
                 Ok(())
             })
         });
-        self.tracker.spawn(self.bus.consume(self.group.clone(), types, deliver, self.cancel.clone()));
+        self.tracker.spawn(self.bus.consume(self.group.clone(), types.into(), deliver, self.cancel.clone()));
     }
-}
 
-/// The highest `$n` placeholder in `sql` (0 if none).
-fn highest_placeholder(sql: &str) -> usize {
-    sql.split('$')
-        .skip(1)
-        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_the_highest_placeholder() {
-        assert_eq!(super::highest_placeholder("UPDATE t SET a = $1 WHERE id = $12 AND b = $3"), 12);
-        assert_eq!(super::highest_placeholder("SELECT 1"), 0);
+    /// Hands `events` to `handler` as one batch, as the bus would: inbox, effect, outbox, one
+    /// commit.
+    pub async fn handle<P: Payload>(&self, handler: &dyn Handler<P>, events: &[Event<P>]) -> Result<(), sqlx::Error> {
+        handle_batch(&self.db, &self.outbox, handler, events).await
     }
 }

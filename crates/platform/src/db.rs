@@ -27,8 +27,8 @@ pub enum Backend {
 
 #[derive(Clone)]
 pub struct Db {
-    pub pool: AnyPool,
-    pub backend: Backend,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 /// One schema step. Applied once, in order, inside a transaction.
@@ -44,6 +44,16 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
+    /// The connection pool, for reads and for writes that raise no event (those go through
+    /// [`crate::Ctx::begin`]).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// A SQLite database file under `dir`.
     pub async fn sqlite_file(dir: &Path, name: &str) -> Result<Db, sqlx::Error> {
         std::fs::create_dir_all(dir).map_err(sqlx::Error::Io)?;

@@ -17,13 +17,20 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
 use crate::db::{values_list, Db, Migration, ROWS_PER_STATEMENT};
-use crate::event::{Envelope, Event};
+use crate::event::Envelope;
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 100,
-    sql: "CREATE TABLE event_log (seq {{ID}}, event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, body TEXT NOT NULL);
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 100,
+        sql: "CREATE TABLE event_log (seq {{ID}}, event_id TEXT NOT NULL UNIQUE, event_type TEXT NOT NULL, body TEXT NOT NULL);
           CREATE TABLE consumer_offsets (consumer TEXT PRIMARY KEY, seq BIGINT NOT NULL)",
-}];
+    },
+    Migration {
+        // Headers (the trace context) travel beside the event's JSON.
+        version: 101,
+        sql: "ALTER TABLE event_log ADD COLUMN headers TEXT NOT NULL DEFAULT ''",
+    },
+];
 
 const BATCH: i64 = 512;
 
@@ -37,7 +44,7 @@ impl EmbeddedBus {
     pub async fn open(dir: &Path) -> Result<EmbeddedBus, sqlx::Error> {
         let db = Db::sqlite_file(dir, "events").await?;
         db.migrate(MIGRATIONS).await?;
-        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(&db.pool).await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM event_log").fetch_one(db.pool()).await?;
         Ok(EmbeddedBus { db, head: Arc::new(watch::channel(head).0) })
     }
 
@@ -45,12 +52,12 @@ impl EmbeddedBus {
         let mut tx = self.db.begin().await?;
         for chunk in batch.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO event_log (event_id, event_type, body) VALUES {} ON CONFLICT (event_id) DO NOTHING",
-                values_list(chunk.len(), 3)
+                "INSERT INTO event_log (event_id, event_type, body, headers) VALUES {} ON CONFLICT (event_id) DO NOTHING",
+                values_list(chunk.len(), 4)
             );
             let mut q = sqlx::query(&sql);
             for e in chunk {
-                q = q.bind(&e.event_id).bind(&e.event_type).bind(&e.body);
+                q = q.bind(&e.event_id).bind(&e.event_type).bind(&e.body).bind(e.headers_json());
             }
             q.execute(&mut *tx).await?;
         }
@@ -63,25 +70,38 @@ impl EmbeddedBus {
     async fn offset(&self, group: &str) -> Result<i64, sqlx::Error> {
         let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM consumer_offsets WHERE consumer = $1")
             .bind(group)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(self.db.pool())
             .await?;
         Ok(seq.unwrap_or(0))
     }
 
-    async fn read_after(&self, seq: i64) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT seq, event_type, body FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+    /// The next events after `seq`, with their sequence numbers.
+    async fn read_after(&self, seq: i64) -> Result<Vec<(i64, Envelope)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT seq, event_id, event_type, body, headers FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
             .bind(seq)
             .bind(BATCH)
-            .fetch_all(&self.db.pool)
+            .fetch_all(self.db.pool())
             .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+        rows.iter()
+            .map(|r| {
+                let envelope = Envelope {
+                    event_id: r.try_get(1)?,
+                    event_type: r.try_get(2)?,
+                    body: r.try_get(3)?,
+                    headers: Envelope::headers_from_json(r.try_get(4)?),
+                };
+                Ok((r.try_get(0)?, envelope))
+            })
+            .collect()
     }
 
     async fn commit_offset(&self, group: &str, seq: i64) -> Result<(), sqlx::Error> {
         sqlx::query("INSERT INTO consumer_offsets (consumer, seq) VALUES ($1, $2) ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq")
             .bind(group)
             .bind(seq)
-            .execute(&self.db.pool)
+            .execute(self.db.pool())
             .await?;
         Ok(())
     }
@@ -89,7 +109,7 @@ impl EmbeddedBus {
     async fn run_consumer(
         self,
         group: String,
-        types: &'static [&'static str],
+        types: Arc<[&'static str]>,
         deliver: Deliver,
         cancel: CancellationToken,
     ) {
@@ -128,17 +148,8 @@ impl EmbeddedBus {
                 }
                 continue;
             };
-            let events: Vec<Event> = rows
-                .iter()
-                .filter(|(_, t, _)| types.contains(&t.as_str()))
-                .filter_map(|(seq, _, body)| match serde_json::from_str::<Event>(body) {
-                    Ok(e) => Some(e),
-                    Err(e) => {
-                        tracing::error!(%group, seq, error = %e, "unreadable event skipped");
-                        None
-                    }
-                })
-                .collect();
+            let events: Vec<Envelope> =
+                rows.into_iter().map(|(_, e)| e).filter(|e| types.contains(&e.event_type.as_str())).collect();
             if !deliver_until_done(&deliver, events, &group, &cancel).await {
                 return;
             }
@@ -169,7 +180,7 @@ impl EventBus for EmbeddedBus {
     fn consume(
         &self,
         group: String,
-        types: &'static [&'static str],
+        types: Arc<[&'static str]>,
         deliver: Deliver,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()> {

@@ -1,72 +1,149 @@
-//! The event envelope: `eventId`, `eventType`, `timestamp`, `source`, and the payload fields
-//! flat beside them, exactly as it travels on the bus.
+//! The event envelope, `eventId`, `timestamp`, `source` and the payload flat beside them,
+//! generic over the payload: `platform` knows how events travel, the `contracts` crate what
+//! they say.
+//!
+//! [`Event`] is what services raise and handle; [`Envelope`] is what an outbox stores and a
+//! bus carries: the id and type for routing and de-duplication, the JSON, and headers (the
+//! trace context) that travel beside the JSON rather than inside it, so the JSON is exactly
+//! the contract.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+
+/// What an event says: the set of a system's events, a serde enum tagged by `eventType`.
+pub trait Payload: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static {
+    /// The `eventType` it travels as.
+    fn event_type(&self) -> &'static str;
+
+    /// The order (the aggregate) it is about: for logs, and for keeping one order's events
+    /// together.
+    fn order_id(&self) -> i64;
+
+    /// Is `event_type` one of the payload's types? An event whose type is not is an
+    /// [`Undecodable::UnknownType`], not an unreadable one.
+    fn knows(event_type: &str) -> bool;
+}
+
+/// Headers travelling beside an event's JSON (W3C `traceparent`, ...).
+pub type Headers = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Event {
+pub struct Event<P> {
     pub event_id: String,
-    pub event_type: String,
     pub timestamp: String,
     pub source: String,
-    /// W3C trace context of the span that raised the event, so its consumers continue the trace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub traceparent: Option<String>,
     #[serde(flatten)]
-    pub payload: Map<String, Value>,
+    pub payload: P,
+    /// Carried beside the JSON: stamped when the event is raised, read when it is handled.
+    #[serde(skip)]
+    pub headers: Headers,
 }
 
-impl Event {
-    /// A new event with a fresh id. `payload` must serialise to a JSON object.
-    pub fn new(source: &str, event_type: &str, payload: &impl Serialize) -> Event {
-        let payload = match serde_json::to_value(payload) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
+impl<P: Payload> Event<P> {
+    /// A new event from `source` with a fresh id, stamped with the current trace context.
+    pub fn new(source: &str, payload: P) -> Event<P> {
+        let mut headers = Headers::new();
+        if let Some(trace) = crate::trace::current() {
+            headers.insert(TRACEPARENT.to_string(), trace.header());
+        }
         Event {
             event_id: uuid::Uuid::new_v4().to_string(),
-            event_type: event_type.to_string(),
             timestamp: crate::time::now(),
             source: source.to_string(),
-            traceparent: crate::trace::current().map(|c| c.header()),
             payload,
+            headers,
         }
     }
 
-    /// The payload as a typed struct (unknown fields ignored).
-    pub fn payload<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_value(Value::Object(self.payload.clone()))
+    pub fn event_type(&self) -> &'static str {
+        self.payload.event_type()
     }
 
-    /// The order this event is about, for logs: `orderId`, or `id` for the order's own events.
-    pub fn order_id(&self) -> Option<i64> {
-        self.payload.get("orderId").or_else(|| self.payload.get("id")).and_then(Value::as_i64)
+    pub fn order_id(&self) -> i64 {
+        self.payload.order_id()
     }
 
     /// The trace context the event was raised in.
     pub fn trace(&self) -> Option<crate::trace::TraceContext> {
-        self.traceparent.as_deref().and_then(crate::trace::TraceContext::parse)
+        self.headers.get(TRACEPARENT).and_then(|h| crate::trace::TraceContext::parse(h))
     }
 
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+    /// The event as an outbox stores it.
+    pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
+        Ok(Envelope {
+            event_id: self.event_id.clone(),
+            event_type: self.event_type().to_string(),
+            body: serde_json::to_string(self)?,
+            headers: self.headers.clone(),
+        })
     }
 }
 
-/// An event as stored in an outbox and carried by a bus: its id and type for routing and
-/// de-duplication, and its JSON.
-#[derive(Debug, Clone)]
+/// The W3C trace context header.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// An event as stored in an outbox and carried by a bus.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Envelope {
     pub event_id: String,
     pub event_type: String,
     pub body: String,
+    pub headers: Headers,
 }
 
-impl From<&Event> for Envelope {
-    fn from(e: &Event) -> Self {
-        Envelope { event_id: e.event_id.clone(), event_type: e.event_type.clone(), body: e.to_json() }
+/// Why an event that arrived could not be handed to its handler.
+#[derive(Debug, thiserror::Error)]
+pub enum Undecodable {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("unreadable {event_type}: {error}")]
+    Unreadable { event_type: String, error: serde_json::Error },
+}
+
+impl Undecodable {
+    /// The `reason` label of the rejected-events metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Undecodable::UnknownType(_) => "unknown_type",
+            Undecodable::Unreadable { .. } => "unreadable",
+        }
+    }
+}
+
+impl Envelope {
+    /// The typed event, or why there is none.
+    pub fn decode<P: Payload>(&self) -> Result<Event<P>, Undecodable> {
+        if !P::knows(&self.event_type) {
+            return Err(Undecodable::UnknownType(self.event_type.clone()));
+        }
+        let mut event: Event<P> = serde_json::from_str(&self.body)
+            .map_err(|error| Undecodable::Unreadable { event_type: self.event_type.clone(), error })?;
+        event.headers = self.headers.clone();
+        Ok(event)
+    }
+
+    /// The headers as stored in an outbox or event log column.
+    pub fn headers_json(&self) -> String {
+        if self.headers.is_empty() {
+            return String::new();
+        }
+        // A map of strings always serialises.
+        serde_json::to_string(&self.headers).expect("a map of strings serialises")
+    }
+
+    /// Headers read back from [`Envelope::headers_json`]; a column written before headers
+    /// existed is empty.
+    pub fn headers_from_json(stored: &str) -> Headers {
+        if stored.is_empty() {
+            return Headers::new();
+        }
+        serde_json::from_str(stored).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "unreadable event headers ignored");
+            Headers::new()
+        })
     }
 }

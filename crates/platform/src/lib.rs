@@ -35,7 +35,7 @@ pub mod view;
 pub use bus::EventBus;
 pub use ctx::Ctx;
 pub use db::{Conn, Db, Migration, Tx};
-pub use event::Event;
+pub use event::{Envelope, Event, Payload};
 pub use hal::{BaseUrl, PageRequest, Resource};
 pub use json::{Fields, JsonBody};
 pub use problem::Problem;

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
 use crate::embedded::sleep_or_cancel;
-use crate::event::{Envelope, Event};
+use crate::event::{Envelope, Headers, TRACEPARENT};
 
 const BATCH: usize = 256;
 
@@ -38,7 +38,7 @@ pub struct NatsBus {
     js: jetstream::Context,
     namespace: String,
     /// The types each group of this process consumes, for [`EventBus::lag`].
-    consumed: Arc<Mutex<HashMap<String, &'static [&'static str]>>>,
+    consumed: Arc<Mutex<HashMap<String, Arc<[&'static str]>>>>,
 }
 
 /// Names NATS accepts for streams and consumers: letters, digits, `-` and `_`.
@@ -183,12 +183,12 @@ impl NatsBus {
     async fn run_consumer(
         self,
         group: String,
-        types: &'static [&'static str],
+        types: Arc<[&'static str]>,
         deliver: Deliver,
         cancel: CancellationToken,
     ) {
         let (tx, mut rx) = mpsc::channel::<Message>(BATCH * 2);
-        for t in types {
+        for t in types.iter().copied() {
             tokio::spawn(self.clone().pull(group.clone(), t, tx.clone(), cancel.clone()));
         }
         drop(tx);
@@ -206,17 +206,8 @@ impl NatsBus {
                     Err(_) => break,
                 }
             }
-            let events: Vec<Event> = batch
-                .iter()
-                .filter_map(|m| match serde_json::from_slice::<Event>(&m.payload) {
-                    Ok(e) if types.contains(&e.event_type.as_str()) => Some(e),
-                    Ok(_) => None,
-                    Err(e) => {
-                        tracing::error!(%group, subject = %m.subject, error = %e, "unreadable event skipped");
-                        None
-                    }
-                })
-                .collect();
+            let events: Vec<Envelope> =
+                batch.iter().map(envelope_of).filter(|e| types.contains(&e.event_type.as_str())).collect();
             if !deliver_until_done(&deliver, events, &group, &cancel).await {
                 return;
             }
@@ -235,7 +226,10 @@ impl EventBus for NatsBus {
         async move {
             let mut acks = Vec::with_capacity(batch.len());
             for e in batch {
-                let publish = PublishMessage::build().payload(e.body.clone().into()).message_id(&e.event_id);
+                let mut publish = PublishMessage::build().payload(e.body.clone().into()).message_id(&e.event_id);
+                for (name, value) in &e.headers {
+                    publish = publish.header(name.as_str(), value.as_str());
+                }
                 let ack = self
                     .js
                     .send_publish(self.subject(&e.event_type), publish)
@@ -254,19 +248,19 @@ impl EventBus for NatsBus {
     fn consume(
         &self,
         group: String,
-        types: &'static [&'static str],
+        types: Arc<[&'static str]>,
         deliver: Deliver,
         cancel: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        self.consumed.lock().unwrap_or_else(|e| e.into_inner()).insert(group.clone(), types);
+        self.consumed.lock().unwrap_or_else(|e| e.into_inner()).insert(group.clone(), types.clone());
         self.clone().run_consumer(group, types, deliver, cancel).boxed()
     }
 
     fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>> {
         async move {
-            let types = self.consumed.lock().unwrap_or_else(|e| e.into_inner()).get(group).copied()?;
+            let types = self.consumed.lock().unwrap_or_else(|e| e.into_inner()).get(group).cloned()?;
             let mut lag = 0;
-            for t in types {
+            for t in types.iter() {
                 let info = self.consumer(group, t).await.ok()?.get_info().await.ok()?;
                 lag += info.num_pending + info.num_ack_pending as u64;
             }
@@ -277,5 +271,22 @@ impl EventBus for NatsBus {
 
     fn healthy(&self) -> BoxFuture<'_, bool> {
         async move { self.client.connection_state() == async_nats::connection::State::Connected }.boxed()
+    }
+}
+
+/// The envelope of a message: the event id from the de-duplication header, the type from
+/// the subject's last token, and the headers that travel beside the JSON.
+fn envelope_of(m: &Message) -> Envelope {
+    let headers = m.headers.as_ref();
+    let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
+    let mut carried = Headers::new();
+    if let Some(trace) = header(TRACEPARENT) {
+        carried.insert(TRACEPARENT.to_string(), trace);
+    }
+    Envelope {
+        event_id: header("Nats-Msg-Id").unwrap_or_default(),
+        event_type: m.subject.rsplit('.').next().unwrap_or_default().to_string(),
+        body: String::from_utf8_lossy(&m.payload).into_owned(),
+        headers: carried,
     }
 }

@@ -21,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::bus::EventBus;
-use crate::db::{placeholders, values_list, Conn, Db, Migration, ROWS_PER_STATEMENT};
+use crate::db::{placeholders, values_list, Conn, Db, Migration, Tx, ROWS_PER_STATEMENT};
 use crate::embedded::sleep_or_cancel;
-use crate::event::{Envelope, Event};
+use crate::event::{Envelope, Event, Payload, Undecodable};
 use crate::metrics::Metrics;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -38,18 +38,28 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: "DROP TABLE guards",
     },
+    Migration {
+        // Headers (the trace context) travel beside the event's JSON, not inside it.
+        version: 4,
+        sql: "ALTER TABLE outbox ADD COLUMN headers TEXT NOT NULL DEFAULT ''",
+    },
 ];
 
 const BATCH: i64 = 512;
 
 /// Writes `events` into the outbox inside the caller's transaction (one statement per
 /// couple of hundred events).
-pub async fn enqueue(conn: &mut Conn, events: &[Event]) -> Result<(), sqlx::Error> {
+pub(crate) async fn enqueue<P: Payload>(conn: &mut Conn, events: &[Event<P>]) -> Result<(), sqlx::Error> {
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!("INSERT INTO outbox (event_id, event_type, body) VALUES {}", values_list(chunk.len(), 3));
+        let sql =
+            format!("INSERT INTO outbox (event_id, event_type, body, headers) VALUES {}", values_list(chunk.len(), 4));
         let mut q = sqlx::query(&sql);
         for e in chunk {
-            q = q.bind(&e.event_id).bind(&e.event_type).bind(e.to_json());
+            let envelope = e.envelope().map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            q = q.bind(envelope.event_id.clone())
+                .bind(envelope.event_type.clone())
+                .bind(envelope.body.clone())
+                .bind(envelope.headers_json());
         }
         q.execute(&mut *conn).await?;
     }
@@ -58,7 +68,7 @@ pub async fn enqueue(conn: &mut Conn, events: &[Event]) -> Result<(), sqlx::Erro
 
 /// Claims the ids of `events` for this consumer in one statement per chunk; returns the ids
 /// not handled before.
-pub async fn claim(conn: &mut Conn, events: &[Event]) -> Result<HashSet<String>, sqlx::Error> {
+async fn claim<P: Payload>(conn: &mut Conn, events: &[Event<P>]) -> Result<HashSet<String>, sqlx::Error> {
     let now = crate::time::now();
     let mut fresh = HashSet::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
@@ -73,6 +83,40 @@ pub async fn claim(conn: &mut Conn, events: &[Event]) -> Result<HashSet<String>,
         fresh.extend(q.fetch_all(&mut *conn).await?);
     }
     Ok(fresh)
+}
+
+/// A unit of work: one transaction, and the events it raises, written to the outbox in the
+/// same transaction at [`Change::commit`]. The only way a service writes an event.
+pub struct Change<P: Payload> {
+    tx: Tx,
+    raised: Vec<Event<P>>,
+    outbox: Outbox,
+}
+
+impl<P: Payload> Change<P> {
+    pub(crate) fn new(tx: Tx, outbox: Outbox) -> Self {
+        Change { tx, raised: Vec::new(), outbox }
+    }
+
+    /// The transaction's connection, for the state change itself.
+    pub fn conn(&mut self) -> &mut Conn {
+        &mut self.tx
+    }
+
+    /// Raises `event` if and when the change commits.
+    pub fn raise(&mut self, event: Event<P>) {
+        self.raised.push(event);
+    }
+
+    /// Writes the raised events to the outbox, commits, and wakes the relay.
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        enqueue(&mut self.tx, &self.raised).await?;
+        self.tx.commit().await?;
+        if !self.raised.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(())
+    }
 }
 
 /// The relay's doorbell. Cloned into every handler that commits events. It also carries the
@@ -135,9 +179,9 @@ const LINGER: Duration = Duration::from_millis(5);
 /// Publishes every pending row.
 async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<(), String> {
     loop {
-        let rows = sqlx::query("SELECT seq, event_id, event_type, body FROM outbox ORDER BY seq LIMIT $1")
+        let rows = sqlx::query("SELECT seq, event_id, event_type, body, headers FROM outbox ORDER BY seq LIMIT $1")
             .bind(BATCH)
-            .fetch_all(&db.pool)
+            .fetch_all(db.pool())
             .await
             .map_err(|e| e.to_string())?;
         if rows.is_empty() {
@@ -147,7 +191,14 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
             rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
         let batch = rows
             .iter()
-            .map(|r| Ok(Envelope { event_id: r.try_get(1)?, event_type: r.try_get(2)?, body: r.try_get(3)? }))
+            .map(|r| {
+                Ok(Envelope {
+                    event_id: r.try_get(1)?,
+                    event_type: r.try_get(2)?,
+                    body: r.try_get(3)?,
+                    headers: Envelope::headers_from_json(r.try_get(4)?),
+                })
+            })
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(|e| e.to_string())?;
         bus.publish(&batch).await.map_err(|e| e.to_string())?;
@@ -163,7 +214,7 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
             for seq in chunk {
                 q = q.bind(*seq);
             }
-            q.execute(&db.pool).await.map_err(|e| e.to_string())?;
+            q.execute(db.pool()).await.map_err(|e| e.to_string())?;
         }
         if (rows.len() as i64) < BATCH {
             return Ok(());
@@ -173,9 +224,13 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
 
 /// What a consumer does with the events of a batch, inside the batch's transaction. Returns
 /// the events it raises. An `Err` rolls the whole batch back for redelivery.
-pub trait Handler: Send + Sync + 'static {
+pub trait Handler<P: Payload>: Send + Sync + 'static {
     /// One event.
-    fn handle<'a>(&'a self, conn: &'a mut Conn, event: &'a Event) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>>;
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+        event: &'a Event<P>,
+    ) -> BoxFuture<'a, Result<Vec<Event<P>>, sqlx::Error>>;
 
     /// Every fresh event of a batch, in delivery order. By default one [`Handler::handle`]
     /// after another, each in its consumer span; a handler that can do a batch in fewer
@@ -183,9 +238,9 @@ pub trait Handler: Send + Sync + 'static {
     fn handle_all<'a>(
         &'a self,
         conn: &'a mut Conn,
-        events: &'a [&'a Event],
+        events: &'a [&'a Event<P>],
         service: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
+    ) -> BoxFuture<'a, Result<Vec<Event<P>>, sqlx::Error>> {
         Box::pin(async move {
             let mut raised = Vec::new();
             for event in events {
@@ -197,15 +252,16 @@ pub trait Handler: Send + Sync + 'static {
 }
 
 /// Runs `fut`, the handling of `event`, in a consumer span that continues the event's trace.
-pub async fn consumer_span<T, E>(
+pub async fn consumer_span<P: Payload, T, E>(
     service: &str,
-    event: &Event,
+    event: &Event<P>,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let span = tracing::debug_span!("event", event_id = %event.event_id, event_type = %event.event_type, order_id = ?event.order_id());
+    let event_type = event.event_type();
+    let span = tracing::debug_span!("event", event_id = %event.event_id, event_type, order_id = event.order_id());
     crate::trace::in_span(
         service,
-        || format!("{} consume", event.event_type),
+        || format!("{event_type} consume"),
         crate::trace::Kind::Consumer,
         event.trace(),
         fut.instrument(span),
@@ -216,17 +272,39 @@ pub async fn consumer_span<T, E>(
 
 /// `read()` in `event`'s consumer span: for a handler that reads each event of a batch on
 /// its own and then stores them all at once, so each event still has its span.
-pub async fn read_in_span<T>(service: &str, event: &Event, read: impl FnOnce() -> T) -> T {
-    let Ok(value) = consumer_span::<T, std::convert::Infallible>(service, event, async { Ok(read()) }).await;
+pub async fn read_in_span<P: Payload, T>(service: &str, event: &Event<P>, read: impl FnOnce() -> T) -> T {
+    let Ok(value) = consumer_span::<P, T, std::convert::Infallible>(service, event, async { Ok(read()) }).await;
     value
 }
 
+/// The events of `batch` a handler of `P` can read, in order. The others are an explicit
+/// outcome: logged with their id, counted in `cafe_events_rejected_total`, and
+/// acknowledged with the batch, since no redelivery makes them readable.
+pub fn decode_all<P: Payload>(batch: &[Envelope], metrics: &Metrics) -> Vec<Event<P>> {
+    batch
+        .iter()
+        .filter_map(|envelope| match envelope.decode::<P>() {
+            Ok(event) => Some(event),
+            Err(why) => {
+                tracing::error!(event_id = %envelope.event_id, event_type = %envelope.event_type, error = %why, "event rejected");
+                // An unknown type is not a label: the bus may carry anything.
+                let label = match why {
+                    Undecodable::UnknownType(_) => "unknown",
+                    Undecodable::Unreadable { .. } => envelope.event_type.as_str(),
+                };
+                metrics.count("cafe_events_rejected_total", label, 1);
+                None
+            }
+        })
+        .collect()
+}
+
 /// Applies a batch: inbox claim, effect, raised events, one commit.
-pub async fn handle_batch(
+pub async fn handle_batch<P: Payload>(
     db: &Db,
     outbox: &Outbox,
-    handler: &dyn Handler,
-    events: &[Event],
+    handler: &dyn Handler<P>,
+    events: &[Event<P>],
 ) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut fresh_ids = claim(&mut tx, events).await?;
@@ -236,7 +314,7 @@ pub async fn handle_batch(
         if fresh_ids.remove(&event.event_id) {
             fresh.push(event);
         } else {
-            tracing::debug!(event_id = %event.event_id, event_type = %event.event_type, "duplicate event skipped");
+            tracing::debug!(event_id = %event.event_id, event_type = event.event_type(), "duplicate event skipped");
         }
     }
     let service = outbox.metrics.service();

@@ -25,8 +25,8 @@ use crate::bus::EventBus;
 use crate::ctx::Ctx;
 use crate::db::{Db, Migration};
 use crate::embedded::EmbeddedBus;
-use crate::event::Event;
-use crate::outbox::{handle_batch, Handler, Outbox};
+use crate::event::{Envelope, Event, Payload};
+use crate::outbox::{Handler, Outbox};
 
 /// One service under test. Dropping it stops its consumers and removes its directory.
 pub struct TestService {
@@ -60,17 +60,19 @@ impl TestService {
         let dir = std::env::temp_dir().join(format!("cafe-{service}-test-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let db = Db::sqlite_file(&dir, service).await.expect("a test database");
-        db.migrate(migrations).await.expect("migrations");
         let bus = Arc::new(EmbeddedBus::open(&dir).await.expect("a test bus"));
-        let ctx = Ctx {
+        let ctx = Ctx::without_relay(
             service,
-            group: service.into(),
+            service.into(),
             db,
-            bus: bus.clone(),
-            outbox: Outbox::default(),
-            cancel: CancellationToken::new(),
-            tracker: TaskTracker::new(),
-        };
+            migrations,
+            bus.clone(),
+            Outbox::default(),
+            CancellationToken::new(),
+            TaskTracker::new(),
+        )
+        .await
+        .expect("migrations");
         let router = router(ctx.clone());
         TestService { ctx, bus, router, host: host.into(), dir }
     }
@@ -95,24 +97,30 @@ impl TestService {
     }
 
     /// Hands `events` to `handler` as one batch, as the bus would: inbox, effect, outbox, one commit.
-    pub async fn consume(&self, handler: &dyn Handler, events: &[Event]) {
-        handle_batch(&self.ctx.db, &self.ctx.outbox, handler, events).await.expect("batch handled");
+    pub async fn consume<P: Payload>(&self, handler: &dyn Handler<P>, events: &[Event<P>]) {
+        self.ctx.handle(handler, events).await.expect("batch handled");
     }
 
     /// Publishes `events` on the bus the service's consumers listen to.
-    pub async fn publish(&self, events: &[Event]) {
-        let batch: Vec<_> = events.iter().map(Into::into).collect();
+    pub async fn publish<P: Payload>(&self, events: &[Event<P>]) {
+        let batch: Vec<_> = events.iter().map(|e| e.envelope().expect("an event serialises")).collect();
         self.bus.publish(&batch).await.expect("published");
     }
 
-    /// The events the service raised so far, in order, as (type, payload). No relay runs,
-    /// so all of them are still in the outbox.
-    pub async fn raised(&self) -> Vec<(String, Value)> {
-        let rows: Vec<(String, String)> = sqlx::query_as("SELECT event_type, body FROM outbox ORDER BY seq")
-            .fetch_all(&self.ctx.db.pool)
-            .await
-            .expect("the outbox");
-        rows.into_iter().map(|(t, b)| (t, serde_json::from_str(&b).expect("an event body"))).collect()
+    /// The events the service raised so far, in order. No relay runs, so all of them are
+    /// still in the outbox.
+    pub async fn raised<P: Payload>(&self) -> Vec<Event<P>> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT event_id, event_type, body, headers FROM outbox ORDER BY seq")
+                .fetch_all(self.ctx.db().pool())
+                .await
+                .expect("the outbox");
+        rows.into_iter()
+            .map(|(event_id, event_type, body, headers)| {
+                let headers = Envelope::headers_from_json(&headers);
+                Envelope { event_id, event_type, body, headers }.decode().expect("a readable event")
+            })
+            .collect()
     }
 
     /// Polls `uri` until `done` holds for its answer, for at most five seconds; then returns
@@ -131,7 +139,7 @@ impl TestService {
 
 impl Drop for TestService {
     fn drop(&mut self) {
-        self.ctx.cancel.cancel();
+        self.ctx.cancel().cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -15,17 +15,19 @@ use std::collections::HashMap;
 use futures::future::BoxFuture;
 
 use crate::db::{guard_all, Conn};
-use crate::event::Event;
+use crate::event::{Event, Payload};
 use crate::outbox::{read_in_span, Handler};
 
 /// A read model: rows keyed by an id (the order id), each the merge of the facts the
 /// events tell about it.
 pub trait View: Send + Sync + 'static {
+    /// The events it is built from.
+    type Payload: Payload;
     type Fact: Send + Sync;
     type Row: Clone + PartialEq + Send + Sync;
 
-    /// What `event` tells; `None` for an event type the view ignores.
-    fn fact(event: &Event) -> Option<Result<Self::Fact, serde_json::Error>>;
+    /// What `payload` tells; `None` for an event the view ignores.
+    fn fact(payload: &Self::Payload) -> Option<Self::Fact>;
 
     /// The key of the row `fact` is about.
     fn key(fact: &Self::Fact) -> i64;
@@ -41,41 +43,39 @@ pub trait View: Send + Sync + 'static {
     fn save<'a>(conn: &'a mut Conn, rows: &'a [Self::Row], added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>>;
 }
 
-impl<V: View> Handler for V {
-    fn handle<'a>(&'a self, conn: &'a mut Conn, event: &'a Event) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
+impl<V: View> Handler<V::Payload> for V {
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+        event: &'a Event<V::Payload>,
+    ) -> BoxFuture<'a, Result<Vec<Event<V::Payload>>, sqlx::Error>> {
         Box::pin(async move { merge_all::<V>(conn, &[event], None).await })
     }
 
     fn handle_all<'a>(
         &'a self,
         conn: &'a mut Conn,
-        events: &'a [&'a Event],
+        events: &'a [&'a Event<V::Payload>],
         service: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
+    ) -> BoxFuture<'a, Result<Vec<Event<V::Payload>>, sqlx::Error>> {
         Box::pin(merge_all::<V>(conn, events, Some(service)))
     }
 }
 
-/// Merges `events` into their rows; an unreadable event is logged and skipped. With a
-/// `service`, each event gets its consumer span (around reading it: the storage is shared).
+/// Merges `events` into their rows. With a `service`, each event gets its consumer span
+/// (around reading it: the storage is shared).
 async fn merge_all<V: View>(
     conn: &mut Conn,
-    events: &[&Event],
+    events: &[&Event<V::Payload>],
     service: Option<&str>,
-) -> Result<Vec<Event>, sqlx::Error> {
+) -> Result<Vec<Event<V::Payload>>, sqlx::Error> {
     let mut facts = Vec::with_capacity(events.len());
     for event in events {
         let fact = match service {
-            Some(service) => read_in_span(service, event, || V::fact(event)).await,
-            None => V::fact(event),
+            Some(service) => read_in_span(service, event, || V::fact(&event.payload)).await,
+            None => V::fact(&event.payload),
         };
-        match fact {
-            None => {}
-            Some(Err(e)) => {
-                tracing::error!(event_id = %event.event_id, event_type = %event.event_type, error = %e, "unreadable event skipped");
-            }
-            Some(Ok(fact)) => facts.push(fact),
-        }
+        facts.extend(fact);
     }
     if facts.is_empty() {
         return Ok(vec![]);

@@ -1,0 +1,147 @@
+//! Every event of the cafe (SPEC §5) as a typed struct, and their set, [`Payload`], a serde
+//! enum tagged by `eventType`. With [`platform::Event`]'s envelope (`eventId`, `timestamp`,
+//! `source`) flat beside it, its JSON is exactly the spec's; the golden fixtures in
+//! `tests/fixtures/` pin it both ways.
+
+use serde::{Deserialize, Serialize};
+
+use crate::status::{DeliveryStatus, DrinkStatus, OrderStatus, PaymentStatus};
+
+/// An event of the cafe, as it travels: the envelope and one of its payloads.
+pub type Event = platform::Event<Payload>;
+
+/// `Ordered`: an order was placed and paid. `id` is the order's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ordered {
+    pub id: i64,
+    pub phone_number: String,
+    pub product_name: String,
+    pub qty: i64,
+    pub amt: i64,
+    pub status: OrderStatus,
+    pub create_time: String,
+}
+
+/// `OrderCanceled`: an order was cancelled (its cancellation recorded by delivery first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCanceled {
+    pub id: i64,
+    pub phone_number: String,
+    pub product_name: String,
+    pub qty: i64,
+    pub amt: i64,
+    pub status: OrderStatus,
+}
+
+/// `PaymentApproved` and `PaymentCanceled`: the payment as it now is. `id` is the payment's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentChanged {
+    pub id: i64,
+    pub order_id: i64,
+    pub phone_number: String,
+    pub amt: i64,
+    pub status: PaymentStatus,
+}
+
+/// `OrderInfoReceived`: the order reached the baristas as a drink. `id` is the drink's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderInfoReceived {
+    pub id: i64,
+    pub order_id: i64,
+    pub phone_number: String,
+    pub product_name: String,
+    pub qty: i64,
+    pub status: DrinkStatus,
+}
+
+/// `Receipted`, `Made` and `DrinkCanceled`: the drink's new status. `id` is the drink's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DrinkChanged {
+    pub id: i64,
+    pub order_id: i64,
+    pub phone_number: String,
+    pub status: DrinkStatus,
+}
+
+/// `DeliveryStarted`, `Delivered` (`id`: the delivery's) and `DeliveryCanceled` (`id`: the
+/// cancellation ledger entry's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryChanged {
+    pub id: i64,
+    pub order_id: i64,
+    pub status: DeliveryStatus,
+}
+
+macro_rules! payloads {
+    ($($(#[$doc:meta])* $variant:ident($body:ty) => |$b:ident| $order_id:expr),+ $(,)?) => {
+        /// What an event says, by `eventType`.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "eventType")]
+        pub enum Payload {
+            $($(#[$doc])* $variant($body)),+
+        }
+
+        /// The event types, for subscribing: a consumer names what it listens to.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum EventType {
+            $($variant),+
+        }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                platform::spelling::name(&self)
+            }
+        }
+
+        impl Payload {
+            pub fn kind(&self) -> EventType {
+                match self {
+                    $(Payload::$variant(_) => EventType::$variant),+
+                }
+            }
+        }
+
+        impl platform::Payload for Payload {
+            fn event_type(&self) -> &'static str {
+                self.kind().as_str()
+            }
+
+            fn order_id(&self) -> i64 {
+                match self {
+                    $(Payload::$variant($b) => $order_id),+
+                }
+            }
+
+            fn knows(event_type: &str) -> bool {
+                platform::spelling::parse::<EventType>(event_type).is_some()
+            }
+        }
+    };
+}
+
+payloads!(
+    Ordered(Ordered) => |b| b.id,
+    OrderCanceled(OrderCanceled) => |b| b.id,
+    PaymentApproved(PaymentChanged) => |b| b.order_id,
+    PaymentCanceled(PaymentChanged) => |b| b.order_id,
+    OrderInfoReceived(OrderInfoReceived) => |b| b.order_id,
+    Receipted(DrinkChanged) => |b| b.order_id,
+    Made(DrinkChanged) => |b| b.order_id,
+    DrinkCanceled(DrinkChanged) => |b| b.order_id,
+    DeliveryStarted(DeliveryChanged) => |b| b.order_id,
+    DeliveryCanceled(DeliveryChanged) => |b| b.order_id,
+    Delivered(DeliveryChanged) => |b| b.order_id,
+);
+
+/// The names of `types`, as a bus subscribes to them.
+pub fn names(types: &[EventType]) -> Vec<&'static str> {
+    types.iter().map(|t| t.as_str()).collect()
+}
