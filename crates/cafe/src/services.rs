@@ -57,7 +57,7 @@ pub fn static_name(service: &str) -> Option<&'static str> {
 /// Starts the service's background work (consumers, reconciler) and returns its routes.
 pub fn start(ctx: Ctx, w: &Wiring) -> Started {
     let mut breakers = Vec::new();
-    let router = match ctx.service {
+    let router = match ctx.service() {
         "order" => {
             let payment = Arc::new(Breaker::new(w.breaker));
             let delivery = Arc::new(Breaker::new(w.breaker));

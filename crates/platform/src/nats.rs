@@ -32,13 +32,16 @@ use crate::event::{Envelope, Headers, TRACEPARENT};
 
 const BATCH: usize = 256;
 
+/// The event types each consumer group of this process subscribed to.
+type Subscriptions = HashMap<String, Arc<[&'static str]>>;
+
 #[derive(Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     namespace: String,
     /// The types each group of this process consumes, for [`EventBus::lag`].
-    consumed: Arc<Mutex<HashMap<String, Arc<[&'static str]>>>>,
+    consumed: Arc<Mutex<Subscriptions>>,
 }
 
 /// Names NATS accepts for streams and consumers: letters, digits, `-` and `_`.

@@ -18,6 +18,9 @@ use crate::db::{guard_all, Conn};
 use crate::event::{Event, Payload};
 use crate::outbox::{read_in_span, Handler};
 
+/// The stored rows a [`View::load`] found, with their keys.
+pub type Loaded<'a, R> = BoxFuture<'a, Result<Vec<(i64, R)>, sqlx::Error>>;
+
 /// A read model: rows keyed by an id (the order id), each the merge of the facts the
 /// events tell about it.
 pub trait View: Send + Sync + 'static {
@@ -36,7 +39,7 @@ pub trait View: Send + Sync + 'static {
     fn apply(row: Option<Self::Row>, fact: &Self::Fact) -> Self::Row;
 
     /// The stored rows among `keys`, with their keys.
-    fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> BoxFuture<'a, Result<Vec<(i64, Self::Row)>, sqlx::Error>>;
+    fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> Loaded<'a, Self::Row>;
 
     /// Inserts or replaces `rows`, of which `added` are new (for a view that keeps its
     /// row count rather than counting on every read).

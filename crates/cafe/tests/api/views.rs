@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use platform::Event;
+use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
+use contracts::{DeliveryStatus, DrinkStatus, Event, OrderStatus, Payload, PaymentStatus};
 use proptest::prelude::*;
-use serde_json::json;
 
 use crate::helpers::{id, TestApp};
 
@@ -39,73 +39,75 @@ fn events_of(order_id: i64, h: &History) -> Vec<Event> {
     let (payment_id, drink_id, delivery_id, cancellation_id) =
         (order_id + 100, order_id + 200, order_id + 300, order_id + 400);
     let amt = 1000 * order_id;
-    let approved = Event::new(
-        "payment",
-        "PaymentApproved",
-        &json!({"id": payment_id, "orderId": order_id, "phoneNumber": phone, "amt": amt, "status": "Approved"}),
-    );
-    let payment_canceled = Event::new(
-        "payment",
-        "PaymentCanceled",
-        &json!({"id": payment_id, "orderId": order_id, "phoneNumber": phone, "amt": amt, "status": "Canceled"}),
-    );
+    let payment = |status| PaymentChanged { id: payment_id, order_id, phone_number: phone.clone(), amt, status };
+    let approved = Event::new("payment", Payload::PaymentApproved(payment(PaymentStatus::Approved)));
+    let payment_canceled = Event::new("payment", Payload::PaymentCanceled(payment(PaymentStatus::Canceled)));
     let (stage, receipted, cancel) = match *h {
         History::Voided => return vec![approved, payment_canceled],
         History::Placed { stage, receipted, cancel } => (stage, receipted, cancel),
     };
-    let drink = |t: &str, status: &str| {
-        Event::new("drink", t, &json!({"id": drink_id, "orderId": order_id, "phoneNumber": phone, "status": status}))
+    let drink = |kind: fn(DrinkChanged) -> Payload, status| {
+        Event::new("drink", kind(DrinkChanged { id: drink_id, order_id, phone_number: phone.clone(), status }))
     };
     let info_received = Event::new(
         "drink",
-        "OrderInfoReceived",
-        &json!({"id": drink_id, "orderId": order_id, "phoneNumber": phone, "productName": "Latte", "qty": 2, "status": "Received"}),
+        Payload::OrderInfoReceived(OrderInfoReceived {
+            id: drink_id,
+            order_id,
+            phone_number: phone.clone(),
+            product_name: "Latte".into(),
+            qty: 2,
+            status: DrinkStatus::Received,
+        }),
     );
+    let delivery = |kind: fn(DeliveryChanged) -> Payload, id, status| {
+        Event::new("delivery", kind(DeliveryChanged { id, order_id, status }))
+    };
     let mut happy = vec![
         approved,
         Event::new(
             "order",
-            "Ordered",
-            &json!({"id": order_id, "phoneNumber": phone, "productName": "Latte", "qty": 2, "amt": amt,
-                    "status": "Ordered", "createTime": "2024-05-01T10:00:00.000Z"}),
+            Payload::Ordered(Ordered {
+                id: order_id,
+                phone_number: phone.clone(),
+                product_name: "Latte".into(),
+                qty: 2,
+                amt,
+                status: OrderStatus::Ordered,
+                create_time: "2024-05-01T10:00:00.000Z".into(),
+            }),
         ),
         info_received.clone(),
     ];
     if receipted {
-        happy.push(drink("Receipted", "Receipted"));
+        happy.push(drink(Payload::Receipted, DrinkStatus::Receipted));
     }
-    happy.push(drink("Made", "Made"));
-    happy.push(Event::new(
-        "delivery",
-        "DeliveryStarted",
-        &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"}),
-    ));
-    happy.push(Event::new(
-        "delivery",
-        "Delivered",
-        &json!({"id": delivery_id, "orderId": order_id, "status": "Delivered"}),
-    ));
+    happy.push(drink(Payload::Made, DrinkStatus::Made));
+    happy.push(delivery(Payload::DeliveryStarted, delivery_id, DeliveryStatus::DeliveryStarted));
+    happy.push(delivery(Payload::Delivered, delivery_id, DeliveryStatus::Delivered));
     // `stage` counts the happy path's steps, Receipted not among them.
     let steps = if receipted && stage >= 4 { stage + 1 } else { stage };
     let mut events: Vec<Event> = happy.into_iter().take(steps).collect();
 
     let mut chain = vec![
-        Event::new(
-            "delivery",
-            "DeliveryCanceled",
-            &json!({"id": cancellation_id, "orderId": order_id, "status": "Delivery Cancelled"}),
-        ),
+        delivery(Payload::DeliveryCanceled, cancellation_id, DeliveryStatus::DeliveryCancelled),
         Event::new(
             "order",
-            "OrderCanceled",
-            &json!({"id": order_id, "phoneNumber": phone, "productName": "Latte", "qty": 2, "amt": amt, "status": "OrderCanceled"}),
+            Payload::OrderCanceled(OrderCanceled {
+                id: order_id,
+                phone_number: phone.clone(),
+                product_name: "Latte".into(),
+                qty: 2,
+                amt,
+                status: OrderStatus::OrderCanceled,
+            }),
         ),
     ];
     if stage < 3 {
         // The drink is created from Ordered before OrderCanceled cancels it.
         chain.push(info_received);
     }
-    chain.push(drink("DrinkCanceled", "Canceled"));
+    chain.push(drink(Payload::DrinkCanceled, DrinkStatus::Canceled));
     chain.push(payment_canceled);
     if cancel > 0 {
         // Cancelling needs the order placed: Ordered has been raised.
@@ -148,10 +150,7 @@ fn streams(histories: &[History], keys: &[u64], dups: &[(usize, u64)]) -> (Vec<E
 }
 
 fn order_of(e: &Event) -> i64 {
-    match e.event_type.as_str() {
-        "Ordered" | "OrderCanceled" => e.payload["id"].as_i64().unwrap(),
-        _ => e.payload["orderId"].as_i64().unwrap(),
-    }
+    e.order_id()
 }
 
 /// The furthest stage among `events` of one order, by a view's ranking of event types.
@@ -159,7 +158,7 @@ fn furthest(events: &[Event], order_id: i64, ranking: &[(&str, &str)]) -> Option
     events
         .iter()
         .filter(|e| order_of(e) == order_id)
-        .filter_map(|e| ranking.iter().position(|(t, _)| *t == e.event_type))
+        .filter_map(|e| ranking.iter().position(|(t, _)| *t == e.event_type()))
         .max()
         .map(|i| ranking[i].1.to_string())
 }
