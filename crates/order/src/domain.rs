@@ -1,25 +1,11 @@
 //! Orders: what a valid order is, and its life: `Pending` while payment is asked, `Ordered`
-//! once paid; a cancelled order is deleted. Pure: no I/O.
+//! once paid; a cancelled order is deleted. Pure: no I/O, no HTTP.
 
-use platform::json::{checked, Fields};
-use platform::{JsonBody, Problem};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    /// Inserted, payment not yet confirmed. Invisible to clients.
-    Pending,
-    Ordered,
-}
-
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "Pending",
-            OrderStatus::Ordered => "Ordered",
-        }
-    }
-}
+/// The status is a contract (`Ordered` and `OrderCanceled` travel in events); `Pending` is
+/// stored only, while payment is asked, and no client or event ever sees it.
+pub use contracts::OrderStatus;
 
 /// A phone number: 9–15 digits once hyphens are stripped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,31 +35,8 @@ pub struct NewOrder {
     pub amt: i64,
 }
 
-impl NewOrder {
-    pub fn parse(body: &JsonBody) -> Result<NewOrder, Problem> {
-        let mut f = Fields::new(body);
-        let phone = f.string("phoneNumber", 1, 40).and_then(|raw| match PhoneNumber::parse(&raw) {
-            Ok(p) => Some(p),
-            Err(msg) => {
-                f.error("phoneNumber", msg);
-                None
-            }
-        });
-        let product_name = f.string("productName", 1, 100);
-        let qty = f.int("qty", 1, 100);
-        let amt = f.int("amt", 0, 10_000_000);
-        f.finish()?;
-        Ok(NewOrder {
-            phone_number: checked(phone)?,
-            product_name: checked(product_name)?,
-            qty: checked(qty)?,
-            amt: checked(amt)?,
-        })
-    }
-}
-
-/// An order as clients and events see it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// An order as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub id: i64,
@@ -81,7 +44,7 @@ pub struct Order {
     pub product_name: String,
     pub qty: i64,
     pub amt: i64,
-    pub status: String,
+    pub status: OrderStatus,
     pub create_time: String,
 }
 
@@ -95,5 +58,25 @@ mod tests {
         assert!(PhoneNumber::parse("12345678").is_err());
         assert!(PhoneNumber::parse("1234567890123456").is_err());
         assert!(PhoneNumber::parse("010-1234-567a").is_err());
+    }
+
+    #[test]
+    fn an_order_serialises_with_the_specs_field_names() {
+        let order = Order {
+            id: 8,
+            phone_number: "01012345678".into(),
+            product_name: "Latte".into(),
+            qty: 2,
+            amt: 9000,
+            status: OrderStatus::Ordered,
+            create_time: "2026-01-01T00:00:00.000Z".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&order).unwrap(),
+            serde_json::json!({
+                "id": 8, "phoneNumber": "01012345678", "productName": "Latte", "qty": 2, "amt": 9000,
+                "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z",
+            })
+        );
     }
 }

@@ -13,21 +13,29 @@
 //! A crash or a failed void leaves a `Pending` order behind; the reconciler voids and drops
 //! such orders once they are older than `settle_after`, so once settled every order
 //! has its approved payment and every approved payment its order.
+//!
+//! Cancelling records the cancellation in delivery's ledger first (`POST /cancellations`,
+//! idempotent per order id); only once it is recorded is the order deleted, raising
+//! `OrderCanceled`.
 
 pub mod api;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use axum::Router;
+use contracts::calls::{CancellationAnswer, Charge, PaymentAnswer, RecordCancellation, VoidPayment};
+use contracts::PaymentStatus;
 use platform::client::{CallError, ServiceClient};
-use platform::{Ctx, Problem};
-use serde_json::json;
+use platform::Ctx;
 
 use crate::domain::{NewOrder, Order};
+pub use crate::error::Error;
 
 pub const NAME: &str = "order";
 pub use store::MIGRATIONS;
@@ -71,21 +79,21 @@ pub fn start(ctx: Ctx, config: Config) -> Router {
         payment_retries: config.payment_retries,
         unsettled: tokio::sync::Notify::new(),
     });
-    svc.ctx.tracker.spawn(svc.clone().reconcile_forever());
+    svc.ctx.tracker().spawn(svc.clone().reconcile_forever());
     api::router(svc)
 }
 
 impl Service {
-    pub async fn place_order(&self, new: &NewOrder) -> Result<Order, Problem> {
+    pub async fn place_order(&self, new: &NewOrder) -> Result<Order, Error> {
         let pending = store::insert_pending(&self.ctx, new).await?;
         // Until this placement settles, the reconciler watches (it sleeps again once no
         // pending order is left): whatever path leaves this order pending, it is settled.
         self.unsettled.notify_one();
-        let request = json!({ "orderId": pending.id, "phoneNumber": pending.phone_number, "amt": pending.amt });
-        let refused = match self.pay(&request).await {
-            Ok((_, payment)) if payment.get("status").and_then(|s| s.as_str()) == Some("Approved") => {
+        let charge = Charge { order_id: pending.id, phone_number: pending.phone_number.clone(), amt: pending.amt };
+        let refused = match self.pay(&charge).await {
+            Ok(payment) if payment.status == PaymentStatus::Approved => {
                 platform::failpoint::hit("order-after-payment");
-                match store::confirm(&self.ctx, &pending).await {
+                match store::confirm(&self.ctx, pending.id).await {
                     Ok(Some(order)) => return Ok(order),
                     // The reconciler voided it while we waited: a very late answer.
                     Ok(None) => None,
@@ -109,11 +117,34 @@ impl Service {
             self.unsettled.notify_one();
             return Err(e.into());
         }
-        let retry_after = match refused {
+        let retry_after_secs = match refused {
             Some(CallError::CircuitOpen { retry_after, .. }) => retry_after.as_secs_f64().ceil() as u64,
             _ => self.retry_after_secs,
         };
-        Err(Problem::unavailable("payment is busy, please try again shortly; you have not been charged", retry_after))
+        Err(Error::PaymentUnavailable { retry_after_secs })
+    }
+
+    /// Records the cancellation in delivery's ledger, then deletes the order, raising
+    /// `OrderCanceled`. If delivery cannot record it or refuses, the order stays as it was.
+    pub async fn cancel_order(&self, id: i64) -> Result<(), Error> {
+        store::find(&self.ctx, id).await?.ok_or(Error::NotFound(id))?;
+        let recorded =
+            self.delivery.post::<_, CancellationAnswer>("/cancellations", &RecordCancellation { order_id: id }).await;
+        match recorded {
+            Ok(_) => {}
+            Err(CallError::Refused { status, detail, .. }) if status == StatusCode::CONFLICT => {
+                let why = detail.unwrap_or_else(|| "the delivery refused the cancellation".into());
+                return Err(Error::CancellationRefused { order_id: id, why });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cancellation not recorded; order kept");
+                return Err(Error::CancellationNotRecorded { retry_after_secs: self.retry_after_secs });
+            }
+        }
+        match store::delete(&self.ctx, id).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::NotFound(id)),
+        }
     }
 
     /// Asks payment, once more after a timeout or a broken answer: payment is idempotent per
@@ -122,14 +153,14 @@ impl Service {
     /// attempts as one call. If a repeat is not even sent (payment refused the connection),
     /// the earlier attempt's error is what counts: that attempt may have charged, so the
     /// caller must void.
-    async fn pay(&self, request: &serde_json::Value) -> Result<(reqwest::StatusCode, serde_json::Value), CallError> {
-        self.payment.post_json_retrying("/payments", request, self.payment_retries).await
+    async fn pay(&self, charge: &Charge) -> Result<PaymentAnswer, CallError> {
+        self.payment.post_retrying("/payments", charge, self.payment_retries).await
     }
 
     /// Voids the payment of a pending order and drops the order. On failure the order stays
     /// `Pending` for the reconciler.
     async fn void(&self, order_id: i64) -> bool {
-        match self.payment.post_json("/payments/voids", &json!({ "orderId": order_id })).await {
+        match self.payment.post::<_, PaymentAnswer>("/payments/voids", &VoidPayment { order_id }).await {
             Ok(_) => match store::drop_pending(&self.ctx, order_id).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -161,10 +192,10 @@ impl Service {
                 }
             };
             let cancelled = if remaining > 0 {
-                platform::embedded::sleep_or_cancel(every, &self.ctx.cancel).await
+                platform::embedded::sleep_or_cancel(every, self.ctx.cancel()).await
             } else {
                 tokio::select! {
-                    _ = self.ctx.cancel.cancelled() => true,
+                    _ = self.ctx.cancel().cancelled() => true,
                     _ = self.unsettled.notified() => false,
                 }
             };
@@ -190,3 +221,6 @@ impl Service {
 fn time_ago(d: Duration) -> String {
     platform::time::format(platform::time::OffsetDateTime::now_utc() - d)
 }
+
+#[cfg(test)]
+mod tests;

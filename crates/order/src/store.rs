@@ -2,7 +2,10 @@
 //! transaction held across the network): insert `Pending`, then confirm as `Ordered` with
 //! the `Ordered` event in the same transaction as the status change.
 
-use platform::{outbox, Ctx, Event, Migration, PageRequest};
+use contracts::Payload;
+use platform::{Ctx, Migration, PageRequest};
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use crate::domain::{NewOrder, Order, OrderStatus};
 
@@ -15,6 +18,26 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 
 const COLUMNS: &str = "id, phone_number, product_name, qty, amt, status, create_time";
 
+/// By hand rather than derived: the status is stored as its name, and a name that is no
+/// status is corruption, reported as such rather than read as a default.
+impl<'r> FromRow<'r, AnyRow> for Order {
+    fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
+        let status: String = row.try_get("status")?;
+        Ok(Order {
+            id: row.try_get("id")?,
+            phone_number: row.try_get("phone_number")?,
+            product_name: row.try_get("product_name")?,
+            qty: row.try_get("qty")?,
+            amt: row.try_get("amt")?,
+            status: OrderStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
+                index: "status".into(),
+                source: format!("unknown order status {status:?}").into(),
+            })?,
+            create_time: row.try_get("create_time")?,
+        })
+    }
+}
+
 pub async fn insert_pending(ctx: &Ctx, new: &NewOrder) -> Result<Order, sqlx::Error> {
     sqlx::query_as::<_, Order>(&format!(
         "INSERT INTO orders (phone_number, product_name, qty, amt, status, create_time)
@@ -26,21 +49,27 @@ pub async fn insert_pending(ctx: &Ctx, new: &NewOrder) -> Result<Order, sqlx::Er
     .bind(new.amt)
     .bind(OrderStatus::Pending.as_str())
     .bind(platform::time::now())
-    .fetch_one(&ctx.db.pool)
+    .fetch_one(ctx.db().pool())
     .await
 }
 
 /// `Pending` → `Ordered`, raising `Ordered`, in one commit. `None` if the order is no
 /// longer pending (the reconciler voided it meanwhile).
-pub async fn confirm(ctx: &Ctx, pending: &Order) -> Result<Option<Order>, sqlx::Error> {
-    let id = pending.id;
-    ctx.change(
-        &format!("UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}"),
-        |q| q.bind(OrderStatus::Ordered.as_str()).bind(id).bind(OrderStatus::Pending.as_str()),
-        Order { status: OrderStatus::Ordered.as_str().to_string(), ..pending.clone() },
-        |order| vec![crate::events::ordered(ctx, order)],
-    )
-    .await
+pub async fn confirm(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
+    let mut change = ctx.begin::<Payload>().await?;
+    let order = sqlx::query_as::<_, Order>(&format!(
+        "UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}"
+    ))
+    .bind(OrderStatus::Ordered.as_str())
+    .bind(id)
+    .bind(OrderStatus::Pending.as_str())
+    .fetch_optional(change.conn())
+    .await?;
+    if let Some(order) = &order {
+        change.raise(crate::events::ordered(ctx, order));
+    }
+    change.commit().await?;
+    Ok(order)
 }
 
 /// Forgets a pending order whose payment was refused or voided.
@@ -48,7 +77,7 @@ pub async fn drop_pending(ctx: &Ctx, id: i64) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM orders WHERE id = $1 AND status = $2")
         .bind(id)
         .bind(OrderStatus::Pending.as_str())
-        .execute(&ctx.db.pool)
+        .execute(ctx.db().pool())
         .await?;
     Ok(())
 }
@@ -60,14 +89,14 @@ pub async fn stale_pending(ctx: &Ctx, before: &str) -> Result<Vec<Order>, sqlx::
     ))
     .bind(OrderStatus::Pending.as_str())
     .bind(before)
-    .fetch_all(&ctx.db.pool)
+    .fetch_all(ctx.db().pool())
     .await
 }
 
 pub async fn count_pending(ctx: &Ctx) -> Result<usize, sqlx::Error> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = $1")
         .bind(OrderStatus::Pending.as_str())
-        .fetch_one(&ctx.db.pool)
+        .fetch_one(ctx.db().pool())
         .await?;
     Ok(n as usize)
 }
@@ -76,7 +105,7 @@ pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as::<_, Order>(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND status = $2"))
         .bind(id)
         .bind(OrderStatus::Ordered.as_str())
-        .fetch_optional(&ctx.db.pool)
+        .fetch_optional(ctx.db().pool())
         .await
 }
 
@@ -88,28 +117,28 @@ pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Order>, i64), sq
     .bind(OrderStatus::Ordered.as_str())
     .bind(page.size)
     .bind(page.offset())
-    .fetch_all(&ctx.db.pool)
+    .fetch_all(ctx.db().pool())
     .await?;
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = $1")
         .bind(OrderStatus::Ordered.as_str())
-        .fetch_one(&ctx.db.pool)
+        .fetch_one(ctx.db().pool())
         .await?;
     Ok((rows, total))
 }
 
-/// Deletes an `Ordered` order, raising `OrderCanceled`. `None` if it was not there (a
-/// concurrent cancel won).
+/// Deletes an `Ordered` order, raising `OrderCanceled`, in one commit. `None` if it was not
+/// there (a concurrent cancel won).
 pub async fn delete(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
-    let mut tx = ctx.db.begin().await?;
+    let mut change = ctx.begin::<Payload>().await?;
     let order =
         sqlx::query_as::<_, Order>(&format!("DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}"))
             .bind(id)
             .bind(OrderStatus::Ordered.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(change.conn())
             .await?;
-    let Some(order) = order else { return Ok(None) };
-    let event: Event = crate::events::order_canceled(ctx, &order);
-    outbox::enqueue(&mut tx, &[event]).await?;
-    ctx.commit(tx).await?;
-    Ok(Some(order))
+    if let Some(order) = &order {
+        change.raise(crate::events::order_canceled(ctx, order));
+    }
+    change.commit().await?;
+    Ok(order)
 }

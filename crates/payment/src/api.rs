@@ -1,19 +1,24 @@
-//! `/payments`: charge (idempotent per order), void, list, read, find by order.
+//! `/payments`: charge (idempotent per order), void, list, read, find by order. The HTTP
+//! edge: bodies are validated here into the call types order sends, and the crate's
+//! [`Error`]s become problem+json.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use platform::hal::{created, hal, parse_id, query_id};
+use contracts::calls::{Charge, VoidPayment};
+use platform::hal::{created, hal, parse_id, query_id, HAL_JSON};
+use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
-use serde_json::json;
+use serde::Serialize;
 
-use crate::domain::{processing_delay_ms, NewPayment, Void};
+use crate::domain::processing_delay_ms;
+use crate::error::Error;
 use crate::{store, Service};
 
 pub const PAYMENTS: Resource = Resource {
@@ -38,15 +43,33 @@ pub fn router(svc: Arc<Service>) -> Router {
         .with_state(svc)
 }
 
+/// A `POST /payments` body, every bad field named at once.
+pub fn charge(body: &JsonBody) -> Result<Charge, Problem> {
+    let mut f = Fields::new(body);
+    let order_id = f.id("orderId");
+    let phone_number = f.string("phoneNumber", 1, 40);
+    let amt = f.int("amt", 0, 10_000_000);
+    f.finish()?;
+    Ok(Charge { order_id: checked(order_id)?, phone_number: checked(phone_number)?, amt: checked(amt)? })
+}
+
+/// A `POST /payments/voids` body.
+pub fn void_payment(body: &JsonBody) -> Result<VoidPayment, Problem> {
+    let mut f = Fields::new(body);
+    let order_id = f.id("orderId");
+    f.finish()?;
+    Ok(VoidPayment { order_id: checked(order_id)? })
+}
+
 /// 201 when charged now, 200 with the existing payment when the order already has one.
 #[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn pay(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
-    let new = NewPayment::parse(&body)?;
-    tracing::Span::current().record("order_id", new.order_id);
+    let charge = charge(&body)?;
+    tracing::Span::current().record("order_id", charge.order_id);
     if let Some(range) = svc.delay_ms {
         tokio::time::sleep(Duration::from_millis(processing_delay_ms(range, random()))).await;
     }
-    let (payment, charged) = store::approve(&svc.ctx, &new).await?;
+    let (payment, charged) = store::approve(&svc.ctx, &charge).await.map_err(Error::from)?;
     let item = PAYMENTS.item(&base, payment.id, &payment);
     if charged {
         Ok(created(&PAYMENTS.item_href(&base, payment.id), item))
@@ -59,33 +82,57 @@ async fn pay(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> 
 /// for it is barred. Idempotent.
 #[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn void(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
-    let Void { order_id } = Void::parse(&body)?;
+    let VoidPayment { order_id } = void_payment(&body)?;
     tracing::Span::current().record("order_id", order_id);
-    let payment = store::void(&svc.ctx, order_id).await?;
+    let payment = store::void(&svc.ctx, order_id).await.map_err(Error::from)?;
     Ok(hal(StatusCode::OK, PAYMENTS.item(&base, payment.id, &payment)))
 }
 
 async fn list(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let page = PAYMENTS.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&svc.ctx, &page).await?;
+    let (rows, total) = store::page(&svc.ctx, &page).await.map_err(Error::from)?;
     let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
     Ok(PAYMENTS.page(&base, &page, &items, total))
 }
 
 async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "payment")?;
-    let payment = store::find(&svc.ctx, id).await?.ok_or_else(|| Problem::not_found(format!("no payment {id}")))?;
+    let payment = store::find(&svc.ctx, id).await.map_err(Error::from)?.ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, PAYMENTS.item(&base, id, &payment)))
 }
 
+/// The search index, as Spring Data REST lists a repository's searches.
+#[derive(Serialize)]
+struct Searches {
+    #[serde(rename = "_links")]
+    links: SearchLinks,
+}
+
+#[derive(Serialize)]
+struct SearchLinks {
+    #[serde(rename = "findByOrderId")]
+    find_by_order_id: Link,
+    #[serde(rename = "self")]
+    own: Link,
+}
+
+#[derive(Serialize)]
+struct Link {
+    href: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    templated: bool,
+}
+
 async fn searches(base: BaseUrl) -> Response {
-    hal(
-        StatusCode::OK,
-        json!({ "_links": {
-            "findByOrderId": { "href": base.href("/payments/search/findByOrderId{?orderId}"), "templated": true },
-            "self": { "href": base.href("/payments/search") },
-        }}),
-    )
+    let index = Searches {
+        links: SearchLinks {
+            find_by_order_id: Link { href: base.href("/payments/search/findByOrderId{?orderId}"), templated: true },
+            own: Link { href: base.href("/payments/search"), templated: false },
+        },
+    };
+    let mut res = (StatusCode::OK, axum::Json(index)).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HAL_JSON));
+    res
 }
 
 async fn find_by_order_id(
@@ -94,9 +141,8 @@ async fn find_by_order_id(
     RawQuery(q): RawQuery,
 ) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let payment = store::find_by_order(&svc.ctx, order_id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no payment for order {order_id}")))?;
+    let payment =
+        store::find_by_order(&svc.ctx, order_id).await.map_err(Error::from)?.ok_or(Error::NoneForOrder(order_id))?;
     Ok(hal(StatusCode::OK, PAYMENTS.item(&base, payment.id, &payment)))
 }
 
@@ -106,4 +152,30 @@ fn random() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
     h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(v: serde_json::Value) -> JsonBody {
+        JsonBody(v.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn a_charge_names_every_bad_field() {
+        let p = charge(&body(json!({"orderId": 0, "phoneNumber": "", "amt": 10_000_001}))).unwrap_err();
+        let names: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(names, ["orderId", "phoneNumber", "amt"]);
+        let ok = charge(&body(json!({"orderId": 3, "phoneNumber": "010-1", "amt": 0}))).unwrap();
+        assert_eq!(ok, Charge { order_id: 3, phone_number: "010-1".into(), amt: 0 });
+    }
+
+    #[test]
+    fn a_void_needs_a_positive_order_id() {
+        assert_eq!(void_payment(&body(json!({"orderId": "3"}))).unwrap_err().status, 400);
+        assert_eq!(void_payment(&body(json!({"orderId": 3}))).unwrap(), VoidPayment { order_id: 3 });
+    }
 }

@@ -1,55 +1,34 @@
 //! What payment publishes, and its one policy: a cancelled drink refunds the order's
 //! payment (`DrinkCanceled` → `PaymentCanceled`), the compensation end of a cancellation.
 
+use contracts::events::PaymentChanged;
+use contracts::{Event, EventType, Payload};
 use futures::future::BoxFuture;
 use platform::outbox::Handler;
-use platform::{Conn, Ctx, Event};
-use serde::Deserialize;
+use platform::{Conn, Ctx};
 
 use crate::domain::Payment;
 
-pub const PAYMENT_APPROVED: &str = "PaymentApproved";
-pub const PAYMENT_CANCELED: &str = "PaymentCanceled";
-pub const DRINK_CANCELED: &str = "DrinkCanceled";
-
 /// The event types payment consumes.
-pub const CONSUMES: &[&str] = &[DRINK_CANCELED];
+pub const CONSUMES: &[EventType] = &[EventType::DrinkCanceled];
 
 /// Both events carry the payment as it is: id, orderId, phoneNumber, amt, status.
 pub fn payment_approved(ctx: &Ctx, p: &Payment) -> Event {
-    ctx.event(PAYMENT_APPROVED, &Announced::from(p))
+    ctx.event(Payload::PaymentApproved(changed(p)))
 }
 
 pub fn payment_canceled(ctx: &Ctx, p: &Payment) -> Event {
-    ctx.event(PAYMENT_CANCELED, &Announced::from(p))
+    ctx.event(Payload::PaymentCanceled(changed(p)))
 }
 
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Announced<'a> {
-    id: i64,
-    order_id: i64,
-    phone_number: &'a str,
-    amt: i64,
-    status: &'static str,
-}
-
-impl<'a> From<&'a Payment> for Announced<'a> {
-    fn from(p: &'a Payment) -> Self {
-        Announced {
-            id: p.id,
-            order_id: p.order_id,
-            phone_number: &p.phone_number,
-            amt: p.amt,
-            status: p.status.as_str(),
-        }
+fn changed(p: &Payment) -> PaymentChanged {
+    PaymentChanged {
+        id: p.id,
+        order_id: p.order_id,
+        phone_number: p.phone_number.clone(),
+        amt: p.amt,
+        status: p.status,
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DrinkCanceled {
-    order_id: i64,
 }
 
 /// Refunds on `DrinkCanceled`. Nothing to refund (no payment, or already `Canceled`) is fine:
@@ -58,25 +37,29 @@ pub struct Refund {
     pub ctx: Ctx,
 }
 
-impl Handler for Refund {
+impl Handler<Payload> for Refund {
     fn handle<'a>(&'a self, conn: &'a mut Conn, event: &'a Event) -> BoxFuture<'a, Result<Vec<Event>, sqlx::Error>> {
         Box::pin(async move {
-            if event.event_type != DRINK_CANCELED {
-                return Ok(vec![]);
-            }
-            let drink: DrinkCanceled = match event.payload() {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::error!(event_id = %event.event_id, error = %e, "unreadable DrinkCanceled skipped");
-                    return Ok(vec![]);
-                }
-            };
-            match crate::store::cancel_approved(conn, drink.order_id).await? {
-                Some(p) => {
-                    tracing::debug!(order_id = p.order_id, payment_id = p.id, "payment refunded");
-                    Ok(vec![payment_canceled(&self.ctx, &p)])
-                }
-                None => Ok(vec![]),
+            match &event.payload {
+                Payload::DrinkCanceled(drink) => match crate::store::cancel_approved(conn, drink.order_id).await? {
+                    Some(p) => {
+                        tracing::debug!(order_id = p.order_id, payment_id = p.id, "payment refunded");
+                        Ok(vec![payment_canceled(&self.ctx, &p)])
+                    }
+                    None => Ok(vec![]),
+                },
+                // Not subscribed to (see `CONSUMES`); listed so that a new event type is a
+                // decision here, not a silent skip.
+                Payload::Ordered(_)
+                | Payload::OrderCanceled(_)
+                | Payload::PaymentApproved(_)
+                | Payload::PaymentCanceled(_)
+                | Payload::OrderInfoReceived(_)
+                | Payload::Receipted(_)
+                | Payload::Made(_)
+                | Payload::DeliveryStarted(_)
+                | Payload::DeliveryCanceled(_)
+                | Payload::Delivered(_) => Ok(vec![]),
             }
         })
     }

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod store;
 
@@ -17,6 +18,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use platform::Ctx;
+
+pub use crate::error::Error;
 
 pub const NAME: &str = "payment";
 pub use store::MIGRATIONS;
@@ -34,7 +37,7 @@ pub struct Service {
 
 /// Starts the refund consumer and returns the service's routes.
 pub fn start(ctx: Ctx, config: Config) -> Router {
-    ctx.consume(events::CONSUMES, events::Refund { ctx: ctx.clone() });
+    ctx.consume(contracts::events::names(events::CONSUMES), events::Refund { ctx: ctx.clone() });
     api::router(Arc::new(Service { ctx, delay_ms: config.delay_ms }))
 }
 

@@ -4,8 +4,9 @@
 use std::ops::Deref;
 
 use axum::http::{header, Method, StatusCode};
+use contracts::events::{DrinkChanged, PaymentChanged};
+use contracts::{DrinkStatus, Event, EventType, Payload, PaymentStatus};
 use platform::testing::TestService;
-use platform::Event;
 use serde_json::{json, Value};
 
 struct TestApp(TestService);
@@ -47,14 +48,34 @@ impl TestApp {
     async fn deliver(&self, event: Event) {
         self.consume(&crate::events::Refund { ctx: self.ctx.clone() }, &[event]).await;
     }
+
+    async fn raised(&self) -> Vec<Event> {
+        self.0.raised::<Payload>().await
+    }
+
+    async fn raised_types(&self) -> Vec<EventType> {
+        self.raised().await.iter().map(|e| e.payload.kind()).collect()
+    }
 }
 
-fn drink_canceled(order_id: Value) -> Event {
+fn drink_canceled(order_id: i64) -> Event {
     Event::new(
         "drink",
-        "DrinkCanceled",
-        &json!({"id": 1, "orderId": order_id, "phoneNumber": "01012345678", "status": "Canceled"}),
+        Payload::DrinkCanceled(DrinkChanged {
+            id: 1,
+            order_id,
+            phone_number: "01012345678".into(),
+            status: DrinkStatus::Canceled,
+        }),
     )
+}
+
+/// The payment an event carries, if it is one of payment's.
+fn payment_of(event: &Event) -> &PaymentChanged {
+    match &event.payload {
+        Payload::PaymentApproved(p) | Payload::PaymentCanceled(p) => p,
+        other => panic!("not a payment event: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -74,11 +95,12 @@ async fn a_repeated_charge_returns_the_first_payment_and_charges_once() {
 
     let raised = app.raised().await;
     assert_eq!(raised.len(), 1);
-    assert_eq!(raised[0].0, "PaymentApproved");
-    assert_eq!(raised[0].1["orderId"], 8);
-    assert_eq!(raised[0].1["amt"], 4500);
-    assert_eq!(raised[0].1["status"], "Approved");
-    assert_eq!(raised[0].1["source"], "payment");
+    assert_eq!(raised[0].payload.kind(), EventType::PaymentApproved);
+    assert_eq!(raised[0].source, "payment");
+    let approved = payment_of(&raised[0]);
+    assert_eq!(json!(approved.id), first["id"]);
+    assert_eq!((approved.order_id, approved.amt), (8, 4500));
+    assert_eq!((approved.phone_number.as_str(), approved.status), ("010-1234-5678", PaymentStatus::Approved));
 }
 
 #[tokio::test]
@@ -105,25 +127,23 @@ async fn a_void_refunds_an_approved_payment_once() {
     let (status, _, again) = app.void(3).await;
     assert_eq!((status, again["status"].as_str()), (StatusCode::OK, Some("Canceled")));
 
-    let types: Vec<_> = app.raised().await.into_iter().map(|(t, _)| t).collect();
-    assert_eq!(types, ["PaymentApproved", "PaymentCanceled"]);
+    assert_eq!(app.raised_types().await, [EventType::PaymentApproved, EventType::PaymentCanceled]);
 }
 
 #[tokio::test]
 async fn a_canceled_drink_refunds_the_payment_once() {
     let app = spawn_app().await;
     let (_, _, paid) = app.pay(11).await;
-    app.deliver(drink_canceled(json!(11))).await;
-    app.deliver(drink_canceled(json!(11))).await;
-    app.deliver(drink_canceled(json!(404))).await;
-    app.deliver(drink_canceled(json!("not an id"))).await;
+    app.deliver(drink_canceled(11)).await;
+    app.deliver(drink_canceled(11)).await;
+    app.deliver(drink_canceled(404)).await;
 
     let raised = app.raised().await;
-    let types: Vec<_> = raised.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(types, ["PaymentApproved", "PaymentCanceled"]);
-    assert_eq!(raised[1].1["id"], paid["id"]);
-    assert_eq!(raised[1].1["status"], "Canceled");
-    assert_eq!(raised[1].1["amt"], 4500);
+    let types: Vec<_> = raised.iter().map(|e| e.payload.kind()).collect();
+    assert_eq!(types, [EventType::PaymentApproved, EventType::PaymentCanceled]);
+    let refunded = payment_of(&raised[1]);
+    assert_eq!(json!(refunded.id), paid["id"]);
+    assert_eq!((refunded.order_id, refunded.amt, refunded.status), (11, 4500, PaymentStatus::Canceled));
 
     let (_, _, now) = app.call(Method::GET, &format!("/payments/{}", paid["id"]), None).await;
     assert_eq!(now["status"], "Canceled");
@@ -165,4 +185,40 @@ async fn a_bad_charge_names_each_field() {
     let (status, _, _) = app.call(Method::POST, "/payments/voids", Some(json!({}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(app.raised().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_canceled_drink_on_the_bus_reaches_the_refund() {
+    let app = spawn_app().await;
+    let (_, _, paid) = app.pay(12).await;
+    app.publish(&[drink_canceled(12)]).await;
+    let now = app.eventually(&format!("/payments/{}", paid["id"]), |a| a.body["status"] == "Canceled").await;
+    assert_eq!(now.body["status"], "Canceled");
+    assert_eq!(app.raised_types().await, [EventType::PaymentApproved, EventType::PaymentCanceled]);
+}
+
+#[tokio::test]
+async fn events_other_than_a_canceled_drink_refund_nothing() {
+    let app = spawn_app().await;
+    let (_, _, paid) = app.pay(13).await;
+    let made = DrinkChanged { id: 1, order_id: 13, phone_number: "01012345678".into(), status: DrinkStatus::Made };
+    app.deliver(Event::new("drink", Payload::Made(made))).await;
+    let (_, _, now) = app.call(Method::GET, &format!("/payments/{}", paid["id"]), None).await;
+    assert_eq!(now["status"], "Approved");
+    assert_eq!(app.raised_types().await, [EventType::PaymentApproved]);
+}
+
+#[tokio::test]
+async fn the_search_index_links_find_by_order_id() {
+    let app = spawn_app().await;
+    let answer = app.get("/payments/search").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers.get(header::CONTENT_TYPE).unwrap(), "application/hal+json");
+    assert_eq!(
+        answer.body,
+        json!({"_links": {
+            "findByOrderId": {"href": "http://payment:8082/payments/search/findByOrderId{?orderId}", "templated": true},
+            "self": {"href": "http://payment:8082/payments/search"},
+        }})
+    );
 }
