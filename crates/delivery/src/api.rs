@@ -6,11 +6,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use contracts::calls::RecordCancellation;
 use platform::hal::{created, hal, parse_id, query_id};
+use platform::json::{checked, Fields};
 use platform::{BaseUrl, Ctx, JsonBody, Problem, Resource};
 
-use crate::domain::{parse_new_cancellation, parse_status_change};
-use crate::store;
+use crate::domain::DeliveryStatus;
+use crate::{store, Error};
 
 pub const DELIVERIES: Resource = Resource {
     collection: "deliveries",
@@ -35,6 +37,38 @@ pub fn router(ctx: Ctx) -> Router {
         .with_state(ctx)
 }
 
+/// The one place the service's errors become answers: a refused change is a 409 saying why.
+impl From<Error> for Problem {
+    fn from(e: Error) -> Problem {
+        match e {
+            Error::AlreadyDelivered { .. } | Error::IllegalTransition { .. } => Problem::conflict(e.to_string()),
+            Error::Db(e) => e.into(),
+        }
+    }
+}
+
+/// A `POST /cancellations` body: the order to cancel.
+fn new_cancellation(body: &JsonBody) -> Result<RecordCancellation, Problem> {
+    let mut f = Fields::new(body);
+    let order_id = f.id("orderId");
+    f.finish()?;
+    Ok(RecordCancellation { order_id: checked(order_id)? })
+}
+
+/// A `PATCH /deliveries/{id}` body. Only `Delivered` can be asked for: a delivery starts
+/// from `Made` and is cancelled through the ledger, never by a PATCH.
+fn status_change(body: &JsonBody) -> Result<DeliveryStatus, Problem> {
+    let mut f = Fields::new(body);
+    let status = f.string("status", 1, 40);
+    if let Some(s) = &status {
+        if DeliveryStatus::parse(s) != Some(DeliveryStatus::Delivered) {
+            f.error("status", "must be \"Delivered\"");
+        }
+    }
+    f.finish()?;
+    Ok(DeliveryStatus::Delivered)
+}
+
 async fn list_deliveries(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let page = DELIVERIES.page_request(q.as_deref())?;
     let (rows, total) = store::page_deliveries(&ctx, &page).await?;
@@ -44,14 +78,15 @@ async fn list_deliveries(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): Raw
 
 async fn one_delivery(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "delivery")?;
-    let d =
-        store::find_delivery(&ctx.db.pool, id).await?.ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
+    let d = store::find_delivery(ctx.db().pool(), id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
     Ok(hal(StatusCode::OK, DELIVERIES.item(&base, id, &d)))
 }
 
 async fn delivery_by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let d = store::delivery_of_order(&ctx.db.pool, order_id)
+    let d = store::delivery_of_order(ctx.db().pool(), order_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no delivery for order {order_id}")))?;
     Ok(hal(StatusCode::OK, DELIVERIES.item(&base, d.id, &d)))
@@ -68,7 +103,7 @@ async fn change_delivery(
 ) -> Result<Response, Problem> {
     let id = parse_id(&id, "delivery")?;
     tracing::Span::current().record("delivery_id", id);
-    parse_status_change(&body)?;
+    status_change(&body)?;
     let d = store::mark_delivered(&ctx, id).await?.ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
     Ok(hal(StatusCode::OK, DELIVERIES.item(&base, id, &d)))
 }
@@ -82,7 +117,7 @@ async fn list_cancellations(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): 
 
 async fn one_cancellation(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "cancellation")?;
-    let c = store::find_cancellation(&ctx.db.pool, id)
+    let c = store::find_cancellation(ctx.db().pool(), id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no cancellation {id}")))?;
     Ok(hal(StatusCode::OK, CANCELLATIONS.item(&base, id, &c)))
@@ -94,7 +129,7 @@ async fn cancellation_by_order(
     RawQuery(q): RawQuery,
 ) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let c = store::cancellation_of_order(&ctx.db.pool, order_id)
+    let c = store::cancellation_of_order(ctx.db().pool(), order_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no cancellation for order {order_id}")))?;
     Ok(hal(StatusCode::OK, CANCELLATIONS.item(&base, c.id, &c)))
@@ -104,14 +139,42 @@ async fn cancellation_by_order(
 /// with the same entry on a repeat (order's retries are safe), 409 once delivered.
 #[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn record_cancellation(State(ctx): State<Ctx>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
-    let order_id = parse_new_cancellation(&body)?;
-    tracing::Span::current().record("order_id", order_id);
-    let recorded = store::record_cancellation(&ctx, order_id).await?;
+    let call = new_cancellation(&body)?;
+    tracing::Span::current().record("order_id", call.order_id);
+    let recorded = store::record_cancellation(&ctx, &call).await?;
     let c = &recorded.cancellation;
     let item = CANCELLATIONS.item(&base, c.id, c);
     if recorded.created {
         Ok(created(&CANCELLATIONS.item_href(&base, c.id), item))
     } else {
         Ok(hal(StatusCode::OK, item))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(v: serde_json::Value) -> JsonBody {
+        JsonBody(v.as_object().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn only_delivered_may_be_patched() {
+        assert_eq!(status_change(&body(json!({"status": "Delivered"}))).unwrap(), DeliveryStatus::Delivered);
+        for bad in [json!({"status": "Delivery Started"}), json!({"status": "Lost"}), json!({"status": 3}), json!({})] {
+            let p = status_change(&body(bad.clone())).unwrap_err();
+            assert_eq!((p.status, p.errors[0].field.as_str()), (400, "status"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_cancellation_needs_a_positive_order_id() {
+        assert_eq!(new_cancellation(&body(json!({"orderId": 5}))).unwrap(), RecordCancellation { order_id: 5 });
+        for bad in [json!({"orderId": 0}), json!({"orderId": "5"}), json!({"orderId": 1.5}), json!({})] {
+            let p = new_cancellation(&body(bad.clone())).unwrap_err();
+            assert_eq!((p.status, p.errors[0].field.as_str()), (400, "orderId"), "{bad}");
+        }
     }
 }

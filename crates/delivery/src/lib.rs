@@ -14,33 +14,27 @@ pub mod events;
 pub mod store;
 
 use axum::Router;
-use platform::{Ctx, Problem};
+use platform::Ctx;
 
-use crate::domain::Refusal;
+use crate::domain::DeliveryStatus;
 
 pub const NAME: &str = "delivery";
 pub use store::MIGRATIONS;
 
 /// Starts the `Made` consumer and returns the service's routes.
 pub fn start(ctx: Ctx) -> Router {
-    ctx.consume(events::CONSUMED, events::StartDelivery::new(ctx.clone()));
+    ctx.consume(contracts::events::names(events::CONSUMED), events::StartDelivery::new(ctx.clone()));
     api::router(ctx)
 }
 
-/// What can go wrong in this service: a refused change (409) or storage.
+/// What can go wrong in this service: a refused change, or storage. `api` maps each to its
+/// answer (409 for a refusal).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error(transparent)]
-    Refused(#[from] Refusal),
+    #[error("order {order_id} was already delivered")]
+    AlreadyDelivered { order_id: i64 },
+    #[error("delivery {id} is '{from}' and cannot become '{to}'")]
+    IllegalTransition { id: i64, from: DeliveryStatus, to: DeliveryStatus },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
-}
-
-impl From<Error> for Problem {
-    fn from(e: Error) -> Problem {
-        match e {
-            Error::Refused(r) => Problem::conflict(r.to_string()),
-            Error::Db(e) => e.into(),
-        }
-    }
 }

@@ -11,10 +11,12 @@
 //! SQLite serialises writers anyway. Batches that touch several orders may deadlock on
 //! PostgreSQL; it aborts one, which is redelivered.
 
-use platform::{outbox, Conn, Ctx, Migration, PageRequest};
+use contracts::calls::RecordCancellation;
+use contracts::Payload;
+use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
-use crate::domain::{starts_delivery, Cancellation, CancellationStatus, Delivery, DeliveryStatus};
+use crate::domain::{starts_delivery, Cancellation, Delivery, DeliveryStatus};
 use crate::{events, Error};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
@@ -49,7 +51,10 @@ impl TryFrom<Record> for Cancellation {
     type Error = sqlx::Error;
 
     fn try_from(r: Record) -> Result<Self, Self::Error> {
-        let status = CancellationStatus::parse(&r.status).ok_or_else(|| unknown_status("cancellations", &r.status))?;
+        // The ledger holds cancellations only.
+        let status = DeliveryStatus::parse(&r.status)
+            .filter(|s| *s == DeliveryStatus::DeliveryCancelled)
+            .ok_or_else(|| unknown_status("cancellations", &r.status))?;
         Ok(Cancellation { id: r.id, order_id: r.order_id, status })
     }
 }
@@ -123,15 +128,15 @@ pub async fn start_delivery(conn: &mut Conn, order_id: i64) -> Result<Option<Del
 /// for an unknown delivery.
 #[tracing::instrument(level = "debug", skip_all, fields(delivery_id = id))]
 pub async fn mark_delivered(ctx: &Ctx, id: i64) -> Result<Option<Delivery>, Error> {
-    let mut tx = ctx.db.begin().await?;
+    let mut change = ctx.begin::<Payload>().await?;
     // The order id never changes, so it can be read before the guard; the status is read again after.
-    let Some(seen) = find_delivery(&mut *tx, id).await? else { return Ok(None) };
-    platform::db::guard(&mut tx, seen.order_id).await?;
-    let Some(current) = find_delivery(&mut *tx, id).await? else { return Ok(None) };
+    let Some(seen) = find_delivery(change.conn(), id).await? else { return Ok(None) };
+    platform::db::guard(change.conn(), seen.order_id).await?;
+    let Some(current) = find_delivery(change.conn(), id).await? else { return Ok(None) };
     let Some(delivered) = current.deliver()? else { return Ok(Some(current)) };
-    set_status(&mut tx, &delivered).await?;
-    outbox::enqueue(&mut tx, &[events::delivered(ctx, &delivered)]).await?;
-    ctx.commit(tx).await?;
+    set_status(change.conn(), &delivered).await?;
+    change.raise(events::delivered(ctx, &delivered));
+    change.commit().await?;
     Ok(Some(delivered))
 }
 
@@ -144,14 +149,15 @@ pub struct Recorded {
 
 /// Records the order's cancellation, cancels its delivery if one started, and raises
 /// `DeliveryCanceled`, in one transaction. Idempotent per order; refused once delivered.
-#[tracing::instrument(level = "debug", skip_all, fields(order_id = order_id))]
-pub async fn record_cancellation(ctx: &Ctx, order_id: i64) -> Result<Recorded, Error> {
-    let mut tx = ctx.db.begin().await?;
-    platform::db::guard(&mut tx, order_id).await?;
-    if let Some(cancellation) = cancellation_of_order(&mut *tx, order_id).await? {
+#[tracing::instrument(level = "debug", skip_all, fields(order_id = call.order_id))]
+pub async fn record_cancellation(ctx: &Ctx, call: &RecordCancellation) -> Result<Recorded, Error> {
+    let order_id = call.order_id;
+    let mut change = ctx.begin::<Payload>().await?;
+    platform::db::guard(change.conn(), order_id).await?;
+    if let Some(cancellation) = cancellation_of_order(change.conn(), order_id).await? {
         return Ok(Recorded { cancellation, created: false });
     }
-    let cancelled_delivery = match delivery_of_order(&mut *tx, order_id).await? {
+    let cancelled_delivery = match delivery_of_order(change.conn(), order_id).await? {
         Some(d) => d.cancel()?,
         None => None,
     };
@@ -159,15 +165,15 @@ pub async fn record_cancellation(ctx: &Ctx, order_id: i64) -> Result<Recorded, E
         "INSERT INTO cancellations (order_id, status) VALUES ($1, $2) RETURNING {COLUMNS}"
     ))
     .bind(order_id)
-    .bind(CancellationStatus::DeliveryCancelled.as_str())
-    .fetch_one(&mut *tx)
+    .bind(DeliveryStatus::DeliveryCancelled.as_str())
+    .fetch_one(change.conn())
     .await?
     .try_into()?;
     if let Some(d) = &cancelled_delivery {
-        set_status(&mut tx, d).await?;
+        set_status(change.conn(), d).await?;
     }
-    outbox::enqueue(&mut tx, &[events::delivery_canceled(ctx, &cancellation)]).await?;
-    ctx.commit(tx).await?;
+    change.raise(events::delivery_canceled(ctx, &cancellation));
+    change.commit().await?;
     Ok(Recorded { cancellation, created: true })
 }
 
@@ -182,12 +188,12 @@ async fn page_of<T: TryFrom<Record, Error = sqlx::Error>>(
     ))
     .bind(page.size)
     .bind(page.offset())
-    .fetch_all(&ctx.db.pool)
+    .fetch_all(ctx.db().pool())
     .await?
     .into_iter()
     .map(T::try_from)
     .collect::<Result<Vec<T>, _>>()?;
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&ctx.db.pool).await?;
+    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(ctx.db().pool()).await?;
     Ok((rows, total))
 }
 

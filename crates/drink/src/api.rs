@@ -9,9 +9,10 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use platform::hal::{hal, parse_id};
+use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 
-use crate::domain::StatusChange;
+use crate::domain::{DrinkStatus, StatusChange};
 use crate::{store, Error, Service};
 
 const SORTABLE: &[(&str, &str)] = &[
@@ -36,11 +37,14 @@ pub fn router(svc: Arc<Service>) -> Router {
         .with_state(svc)
 }
 
+/// The one place the service's errors become answers.
 impl From<Error> for Problem {
     fn from(e: Error) -> Self {
         match e {
             Error::NotFound(id) => Problem::not_found(format!("no drink {id}")),
-            Error::Illegal(t) => Problem::conflict(format!("illegal status change from {} to {}", t.from, t.to)),
+            Error::IllegalTransition { from, to } => {
+                Problem::conflict(format!("illegal status change from {from} to {to}"))
+            }
             Error::Contended(id) => {
                 Problem::conflict(format!("drink {id} is being changed by someone else; read it and retry"))
             }
@@ -73,9 +77,24 @@ async fn change_status(
 ) -> Result<Response, Problem> {
     let id = parse_id(&id, "drink")?;
     tracing::Span::current().record("drink_id", id);
-    let StatusChange { status } = StatusChange::parse(&body)?;
+    let StatusChange { status } = status_change(&body)?;
     let drink = store::change_status(&svc.ctx, id, status).await?;
     Ok(hal(StatusCode::OK, DRINKS.item(&base, id, &drink)))
+}
+
+/// A `PATCH /drinks/{id}` body: any known status; the state machine decides which changes
+/// are allowed.
+fn status_change(body: &JsonBody) -> Result<StatusChange, Problem> {
+    let mut f = Fields::new(body);
+    let status = f.string("status", 1, 40).and_then(|raw| match DrinkStatus::parse(&raw) {
+        Some(s) => Some(s),
+        None => {
+            f.error("status", "must be Receipted or Made");
+            None
+        }
+    });
+    f.finish()?;
+    Ok(StatusChange { status: checked(status)? })
 }
 
 async fn queue(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
@@ -95,4 +114,20 @@ async fn queue_item(
     let id = parse_id(&id, "orderinfo")?;
     let drink = store::find(&svc.ctx, id).await?.ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, ORDERINFOS.item(&base, id, &drink)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_status_change_needs_a_known_status() {
+        let body = |v: serde_json::Value| JsonBody(v.as_object().unwrap().clone());
+        assert_eq!(status_change(&body(json!({"status": "Made"}))).unwrap().status, DrinkStatus::Made);
+        for bad in [json!({"status": "Brewing"}), json!({"status": 3}), json!({})] {
+            let p = status_change(&body(bad)).unwrap_err();
+            assert_eq!((p.status, p.errors[0].field.as_str()), (400, "status"));
+        }
+    }
 }

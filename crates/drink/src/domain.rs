@@ -1,52 +1,24 @@
 //! Drinks: the barista's state machine. A drink is `Received` when its order is placed, a
 //! barista accepts it (`Receipted`) and makes it (`Made`); a cancelled order cancels it from
-//! any state, and nothing leaves `Canceled`. Pure: no I/O.
+//! any state, and nothing leaves `Canceled`. Pure: no I/O, and no HTTP: requests are
+//! validated into [`StatusChange`] at the edge (`api`), which also turns [`Error`] into answers.
 
-use platform::json::{checked, Fields};
-use platform::{JsonBody, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DrinkStatus {
-    Received,
-    Receipted,
-    Made,
-    Canceled,
-}
+use crate::Error;
 
-impl DrinkStatus {
-    pub const ALL: [DrinkStatus; 4] =
-        [DrinkStatus::Received, DrinkStatus::Receipted, DrinkStatus::Made, DrinkStatus::Canceled];
+/// The drink's status is the one its events carry, spelled once in `contracts`.
+pub use contracts::DrinkStatus;
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DrinkStatus::Received => "Received",
-            DrinkStatus::Receipted => "Receipted",
-            DrinkStatus::Made => "Made",
-            DrinkStatus::Canceled => "Canceled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<DrinkStatus> {
-        DrinkStatus::ALL.into_iter().find(|d| d.as_str() == s)
-    }
-
-    /// A barista's change from `self` to `to`. Repeating the current status is a no-op.
-    pub fn change_to(self, to: DrinkStatus) -> Result<Change, IllegalTransition> {
-        use DrinkStatus::*;
-        match (self, to) {
-            (from, to) if from == to => Ok(Change::Unchanged),
-            (Received, Receipted) | (Received, Made) | (Receipted, Made) => Ok(Change::To(to)),
-            (from, to) => Err(IllegalTransition { from, to }),
-        }
-    }
-}
-
-impl std::fmt::Display for DrinkStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+/// A barista's change from `from` to `to`. Repeating the current status is a no-op.
+pub fn change_to(from: DrinkStatus, to: DrinkStatus) -> Result<Change, Error> {
+    use DrinkStatus::*;
+    match (from, to) {
+        (from, to) if from == to => Ok(Change::Unchanged),
+        (Received, Receipted) | (Received, Made) | (Receipted, Made) => Ok(Change::To(to)),
+        (from, to) => Err(Error::IllegalTransition { from, to }),
     }
 }
 
@@ -59,32 +31,10 @@ pub enum Change {
     To(DrinkStatus),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a {from} drink cannot become {to}")]
-pub struct IllegalTransition {
-    pub from: DrinkStatus,
-    pub to: DrinkStatus,
-}
-
 /// A validated `PATCH /drinks/{id}` body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatusChange {
     pub status: DrinkStatus,
-}
-
-impl StatusChange {
-    pub fn parse(body: &JsonBody) -> Result<StatusChange, Problem> {
-        let mut f = Fields::new(body);
-        let status = f.string("status", 1, 40).and_then(|raw| match DrinkStatus::parse(&raw) {
-            Some(s) => Some(s),
-            None => {
-                f.error("status", "must be Receipted or Made");
-                None
-            }
-        });
-        f.finish()?;
-        Ok(StatusChange { status: checked(status)? })
-    }
 }
 
 /// The order a drink is made for, as `Ordered` and `OrderCanceled` describe it.
@@ -134,60 +84,42 @@ impl<'r> sqlx::FromRow<'r, AnyRow> for Drink {
 mod tests {
     use super::DrinkStatus::*;
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn every_pair_of_statuses_follows_the_transition_table() {
         let table = [
-            (Received, Received, Ok(Change::Unchanged)),
-            (Received, Receipted, Ok(Change::To(Receipted))),
-            (Received, Made, Ok(Change::To(Made))),
-            (Received, Canceled, Err(())),
-            (Receipted, Received, Err(())),
-            (Receipted, Receipted, Ok(Change::Unchanged)),
-            (Receipted, Made, Ok(Change::To(Made))),
-            (Receipted, Canceled, Err(())),
-            (Made, Received, Err(())),
-            (Made, Receipted, Err(())),
-            (Made, Made, Ok(Change::Unchanged)),
-            (Made, Canceled, Err(())),
-            (Canceled, Received, Err(())),
-            (Canceled, Receipted, Err(())),
-            (Canceled, Made, Err(())),
-            (Canceled, Canceled, Ok(Change::Unchanged)),
+            (Received, Received, Some(Change::Unchanged)),
+            (Received, Receipted, Some(Change::To(Receipted))),
+            (Received, Made, Some(Change::To(Made))),
+            (Received, Canceled, None),
+            (Receipted, Received, None),
+            (Receipted, Receipted, Some(Change::Unchanged)),
+            (Receipted, Made, Some(Change::To(Made))),
+            (Receipted, Canceled, None),
+            (Made, Received, None),
+            (Made, Receipted, None),
+            (Made, Made, Some(Change::Unchanged)),
+            (Made, Canceled, None),
+            (Canceled, Received, None),
+            (Canceled, Receipted, None),
+            (Canceled, Made, None),
+            (Canceled, Canceled, Some(Change::Unchanged)),
         ];
         assert_eq!(table.len(), DrinkStatus::ALL.len() * DrinkStatus::ALL.len());
         for (from, to, expected) in table {
-            let got = from.change_to(to);
-            match expected {
-                Ok(change) => assert_eq!(got, Ok(change), "{from} -> {to}"),
-                Err(()) => assert_eq!(got, Err(IllegalTransition { from, to }), "{from} -> {to}"),
+            match (change_to(from, to), expected) {
+                (Ok(got), Some(change)) => assert_eq!(got, change, "{from} -> {to}"),
+                (Err(Error::IllegalTransition { from: f, to: t }), None) => {
+                    assert_eq!((f, t), (from, to), "{from} -> {to}")
+                }
+                (got, expected) => panic!("{from} -> {to}: got {got:?}, expected {expected:?}"),
             }
         }
     }
 
     #[test]
     fn an_illegal_transition_names_both_ends() {
-        let e = Made.change_to(Receipted).unwrap_err();
+        let e = change_to(Made, Receipted).unwrap_err();
         assert_eq!(e.to_string(), "a Made drink cannot become Receipted");
-    }
-
-    #[test]
-    fn statuses_serialise_by_their_names() {
-        for s in DrinkStatus::ALL {
-            assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
-            assert_eq!(DrinkStatus::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(DrinkStatus::parse("made"), None);
-    }
-
-    #[test]
-    fn a_status_change_needs_a_known_status() {
-        let body = |v: serde_json::Value| JsonBody(v.as_object().unwrap().clone());
-        assert_eq!(StatusChange::parse(&body(json!({"status": "Made"}))).unwrap().status, Made);
-        for bad in [json!({"status": "Brewing"}), json!({"status": 3}), json!({})] {
-            let p = StatusChange::parse(&body(bad)).unwrap_err();
-            assert_eq!((p.status, p.errors[0].field.as_str()), (400, "status"));
-        }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use platform::Ctx;
 
-use crate::domain::IllegalTransition;
+use crate::domain::DrinkStatus;
 
 pub const NAME: &str = "drink";
 pub use store::MIGRATIONS;
@@ -27,12 +27,13 @@ pub struct Service {
     pub ctx: Ctx,
 }
 
+/// What can go wrong in this service. `api` maps each to its answer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no drink {0}")]
     NotFound(i64),
-    #[error(transparent)]
-    Illegal(#[from] IllegalTransition),
+    #[error("a {from} drink cannot become {to}")]
+    IllegalTransition { from: DrinkStatus, to: DrinkStatus },
     /// The status kept changing under us: give up rather than spin.
     #[error("drink {0} changed concurrently")]
     Contended(i64),
@@ -42,7 +43,7 @@ pub enum Error {
 
 /// Starts the order-event consumer and returns the service's routes.
 pub fn start(ctx: Ctx) -> Router {
-    ctx.consume(events::CONSUMES, events::OrderPolicy { ctx: ctx.clone() });
+    ctx.consume(contracts::events::names(events::CONSUMES), events::OrderPolicy { ctx: ctx.clone() });
     api::router(Arc::new(Service { ctx }))
 }
 

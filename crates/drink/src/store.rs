@@ -3,10 +3,12 @@
 //! its `Ordered` leaves a `Canceled` drink, and the late `Ordered` then finds the order taken.
 //! Every status change is a conditional update, committed with its event.
 
+use contracts::Payload;
 use platform::db::{values_list, ROWS_PER_STATEMENT};
-use platform::{outbox, Conn, Ctx, Migration, PageRequest};
+use platform::event::TRACEPARENT;
+use platform::{Conn, Ctx, Migration, PageRequest};
 
-use crate::domain::{Change, Drink, DrinkStatus, OrderLine};
+use crate::domain::{change_to, Change, Drink, DrinkStatus, OrderLine};
 use crate::Error;
 
 pub const MIGRATIONS: &[Migration] = &[
@@ -94,9 +96,9 @@ pub async fn cancel(conn: &mut Conn, line: &OrderLine) -> Result<Option<Drink>, 
 pub async fn change_status(ctx: &Ctx, id: i64, to: DrinkStatus) -> Result<Drink, Error> {
     const ATTEMPTS: usize = 3;
     for _ in 0..ATTEMPTS {
-        let mut tx = ctx.db.begin().await?;
-        let drink = find_in(&mut tx, id).await?.ok_or(Error::NotFound(id))?;
-        let to = match drink.status.change_to(to)? {
+        let mut change = ctx.begin::<Payload>().await?;
+        let drink = find_in(change.conn(), id).await?.ok_or(Error::NotFound(id))?;
+        let to = match change_to(drink.status, to)? {
             Change::Unchanged => return Ok(drink),
             Change::To(to) => to,
         };
@@ -106,7 +108,7 @@ pub async fn change_status(ctx: &Ctx, id: i64, to: DrinkStatus) -> Result<Drink,
         .bind(to.as_str())
         .bind(id)
         .bind(drink.status.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(change.conn())
         .await?;
         if let Some(changed) = changed {
             let mut event = crate::events::status_changed(ctx, &changed);
@@ -114,13 +116,13 @@ pub async fn change_status(ctx: &Ctx, id: i64, to: DrinkStatus) -> Result<Drink,
             let order_trace: Option<Option<String>> =
                 sqlx::query_scalar("SELECT traceparent FROM drinks WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(change.conn())
                     .await?;
             if let Some(Some(trace)) = order_trace {
-                event.traceparent = Some(trace);
+                event.headers.insert(TRACEPARENT.to_string(), trace);
             }
-            outbox::enqueue(&mut tx, &[event]).await?;
-            ctx.commit(tx).await?;
+            change.raise(event);
+            change.commit().await?;
             return Ok(changed);
         }
     }
@@ -135,7 +137,7 @@ async fn find_in(conn: &mut Conn, id: i64) -> Result<Option<Drink>, sqlx::Error>
 }
 
 pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Drink>, sqlx::Error> {
-    let mut conn = ctx.db.pool.acquire().await?;
+    let mut conn = ctx.db().pool().acquire().await?;
     find_in(&mut conn, id).await
 }
 
@@ -146,9 +148,9 @@ pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Drink>, i64), sq
     ))
     .bind(page.size)
     .bind(page.offset())
-    .fetch_all(&ctx.db.pool)
+    .fetch_all(ctx.db().pool())
     .await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM drinks").fetch_one(&ctx.db.pool).await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM drinks").fetch_one(ctx.db().pool()).await?;
     Ok((rows, total))
 }
 
@@ -163,12 +165,12 @@ pub async fn queue(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Drink>, i64), s
     .bind(QUEUE[1].as_str())
     .bind(page.size)
     .bind(page.offset())
-    .fetch_all(&ctx.db.pool)
+    .fetch_all(ctx.db().pool())
     .await?;
     let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM drinks WHERE status IN ($1, $2)")
         .bind(QUEUE[0].as_str())
         .bind(QUEUE[1].as_str())
-        .fetch_one(&ctx.db.pool)
+        .fetch_one(ctx.db().pool())
         .await?;
     Ok((rows, total))
 }

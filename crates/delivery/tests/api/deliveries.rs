@@ -1,4 +1,6 @@
 use axum::http::StatusCode;
+use contracts::events::DeliveryChanged;
+use contracts::{DeliveryStatus, Payload};
 use serde_json::json;
 
 use crate::helpers::{spawn_app, TestApp};
@@ -18,12 +20,11 @@ async fn made_starts_one_delivery_and_raises_delivery_started() {
     assert_eq!(items[0]["status"], "Delivery Started");
     assert_eq!(items[0]["_links"]["delivery"]["href"], format!("http://delivery:8085/deliveries/{}", items[0]["id"]));
 
-    let raised = app.raised().await;
-    assert_eq!(raised.len(), 1);
-    assert_eq!(raised[0].0, "DeliveryStarted");
-    assert_eq!(raised[0].1["orderId"], 8);
-    assert_eq!(raised[0].1["id"], items[0]["id"]);
-    assert_eq!(raised[0].1["status"], "Delivery Started");
+    let id = items[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        app.raised_payloads().await,
+        [Payload::DeliveryStarted(DeliveryChanged { id, order_id: 8, status: DeliveryStatus::DeliveryStarted })]
+    );
 }
 
 #[tokio::test]
@@ -41,8 +42,8 @@ async fn a_cancelled_order_starts_no_delivery() {
     assert_eq!(app.cancel_order(5).await.status, StatusCode::CREATED);
     app.deliver(&[TestApp::made_event(5)]).await;
     assert_eq!(app.get("/deliveries/search/findByOrderId?orderId=5").await.status, StatusCode::NOT_FOUND);
-    let types: Vec<_> = app.raised().await.into_iter().map(|(t, _)| t).collect();
-    assert_eq!(types, ["DeliveryCanceled"]);
+    let raised = app.raised_payloads().await;
+    assert!(matches!(raised.as_slice(), [Payload::DeliveryCanceled(c)] if c.order_id == 5), "{raised:?}");
 }
 
 #[tokio::test]
@@ -57,11 +58,13 @@ async fn a_started_delivery_is_delivered_once() {
     let again = app.patch_status(id, "Delivered").await;
     assert_eq!(again.status, StatusCode::OK);
 
-    let raised = app.raised().await;
-    assert_eq!(raised.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["DeliveryStarted", "Delivered"]);
-    assert_eq!(raised[1].1["id"], id);
-    assert_eq!(raised[1].1["orderId"], 9);
-    assert_eq!(raised[1].1["status"], "Delivered");
+    assert_eq!(
+        app.raised_payloads().await,
+        [
+            Payload::DeliveryStarted(DeliveryChanged { id, order_id: 9, status: DeliveryStatus::DeliveryStarted }),
+            Payload::Delivered(DeliveryChanged { id, order_id: 9, status: DeliveryStatus::Delivered }),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -81,6 +84,7 @@ async fn patch_refuses_bad_statuses_unknown_ids_and_cancelled_deliveries() {
     assert_eq!(app.cancel_order(4).await.status, StatusCode::CREATED);
     let conflict = app.patch_status(id, "Delivered").await;
     assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert_eq!(conflict.body["detail"], format!("delivery {id} is 'Delivery Cancelled' and cannot become 'Delivered'"));
     assert_eq!(app.get(&format!("/deliveries/{id}")).await.body["status"], "Delivery Cancelled");
 }
 

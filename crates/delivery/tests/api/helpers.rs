@@ -1,8 +1,10 @@
 use std::ops::Deref;
 
 use axum::http::Method;
+use contracts::calls::RecordCancellation;
+use contracts::events::DrinkChanged;
+use contracts::{DrinkStatus, Event, Payload};
 use platform::testing::{Answer, TestService};
-use platform::Event;
 use serde_json::json;
 
 /// The delivery service under test, with the calls its tests make.
@@ -24,7 +26,8 @@ pub async fn spawn_app() -> TestApp {
 
 impl TestApp {
     pub async fn cancel_order(&self, order_id: i64) -> Answer {
-        self.request(Method::POST, "/cancellations", Some(json!({ "orderId": order_id }))).await
+        let call = serde_json::to_value(RecordCancellation { order_id }).unwrap();
+        self.request(Method::POST, "/cancellations", Some(call)).await
     }
 
     pub async fn patch_status(&self, id: i64, status: &str) -> Answer {
@@ -32,11 +35,18 @@ impl TestApp {
     }
 
     pub fn made_event(order_id: i64) -> Event {
-        Event::new(
-            "drink",
-            "Made",
-            &json!({ "id": 900 + order_id, "orderId": order_id, "phoneNumber": "01012345678", "status": "Made" }),
-        )
+        let made = DrinkChanged {
+            id: 900 + order_id,
+            order_id,
+            phone_number: "01012345678".into(),
+            status: DrinkStatus::Made,
+        };
+        Event::new("drink", Payload::Made(made))
+    }
+
+    /// What the service raised so far, in order.
+    pub async fn raised_payloads(&self) -> Vec<Payload> {
+        self.raised::<Payload>().await.into_iter().map(|e| e.payload).collect()
     }
 
     /// Hands `events` to the `Made` consumer as one batch, as the bus would.
