@@ -10,7 +10,8 @@ use platform::hal::{hal, parse_id, query_id, query_param};
 use platform::problem::FieldError;
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
-use crate::domain::phone_key;
+use crate::domain::PhoneNumber;
+use crate::error::Error;
 use crate::store;
 
 pub const MY_PAGES: Resource = Resource {
@@ -37,19 +38,15 @@ async fn list(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> R
 
 async fn one(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "my page")?;
-    let p = store::find(&ctx.db.pool, id).await?.ok_or_else(|| Problem::not_found(format!("no my page {id}")))?;
+    let p = store::find(ctx.db().pool(), id).await?.ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, MY_PAGES.item(&base, id, &p)))
 }
 
 /// A customer's orders: a page, possibly empty. The number may be given with hyphens.
 async fn by_phone_number(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let phone = phone_key(query_param(q.as_deref(), "phoneNumber")?.trim());
-    if phone.is_empty() {
-        return Err(Problem::validation(vec![FieldError {
-            field: "phoneNumber".into(),
-            message: "is required".into(),
-        }]));
-    }
+    let phone = PhoneNumber::parse(&query_param(q.as_deref(), "phoneNumber")?).ok_or_else(|| {
+        Error::Invalid(vec![FieldError { field: "phoneNumber".into(), message: "is required".into() }])
+    })?;
     let page = MY_PAGES.page_request(q.as_deref())?;
     let (rows, total) = store::page(&ctx, &page, Some(&phone)).await?;
     let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
@@ -58,8 +55,6 @@ async fn by_phone_number(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): Raw
 
 async fn by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let p = store::find_by_order(&ctx.db.pool, order_id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no my page for order {order_id}")))?;
+    let p = store::find_by_order(ctx.db().pool(), order_id).await?.ok_or(Error::NotFoundForOrder(order_id))?;
     Ok(hal(StatusCode::OK, MY_PAGES.item(&base, p.id, &p)))
 }

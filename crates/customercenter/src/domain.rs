@@ -4,12 +4,12 @@
 //! order and any repeat of the same events give the same row. Pure: no I/O.
 
 use platform::view::{advance, fill};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How far an order has come, ranked so that later stages win. The cancellations are ranked
 /// in the order the compensation flows (order → delivery ledger → drink → payment), so the
 /// row ends on the last step of the refund.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MyPageStatus {
     Ordered,
     #[serde(rename = "Payment Approved")]
@@ -61,24 +61,14 @@ impl MyPageStatus {
         }
     }
 
+    /// Its name on the wire and in storage, as its serde attributes spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            MyPageStatus::Ordered => "Ordered",
-            MyPageStatus::PaymentApproved => "Payment Approved",
-            MyPageStatus::Received => "Received",
-            MyPageStatus::Receipted => "Receipted",
-            MyPageStatus::Made => "Made",
-            MyPageStatus::DeliveryStarted => "Delivery Started",
-            MyPageStatus::Delivered => "Delivered",
-            MyPageStatus::OrderCanceled => "Order Canceled",
-            MyPageStatus::DeliveryCancelled => "Delivery Cancelled",
-            MyPageStatus::DrinkCanceled => "Drink Canceled",
-            MyPageStatus::PaymentCanceled => "Payment Canceled",
-        }
+        platform::spelling::name(&self)
     }
 
-    pub fn parse(s: &str) -> Option<MyPageStatus> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    /// The status named `text`, if any.
+    pub fn parse(text: &str) -> Option<MyPageStatus> {
+        platform::spelling::parse(text)
     }
 }
 
@@ -136,6 +126,22 @@ impl Fact {
 /// `010-1234-5678` finds `01012345678`.
 pub fn phone_key(raw: &str) -> String {
     raw.chars().filter(|c| *c != '-').collect()
+}
+
+/// A phone number to search rows by, in [`phone_key`] form: never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// `raw` without the spaces around it, in key form; `None` when nothing is left.
+    pub fn parse(raw: &str) -> Option<PhoneNumber> {
+        let key = phone_key(raw.trim());
+        (!key.is_empty()).then_some(PhoneNumber(key))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Merges `fact` into the order's row (`None`: no row yet).
@@ -228,6 +234,15 @@ mod tests {
     }
 
     #[test]
+    fn a_phone_number_is_searched_without_hyphens_and_never_empty() {
+        assert_eq!(PhoneNumber::parse(" 010-1234-5678 ").as_ref().map(PhoneNumber::as_str), Some("01012345678"));
+        assert_eq!(PhoneNumber::parse("01012345678").as_ref().map(PhoneNumber::as_str), Some("01012345678"));
+        for empty in ["", "  ", "---"] {
+            assert_eq!(PhoneNumber::parse(empty), None, "{empty:?}");
+        }
+    }
+
+    #[test]
     fn every_arrival_order_with_repeats_gives_the_same_row() {
         let facts = [
             ordered(),
@@ -281,11 +296,29 @@ mod tests {
     }
 
     #[test]
-    fn statuses_round_trip_and_cancellations_outrank_progress() {
+    fn statuses_are_spelled_as_the_spec_spells_them_and_cancellations_outrank_progress() {
+        let names: Vec<&str> = MyPageStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Ordered",
+                "Payment Approved",
+                "Received",
+                "Receipted",
+                "Made",
+                "Delivery Started",
+                "Delivered",
+                "Order Canceled",
+                "Delivery Cancelled",
+                "Drink Canceled",
+                "Payment Canceled"
+            ]
+        );
         for s in MyPageStatus::ALL {
             assert_eq!(MyPageStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));
         }
+        assert_eq!(MyPageStatus::parse("PaymentApproved"), None);
         let ranks: Vec<i64> = MyPageStatus::ALL.iter().map(|s| s.rank()).collect();
         assert_eq!(ranks, [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13]);
     }

@@ -1,99 +1,68 @@
 //! What the customer center listens to (every step of an order's life, from four services)
 //! and how each event becomes a [`Fact`] about an order's row. It raises nothing.
 
+use contracts::{EventType, Payload};
 use futures::future::BoxFuture;
 use platform::view::View;
-use platform::{Conn, Event};
-use serde::Deserialize;
+use platform::Conn;
 
 use crate::domain::{Fact, MyPage, MyPageStatus};
 use crate::store;
 
-pub const ORDERED: &str = "Ordered";
-pub const ORDER_CANCELED: &str = "OrderCanceled";
-pub const PAYMENT_APPROVED: &str = "PaymentApproved";
-pub const PAYMENT_CANCELED: &str = "PaymentCanceled";
-pub const ORDER_INFO_RECEIVED: &str = "OrderInfoReceived";
-pub const RECEIPTED: &str = "Receipted";
-pub const MADE: &str = "Made";
-pub const DRINK_CANCELED: &str = "DrinkCanceled";
-pub const DELIVERY_STARTED: &str = "DeliveryStarted";
-pub const DELIVERED: &str = "Delivered";
-pub const DELIVERY_CANCELED: &str = "DeliveryCanceled";
-
-/// The event types the customer center consumes.
-pub const CONSUMED: &[&str] = &[
-    ORDERED,
-    PAYMENT_APPROVED,
-    ORDER_INFO_RECEIVED,
-    RECEIPTED,
-    MADE,
-    DELIVERY_STARTED,
-    DELIVERED,
-    ORDER_CANCELED,
-    DRINK_CANCELED,
-    PAYMENT_CANCELED,
-    DELIVERY_CANCELED,
+/// The event types the customer center consumes: all of them, since "my page" follows an
+/// order from its placement to its delivery or refund.
+pub const CONSUMES: &[EventType] = &[
+    EventType::Ordered,
+    EventType::PaymentApproved,
+    EventType::OrderInfoReceived,
+    EventType::Receipted,
+    EventType::Made,
+    EventType::DeliveryStarted,
+    EventType::Delivered,
+    EventType::OrderCanceled,
+    EventType::DrinkCanceled,
+    EventType::PaymentCanceled,
+    EventType::DeliveryCanceled,
 ];
 
-/// Order's own events (`Ordered`, `OrderCanceled`): `id` is the order id.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OrderPayload {
-    id: i64,
-    phone_number: Option<String>,
-    product_name: Option<String>,
-    qty: Option<i64>,
-    amt: Option<i64>,
-}
-
-/// Everyone else's events: `id` is their own entity's id, `orderId` the order.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AboutOrder {
-    id: Option<i64>,
-    order_id: i64,
-    phone_number: Option<String>,
-    product_name: Option<String>,
-    qty: Option<i64>,
-    amt: Option<i64>,
-}
-
-/// What `event` tells about its order's row; `None` for an event type this view ignores.
-pub fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
-    let about = |stage: MyPageStatus, fill: fn(Fact, AboutOrder) -> Fact| {
-        event.payload::<AboutOrder>().map(|p| fill(Fact::stage(p.order_id, stage), p))
-    };
-    Some(match event.event_type.as_str() {
-        ORDERED => event.payload::<OrderPayload>().map(|o| Fact {
-            phone_number: o.phone_number,
-            product_name: o.product_name,
-            qty: o.qty,
-            amt: o.amt,
+/// What `payload` tells about its order's row; `None` for an event this view ignores.
+///
+/// Order's own events carry the order id as `id`; everyone else's carry their own entity's
+/// id as `id` and the order's as `orderId`.
+pub fn fact(payload: &Payload) -> Option<Fact> {
+    Some(match payload {
+        Payload::Ordered(o) => Fact {
+            phone_number: Some(o.phone_number.clone()),
+            product_name: Some(o.product_name.clone()),
+            qty: Some(o.qty),
+            amt: Some(o.amt),
             ..Fact::stage(o.id, MyPageStatus::Ordered)
-        }),
-        ORDER_CANCELED => event.payload::<OrderPayload>().map(|o| Fact::stage(o.id, MyPageStatus::OrderCanceled)),
-        PAYMENT_APPROVED => about(MyPageStatus::PaymentApproved, |f, p| Fact {
-            payment_id: p.id,
-            phone_number: p.phone_number,
-            amt: p.amt,
-            ..f
-        }),
-        ORDER_INFO_RECEIVED => about(MyPageStatus::Received, |f, p| Fact {
-            drink_id: p.id,
-            product_name: p.product_name,
-            qty: p.qty,
-            phone_number: p.phone_number,
-            ..f
-        }),
-        RECEIPTED => about(MyPageStatus::Receipted, |f, p| Fact { drink_id: p.id, ..f }),
-        MADE => about(MyPageStatus::Made, |f, p| Fact { drink_id: p.id, ..f }),
-        DELIVERY_STARTED => about(MyPageStatus::DeliveryStarted, |f, p| Fact { delivery_id: p.id, ..f }),
-        DELIVERED => about(MyPageStatus::Delivered, |f, p| Fact { delivery_id: p.id, ..f }),
-        DELIVERY_CANCELED => about(MyPageStatus::DeliveryCancelled, |f, _| f),
-        DRINK_CANCELED => about(MyPageStatus::DrinkCanceled, |f, _| f),
-        PAYMENT_CANCELED => about(MyPageStatus::PaymentCanceled, |f, _| f),
-        _ => return None,
+        },
+        Payload::OrderCanceled(o) => Fact::stage(o.id, MyPageStatus::OrderCanceled),
+        Payload::PaymentApproved(p) => Fact {
+            payment_id: Some(p.id),
+            phone_number: Some(p.phone_number.clone()),
+            amt: Some(p.amt),
+            ..Fact::stage(p.order_id, MyPageStatus::PaymentApproved)
+        },
+        Payload::OrderInfoReceived(d) => Fact {
+            drink_id: Some(d.id),
+            product_name: Some(d.product_name.clone()),
+            qty: Some(d.qty),
+            phone_number: Some(d.phone_number.clone()),
+            ..Fact::stage(d.order_id, MyPageStatus::Received)
+        },
+        Payload::Receipted(d) => Fact { drink_id: Some(d.id), ..Fact::stage(d.order_id, MyPageStatus::Receipted) },
+        Payload::Made(d) => Fact { drink_id: Some(d.id), ..Fact::stage(d.order_id, MyPageStatus::Made) },
+        Payload::DeliveryStarted(d) => {
+            Fact { delivery_id: Some(d.id), ..Fact::stage(d.order_id, MyPageStatus::DeliveryStarted) }
+        }
+        Payload::Delivered(d) => Fact { delivery_id: Some(d.id), ..Fact::stage(d.order_id, MyPageStatus::Delivered) },
+        // The cancellations tell only the stage: the drink's and the payment's ids came with
+        // earlier events, and the cancellation ledger entry's id is not a delivery's.
+        Payload::DeliveryCanceled(d) => Fact::stage(d.order_id, MyPageStatus::DeliveryCancelled),
+        Payload::DrinkCanceled(d) => Fact::stage(d.order_id, MyPageStatus::DrinkCanceled),
+        Payload::PaymentCanceled(p) => Fact::stage(p.order_id, MyPageStatus::PaymentCanceled),
     })
 }
 
@@ -101,11 +70,12 @@ pub fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
 pub struct UpdateMyPage;
 
 impl View for UpdateMyPage {
+    type Payload = Payload;
     type Fact = Fact;
     type Row = MyPage;
 
-    fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
-        fact(event)
+    fn fact(payload: &Payload) -> Option<Fact> {
+        fact(payload)
     }
 
     fn key(fact: &Fact) -> i64 {
@@ -122,5 +92,69 @@ impl View for UpdateMyPage {
 
     fn save<'a>(conn: &'a mut Conn, rows: &'a [MyPage], _added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>> {
         Box::pin(store::save(conn, rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
+    use contracts::{DeliveryStatus, DrinkStatus, EventType, OrderStatus, Payload, PaymentStatus};
+
+    use super::{fact, CONSUMES};
+
+    /// One payload of every event type, about order 8.
+    fn one_of_each() -> Vec<Payload> {
+        let drink = |status| DrinkChanged { id: 21, order_id: 8, phone_number: "01012345678".into(), status };
+        let payment =
+            |status| PaymentChanged { id: 31, order_id: 8, phone_number: "01012345678".into(), amt: 6000, status };
+        let delivery = |status| DeliveryChanged { id: 41, order_id: 8, status };
+        vec![
+            Payload::Ordered(Ordered {
+                id: 8,
+                phone_number: "010-1234-5678".into(),
+                product_name: "latte".into(),
+                qty: 2,
+                amt: 6000,
+                status: OrderStatus::Ordered,
+                create_time: "2026-01-01T00:00:00.000Z".into(),
+            }),
+            Payload::OrderCanceled(OrderCanceled {
+                id: 8,
+                phone_number: "010-1234-5678".into(),
+                product_name: "latte".into(),
+                qty: 2,
+                amt: 6000,
+                status: OrderStatus::OrderCanceled,
+            }),
+            Payload::PaymentApproved(payment(PaymentStatus::Approved)),
+            Payload::PaymentCanceled(payment(PaymentStatus::Canceled)),
+            Payload::OrderInfoReceived(OrderInfoReceived {
+                id: 21,
+                order_id: 8,
+                phone_number: "01012345678".into(),
+                product_name: "latte".into(),
+                qty: 2,
+                status: DrinkStatus::Received,
+            }),
+            Payload::Receipted(drink(DrinkStatus::Receipted)),
+            Payload::Made(drink(DrinkStatus::Made)),
+            Payload::DrinkCanceled(drink(DrinkStatus::Canceled)),
+            Payload::DeliveryStarted(delivery(DeliveryStatus::DeliveryStarted)),
+            Payload::DeliveryCanceled(delivery(DeliveryStatus::DeliveryCancelled)),
+            Payload::Delivered(delivery(DeliveryStatus::Delivered)),
+        ]
+    }
+
+    #[test]
+    fn it_subscribes_to_exactly_the_events_it_reads() {
+        let payloads = one_of_each();
+        let kinds: Vec<EventType> = payloads.iter().map(Payload::kind).collect();
+        assert_eq!(kinds.len(), EventType::ALL.len());
+        assert!(EventType::ALL.iter().all(|t| kinds.contains(t)));
+        for p in &payloads {
+            let f = fact(p);
+            assert_eq!(f.is_some(), CONSUMES.contains(&p.kind()), "{:?}", p.kind());
+            assert_eq!(f.map(|f| f.order_id), CONSUMES.contains(&p.kind()).then_some(8));
+        }
     }
 }

@@ -9,24 +9,26 @@
 
 pub mod api;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod store;
 
 use axum::Router;
-use platform::{Ctx, Event};
+use contracts::Event;
+use platform::Ctx;
 
 pub const NAME: &str = "customercenter";
 pub use store::MIGRATIONS;
 
 /// Starts the view's consumer and returns the service's routes.
 pub fn start(ctx: Ctx) -> Router {
-    ctx.consume(events::CONSUMED, events::UpdateMyPage);
+    ctx.consume(contracts::events::names(events::CONSUMES), events::UpdateMyPage);
     api::router(ctx)
 }
 
 /// The row `row` becomes once `event` is applied; `None` when the view does not consume
-/// that event type or cannot read it. Pure: the consumer does exactly this, plus storage.
+/// that event type. Pure: the consumer does exactly this, plus storage.
 pub fn apply_event(row: Option<domain::Row>, event: &Event) -> Option<domain::Row> {
-    let fact = events::fact(event)?.ok()?;
+    let fact = events::fact(&event.payload)?;
     Some(domain::apply(row, &fact))
 }

@@ -8,7 +8,7 @@ use platform::db::{fetch_in, values_list, ROWS_PER_STATEMENT};
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
-use crate::domain::{MyPage, MyPageStatus};
+use crate::domain::{MyPage, MyPageStatus, PhoneNumber};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 10,
@@ -118,8 +118,12 @@ pub async fn save(conn: &mut Conn, rows: &[MyPage]) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// A page of rows, all of them or those of one phone number (in [`crate::domain::phone_key`] form).
-pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<MyPage>, i64), sqlx::Error> {
+/// A page of rows, all of them or those of one phone number.
+pub async fn page(
+    ctx: &Ctx,
+    page: &PageRequest,
+    phone: Option<&PhoneNumber>,
+) -> Result<(Vec<MyPage>, i64), sqlx::Error> {
     let (filter, next) = match phone {
         Some(_) => (format!("WHERE phone_number = $1 AND {PLACED}"), 2),
         None => (format!("WHERE {PLACED}"), 1),
@@ -134,17 +138,17 @@ pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<
     let mut rows = sqlx::query_as::<_, Record>(&rows_sql);
     let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
     if let Some(p) = phone {
-        rows = rows.bind(p);
-        count = count.bind(p);
+        rows = rows.bind(p.as_str());
+        count = count.bind(p.as_str());
     }
     let rows = rows
         .bind(page.size)
         .bind(page.offset())
-        .fetch_all(&ctx.db.pool)
+        .fetch_all(ctx.db().pool())
         .await?
         .into_iter()
         .map(MyPage::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    let total = count.fetch_one(&ctx.db.pool).await?;
+    let total = count.fetch_one(ctx.db().pool()).await?;
     Ok((rows, total))
 }

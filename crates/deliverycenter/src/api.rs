@@ -8,6 +8,7 @@ use axum::Router;
 use platform::hal::{hal, parse_id, query_id};
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
+use crate::error::Error;
 use crate::store;
 
 pub const DELIVERY_PAGES: Resource = Resource {
@@ -33,14 +34,12 @@ async fn list(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> R
 
 async fn one(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "delivery page")?;
-    let p = store::find(&ctx.db.pool, id).await?.ok_or_else(|| Problem::not_found(format!("no delivery page {id}")))?;
+    let p = store::find(ctx.db().pool(), id).await?.ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, DELIVERY_PAGES.item(&base, id, &p)))
 }
 
 async fn by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let p = store::find_by_order(&ctx.db.pool, order_id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no delivery page for order {order_id}")))?;
+    let p = store::find_by_order(ctx.db().pool(), order_id).await?.ok_or(Error::NotFoundForOrder(order_id))?;
     Ok(hal(StatusCode::OK, DELIVERY_PAGES.item(&base, p.id, &p)))
 }

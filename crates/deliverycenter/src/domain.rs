@@ -4,10 +4,10 @@
 //! give the same page. Pure: no I/O.
 
 use platform::view::{advance, fill};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The stage an order's delivery has reached, ranked so that later stages win.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeliveryPageStatus {
     Ordered,
     #[serde(rename = "Delivery Started")]
@@ -35,17 +35,14 @@ impl DeliveryPageStatus {
         }
     }
 
+    /// Its name on the wire and in storage, as its serde attributes spell it.
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryPageStatus::Ordered => "Ordered",
-            DeliveryPageStatus::DeliveryStarted => "Delivery Started",
-            DeliveryPageStatus::Delivered => "Delivered",
-            DeliveryPageStatus::DeliveryCancelled => "Delivery Cancelled",
-        }
+        platform::spelling::name(&self)
     }
 
-    pub fn parse(s: &str) -> Option<DeliveryPageStatus> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    /// The status named `text`, if any.
+    pub fn parse(text: &str) -> Option<DeliveryPageStatus> {
+        platform::spelling::parse(text)
     }
 }
 
@@ -183,7 +180,10 @@ mod tests {
     }
 
     #[test]
-    fn statuses_round_trip_and_rank_in_order() {
+    fn statuses_are_spelled_as_the_spec_spells_them_and_rank_in_order() {
+        let names: Vec<&str> = DeliveryPageStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(names, ["Ordered", "Delivery Started", "Delivered", "Delivery Cancelled"]);
+        assert_eq!(DeliveryPageStatus::parse("DeliveryStarted"), None);
         for (i, s) in DeliveryPageStatus::ALL.into_iter().enumerate() {
             assert_eq!(DeliveryPageStatus::parse(s.as_str()), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), json!(s.as_str()));

@@ -1,77 +1,59 @@
 //! What the delivery center listens to (`Ordered`, `DeliveryStarted`, `DeliveryCanceled`,
 //! `Delivered`) and how each event becomes a [`Fact`] about an order's page. It raises nothing.
 
+use contracts::{EventType, Payload};
 use futures::future::BoxFuture;
 use platform::view::View;
-use platform::{Conn, Event};
-use serde::Deserialize;
+use platform::Conn;
 
 use crate::domain::{DeliveryPage, DeliveryPageStatus, Fact};
 use crate::store;
 
-pub const ORDERED: &str = "Ordered";
-pub const DELIVERY_STARTED: &str = "DeliveryStarted";
-pub const DELIVERY_CANCELED: &str = "DeliveryCanceled";
-pub const DELIVERED: &str = "Delivered";
-
 /// The event types the delivery center consumes.
-pub const CONSUMED: &[&str] = &[ORDERED, DELIVERY_STARTED, DELIVERY_CANCELED, DELIVERED];
+pub const CONSUMES: &[EventType] =
+    &[EventType::Ordered, EventType::DeliveryStarted, EventType::DeliveryCanceled, EventType::Delivered];
 
-/// `Ordered`: `id` is the order id.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Ordered {
-    id: i64,
-    phone_number: Option<String>,
-    product_name: Option<String>,
-    qty: Option<i64>,
-    amt: Option<i64>,
-}
-
-/// `DeliveryStarted`, `DeliveryCanceled`, `Delivered`: `id` is the delivery's (or the
-/// cancellation's) own id.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct AboutDelivery {
-    id: Option<i64>,
-    order_id: i64,
-}
-
-/// What `event` tells about its order's page; `None` for an event type this view ignores.
-pub fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
-    let stage =
-        match event.event_type.as_str() {
-            ORDERED => {
-                return Some(event.payload::<Ordered>().map(|o| Fact {
-                    amt: o.amt,
-                    product_name: o.product_name,
-                    qty: o.qty,
-                    phone_number: o.phone_number,
-                    ..Fact::stage(o.id, DeliveryPageStatus::Ordered)
-                }))
-            }
-            DELIVERY_STARTED => {
-                return Some(event.payload::<AboutDelivery>().map(|d| Fact {
-                    delivery_id: d.id,
-                    ..Fact::stage(d.order_id, DeliveryPageStatus::DeliveryStarted)
-                }))
-            }
-            DELIVERED => DeliveryPageStatus::Delivered,
-            DELIVERY_CANCELED => DeliveryPageStatus::DeliveryCancelled,
-            _ => return None,
-        };
-    Some(event.payload::<AboutDelivery>().map(|d| Fact::stage(d.order_id, stage)))
+/// What `payload` tells about its order's page; `None` for an event this view ignores.
+pub fn fact(payload: &Payload) -> Option<Fact> {
+    Some(match payload {
+        // `id` is the order's.
+        Payload::Ordered(o) => Fact {
+            amt: Some(o.amt),
+            product_name: Some(o.product_name.clone()),
+            qty: Some(o.qty),
+            phone_number: Some(o.phone_number.clone()),
+            ..Fact::stage(o.id, DeliveryPageStatus::Ordered)
+        },
+        // `id` is the delivery's.
+        Payload::DeliveryStarted(d) => {
+            Fact { delivery_id: Some(d.id), ..Fact::stage(d.order_id, DeliveryPageStatus::DeliveryStarted) }
+        }
+        // The delivery's id came with `DeliveryStarted`; a cancellation's `id` is the ledger
+        // entry's, not a delivery's.
+        Payload::Delivered(d) => Fact::stage(d.order_id, DeliveryPageStatus::Delivered),
+        Payload::DeliveryCanceled(d) => Fact::stage(d.order_id, DeliveryPageStatus::DeliveryCancelled),
+        // Payment and the baristas do not change a delivery page, and an order's cancellation
+        // shows here once the ledger records it (`DeliveryCanceled`).
+        Payload::OrderCanceled(_)
+        | Payload::PaymentApproved(_)
+        | Payload::PaymentCanceled(_)
+        | Payload::OrderInfoReceived(_)
+        | Payload::Receipted(_)
+        | Payload::Made(_)
+        | Payload::DrinkCanceled(_) => return None,
+    })
 }
 
 /// The view: each consumed event merged into its order's page.
 pub struct UpdateDeliveryPage;
 
 impl View for UpdateDeliveryPage {
+    type Payload = Payload;
     type Fact = Fact;
     type Row = DeliveryPage;
 
-    fn fact(event: &Event) -> Option<Result<Fact, serde_json::Error>> {
-        fact(event)
+    fn fact(payload: &Payload) -> Option<Fact> {
+        fact(payload)
     }
 
     fn key(fact: &Fact) -> i64 {
@@ -88,5 +70,69 @@ impl View for UpdateDeliveryPage {
 
     fn save<'a>(conn: &'a mut Conn, rows: &'a [DeliveryPage], added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>> {
         Box::pin(store::save(conn, rows, added))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
+    use contracts::{DeliveryStatus, DrinkStatus, EventType, OrderStatus, Payload, PaymentStatus};
+
+    use super::{fact, CONSUMES};
+
+    /// One payload of every event type, about order 8.
+    fn one_of_each() -> Vec<Payload> {
+        let drink = |status| DrinkChanged { id: 21, order_id: 8, phone_number: "01012345678".into(), status };
+        let payment =
+            |status| PaymentChanged { id: 31, order_id: 8, phone_number: "01012345678".into(), amt: 6000, status };
+        let delivery = |status| DeliveryChanged { id: 41, order_id: 8, status };
+        vec![
+            Payload::Ordered(Ordered {
+                id: 8,
+                phone_number: "01012345678".into(),
+                product_name: "latte".into(),
+                qty: 2,
+                amt: 6000,
+                status: OrderStatus::Ordered,
+                create_time: "2026-01-01T00:00:00.000Z".into(),
+            }),
+            Payload::OrderCanceled(OrderCanceled {
+                id: 8,
+                phone_number: "01012345678".into(),
+                product_name: "latte".into(),
+                qty: 2,
+                amt: 6000,
+                status: OrderStatus::OrderCanceled,
+            }),
+            Payload::PaymentApproved(payment(PaymentStatus::Approved)),
+            Payload::PaymentCanceled(payment(PaymentStatus::Canceled)),
+            Payload::OrderInfoReceived(OrderInfoReceived {
+                id: 21,
+                order_id: 8,
+                phone_number: "01012345678".into(),
+                product_name: "latte".into(),
+                qty: 2,
+                status: DrinkStatus::Received,
+            }),
+            Payload::Receipted(drink(DrinkStatus::Receipted)),
+            Payload::Made(drink(DrinkStatus::Made)),
+            Payload::DrinkCanceled(drink(DrinkStatus::Canceled)),
+            Payload::DeliveryStarted(delivery(DeliveryStatus::DeliveryStarted)),
+            Payload::DeliveryCanceled(delivery(DeliveryStatus::DeliveryCancelled)),
+            Payload::Delivered(delivery(DeliveryStatus::Delivered)),
+        ]
+    }
+
+    #[test]
+    fn it_subscribes_to_exactly_the_events_it_reads() {
+        let payloads = one_of_each();
+        let kinds: Vec<EventType> = payloads.iter().map(Payload::kind).collect();
+        assert_eq!(kinds.len(), EventType::ALL.len());
+        assert!(EventType::ALL.iter().all(|t| kinds.contains(t)));
+        for p in &payloads {
+            let f = fact(p);
+            assert_eq!(f.is_some(), CONSUMES.contains(&p.kind()), "{:?}", p.kind());
+            assert_eq!(f.map(|f| f.order_id), CONSUMES.contains(&p.kind()).then_some(8));
+        }
     }
 }

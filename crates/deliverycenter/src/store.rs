@@ -140,13 +140,13 @@ pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<DeliveryPage>, i
     ))
     .bind(page.size)
     .bind(page.offset())
-    .fetch_all(&ctx.db.pool)
+    .fetch_all(ctx.db().pool())
     .await?;
     let total = match records.first() {
         Some(r) => r.total,
         // Past the last page (or none yet): the total alone.
         None => {
-            sqlx::query_scalar("SELECT total FROM delivery_pages_total WHERE id = 1").fetch_one(&ctx.db.pool).await?
+            sqlx::query_scalar("SELECT total FROM delivery_pages_total WHERE id = 1").fetch_one(ctx.db().pool()).await?
         }
     };
     let rows = records.into_iter().map(|r| DeliveryPage::try_from(r.record)).collect::<Result<Vec<_>, _>>()?;

@@ -1,35 +1,50 @@
 use axum::http::StatusCode;
+use contracts::events::{DeliveryChanged, DrinkChanged, Ordered};
+use contracts::{DeliveryStatus, DrinkStatus, Event, OrderStatus, Payload};
 use deliverycenter::events::UpdateDeliveryPage;
-use platform::Event;
-use serde_json::json;
+use platform::Envelope;
+use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
 fn ordered(order_id: i64) -> Event {
     Event::new(
         "order",
-        "Ordered",
-        &json!({
-            "id": order_id, "phoneNumber": "01012345678", "productName": "latte", "qty": 2, "amt": 6000,
-            "status": "Ordered", "createTime": "2026-01-01T00:00:00.000Z",
+        Payload::Ordered(Ordered {
+            id: order_id,
+            phone_number: "01012345678".into(),
+            product_name: "latte".into(),
+            qty: 2,
+            amt: 6000,
+            status: OrderStatus::Ordered,
+            create_time: "2026-01-01T00:00:00.000Z".into(),
         }),
     )
 }
 
 fn delivery_started(order_id: i64, delivery_id: i64) -> Event {
-    Event::new(
-        "delivery",
-        "DeliveryStarted",
-        &json!({"id": delivery_id, "orderId": order_id, "status": "Delivery Started"}),
-    )
+    let d = DeliveryChanged { id: delivery_id, order_id, status: DeliveryStatus::DeliveryStarted };
+    Event::new("delivery", Payload::DeliveryStarted(d))
 }
 
 fn delivered(order_id: i64, delivery_id: i64) -> Event {
-    Event::new("delivery", "Delivered", &json!({"id": delivery_id, "orderId": order_id, "status": "Delivered"}))
+    let d = DeliveryChanged { id: delivery_id, order_id, status: DeliveryStatus::Delivered };
+    Event::new("delivery", Payload::Delivered(d))
 }
 
 fn delivery_canceled(order_id: i64) -> Event {
-    Event::new("delivery", "DeliveryCanceled", &json!({"id": 70, "orderId": order_id, "status": "Delivery Cancelled"}))
+    let d = DeliveryChanged { id: 70, order_id, status: DeliveryStatus::DeliveryCancelled };
+    Event::new("delivery", Payload::DeliveryCanceled(d))
+}
+
+/// An event as it travels, written by hand: the envelope's fields and then `fields`, which
+/// need not be what its type promises.
+fn raw(source: &str, event_type: &str, fields: Value) -> Envelope {
+    let event_id = format!("{event_type}-by-hand");
+    let mut body = json!({"eventId": event_id, "timestamp": "2026-01-01T00:00:00.000Z", "source": source,
+                          "eventType": event_type});
+    body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    Envelope { event_id, event_type: event_type.into(), body: body.to_string(), headers: Default::default() }
 }
 
 #[tokio::test]
@@ -66,15 +81,31 @@ async fn a_cancelled_delivery_stays_cancelled() {
     assert_eq!(app.get("/deliverypages/2").await.body["status"], "Delivery Cancelled");
 }
 
+/// Events of other stages are not this view's business.
 #[tokio::test]
-async fn unreadable_and_foreign_events_are_skipped() {
+async fn events_it_does_not_follow_are_skipped() {
     let app = spawn_app().await;
-    let broken = Event::new("delivery", "DeliveryStarted", &json!({"id": 1, "orderId": "eight"}));
-    let foreign = Event::new("drink", "Made", &json!({"id": 1, "orderId": 3}));
-    app.consume(&UpdateDeliveryPage, &[broken, foreign, ordered(3)]).await;
+    let made = DrinkChanged { id: 1, order_id: 3, phone_number: "01012345678".into(), status: DrinkStatus::Made };
+    let foreign = Event::new("drink", Payload::Made(made));
+    app.consume(&UpdateDeliveryPage, &[foreign, ordered(3)]).await;
     let list = app.get("/deliverypages").await;
     assert_eq!(list.body["page"]["totalElements"], 1);
     assert_eq!(list.body["_embedded"]["deliverypages"][0]["status"], "Ordered");
+}
+
+/// Only what reads as a contract's event reaches the view: the platform rejects the rest
+/// before it, and the events behind them still arrive.
+#[tokio::test]
+async fn unreadable_events_on_the_bus_are_rejected() {
+    let app = spawn_app().await;
+    // Read leniently, either would have moved order 3 on.
+    let broken = raw("delivery", "DeliveryStarted", json!({"id": 1, "orderId": 3, "status": "Started"}));
+    let no_status = raw("delivery", "Delivered", json!({"id": 1, "orderId": 3}));
+    let after = ordered(3).envelope().unwrap();
+    app.ctx.bus().publish(&[broken, no_status, after]).await.unwrap();
+    let page = app.eventually("/deliverypages/3", |a| a.status == StatusCode::OK).await;
+    assert_eq!((page.body["status"].clone(), page.body["deliveryId"].clone()), (json!("Ordered"), json!(null)));
+    assert_eq!(app.get("/deliverypages").await.body["page"]["totalElements"], 1);
 }
 
 /// The total is kept, not counted: each page counts once, however many events, batches and
