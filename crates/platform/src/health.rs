@@ -15,12 +15,15 @@ use serde_json::{json, Map, Value};
 
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 
+/// What a component shows under `components`, read when health is asked.
+pub type Detail = Arc<dyn Fn() -> Value + Send + Sync>;
+
 #[derive(Clone, Default)]
 pub struct Health {
     stopping: Arc<AtomicBool>,
     checks: Vec<(&'static str, Check)>,
     /// Extra details shown under `components` (e.g. circuit breakers), not affecting status.
-    details: Vec<(&'static str, Arc<dyn Fn() -> Value + Send + Sync>)>,
+    details: Vec<(&'static str, Detail)>,
 }
 
 impl Health {
@@ -29,7 +32,7 @@ impl Health {
         self
     }
 
-    pub fn with_detail(mut self, name: &'static str, detail: Arc<dyn Fn() -> Value + Send + Sync>) -> Self {
+    pub fn with_detail(mut self, name: &'static str, detail: Detail) -> Self {
         self.details.push((name, detail));
         self
     }

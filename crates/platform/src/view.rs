@@ -34,6 +34,7 @@ pub trait View: Send + Sync + 'static {
     fn apply(row: Option<Self::Row>, fact: &Self::Fact) -> Self::Row;
 
     /// The stored rows among `keys`, with their keys.
+    #[allow(clippy::type_complexity)] // spelt out, it says what the future yields
     fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> BoxFuture<'a, Result<Vec<(i64, Self::Row)>, sqlx::Error>>;
 
     /// Inserts or replaces `rows`, of which `added` are new (for a view that keeps its
