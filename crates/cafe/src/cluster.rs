@@ -16,6 +16,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
+use platform::backoff::Backoff;
+use platform::shutdown::sleep_or_cancel;
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -220,7 +222,7 @@ async fn wait_ready(http: &reqwest::Client, inst: &Instance, cancel: &Cancellati
             return Ok(());
         }
         anyhow::ensure!(tokio::time::Instant::now() < deadline, "{} did not become ready within 60 s", inst.label);
-        if platform::embedded::sleep_or_cancel(Duration::from_millis(100), cancel).await {
+        if sleep_or_cancel(Duration::from_millis(100), cancel).await {
             anyhow::bail!("stopped");
         }
     }
@@ -242,7 +244,7 @@ fn supervise(
     let (pid_tx, pid_rx) = watch::channel(None);
     let (exe, service, task_label) = (exe.to_path_buf(), service.to_string(), label.clone());
     tracker.spawn(async move {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             // A stopped instance waits for `Running`, or for the cluster to stop.
             let running = tokio::select! {
@@ -264,7 +266,7 @@ fn supervise(
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(instance = %task_label, error = %e, "cannot start");
-                    if platform::embedded::sleep_or_cancel(backoff, &cancel).await {
+                    if sleep_or_cancel(backoff.next_delay(), &cancel).await {
                         return;
                     }
                     continue;
@@ -278,8 +280,11 @@ fn supervise(
                 status = child.wait() => {
                     pid_tx.send_replace(None);
                     tracing::warn!(instance = %task_label, ?status, "exited; restarting");
-                    backoff = if started.elapsed() > Duration::from_secs(10) { Duration::from_millis(200) } else { (backoff * 2).min(Duration::from_secs(5)) };
-                    if platform::embedded::sleep_or_cancel(backoff, &cancel).await {
+                    // One that ran a while crashed afresh: restart it soon.
+                    if started.elapsed() > Duration::from_secs(10) {
+                        backoff.reset();
+                    }
+                    if sleep_or_cancel(backoff.next_delay(), &cancel).await {
                         return;
                     }
                 }

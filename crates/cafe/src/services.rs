@@ -126,7 +126,7 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
                 let dependency = name.trim_end_matches("Circuit").to_string();
                 Arc::new(move || {
                     let (b, d) = (breaker.clone(), dependency.clone());
-                    Box::pin(async move { vec![(format!("dependency=\"{d}\""), b.phase() as u8 as f64)] })
+                    Box::pin(async move { vec![(vec![("dependency", d)], b.phase() as i64)] })
                 })
             },
         );

@@ -192,7 +192,7 @@ impl Service {
                 }
             };
             let cancelled = if remaining > 0 {
-                platform::embedded::sleep_or_cancel(every, self.ctx.cancel()).await
+                platform::shutdown::sleep_or_cancel(every, self.ctx.cancel()).await
             } else {
                 tokio::select! {
                     _ = self.ctx.cancel().cancelled() => true,

@@ -12,8 +12,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::embedded::sleep_or_cancel;
+use crate::backoff::Backoff;
 use crate::event::Envelope;
+use crate::shutdown::sleep_or_cancel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -56,16 +57,15 @@ pub(crate) async fn deliver_until_done(
     if events.is_empty() {
         return true;
     }
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
     loop {
         match deliver(events.clone()).await {
             Ok(()) => return true,
             Err(e) => {
                 tracing::warn!(%group, error = %e, "handler failed; redelivering");
-                if sleep_or_cancel(backoff, cancel).await {
+                if sleep_or_cancel(backoff.next_delay(), cancel).await {
                     return false;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
     }

@@ -48,8 +48,13 @@ impl Ctx {
             Arc::new(move || {
                 let db = backlog_db.clone();
                 Box::pin(async move {
-                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(db.pool()).await.unwrap_or(-1);
-                    vec![(String::new(), n as f64)]
+                    match sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(db.pool()).await {
+                        Ok(n) => vec![(vec![], n)],
+                        Err(e) => {
+                            tracing::debug!(error = %e, "outbox backlog not read; left out of this scrape");
+                            vec![]
+                        }
+                    }
                 })
             }),
         );
@@ -59,7 +64,7 @@ impl Ctx {
             "Events on the bus this service's consumer group has not handled yet.",
             Arc::new(move || {
                 let (bus, group) = (lag_bus.clone(), lag_group.clone());
-                Box::pin(async move { bus.lag(&group).await.map(|n| vec![(String::new(), n as f64)]).unwrap_or_default() })
+                Box::pin(async move { bus.lag(&group).await.map(|n| vec![(vec![], n as i64)]).unwrap_or_default() })
             }),
         );
         ctx.tracker.spawn(ctx.outbox.clone().run_relay(ctx.db.clone(), ctx.bus.clone(), service, ctx.cancel.clone()));

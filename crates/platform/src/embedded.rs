@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
 use crate::db::{values_list, Db, Migration, ROWS_PER_STATEMENT};
 use crate::event::Envelope;
+use crate::shutdown::sleep_or_cancel;
 
 const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -161,14 +162,6 @@ impl EmbeddedBus {
             }
             offset = last;
         }
-    }
-}
-
-/// Sleeps, or returns `true` at once if cancelled.
-pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = cancel.cancelled() => true,
-        _ = tokio::time::sleep(d) => false,
     }
 }
 

@@ -254,8 +254,8 @@ impl PageRequest {
         let mut size = DEFAULT_PAGE_SIZE;
         let mut order = Vec::new();
         let mut sort_params = Vec::new();
-        for (k, v) in form_pairs(query) {
-            match k.as_str() {
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
                 "page" => {
                     number = v.parse::<i64>().ok().filter(|n| (0..=1_000_000_000).contains(n)).ok_or_else(|| {
                         Problem::validation(vec![crate::problem::FieldError {
@@ -294,7 +294,7 @@ impl PageRequest {
                         }])
                     })?;
                     order.push(format!("{col} {dir}"));
-                    sort_params.push(v.clone());
+                    sort_params.push(v.into_owned());
                 }
                 _ => {}
             }
@@ -309,48 +309,11 @@ impl PageRequest {
     }
 }
 
-/// Decodes `a=1&b=x%20y` into pairs.
-pub fn form_pairs(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A required query parameter of a search endpoint.
 pub fn query_param(query: Option<&str>, name: &str) -> Result<String, Problem> {
-    form_pairs(query.unwrap_or(""))
-        .into_iter()
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty())
         .ok_or_else(|| {
             Problem::validation(vec![crate::problem::FieldError { field: name.into(), message: "is required".into() }])
@@ -409,6 +372,11 @@ mod tests {
 
     #[test]
     fn decodes_queries() {
-        assert_eq!(form_pairs("a=1&b=x%20y+z"), vec![("a".into(), "1".into()), ("b".into(), "x y z".into())]);
+        assert_eq!(query_param(Some("a=1&b=x%20y+z"), "b").unwrap(), "x y z");
+        assert_eq!(query_param(Some("b=%zz%4"), "b").unwrap(), "%zz%4", "a bad escape stays as written");
+        assert_eq!(query_param(Some("&&b=1&b=2"), "b").unwrap(), "1", "the first of repeated parameters");
+        assert_eq!(query_param(Some("b="), "b").unwrap_err().status, 400);
+        let p = PageRequest::parse("sort=createTime%2Cdesc&page=%31", SORT).unwrap();
+        assert_eq!((p.number, p.order_by.as_str()), (1, "create_time DESC, id ASC"));
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 pub type Check = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
 
-/// A component's details in the health answer (a circuit breaker's state, say), read when asked.
+/// What a component shows under `components`, read when health is asked.
 pub type Detail = Arc<dyn Fn() -> Value + Send + Sync>;
 
 #[derive(Clone, Default)]

@@ -6,9 +6,11 @@
 //! - [`outbox`]: transactional outbox, relay, idempotent inbox, batch consumer.
 //! - [`bus`], [`embedded`], [`nats`]: the event bus and its two implementations.
 //! - [`client`]: calls to another service, with a timeout and a circuit breaker.
-//! - [`health`], [`server`], [`access_log`], [`logging`]: running, observing, stopping.
+//! - [`health`], [`server`], [`access_log`], [`logging`], [`metrics`]: running, observing, stopping.
+//! - [`backoff`], [`shutdown`]: retrying after a failure, and pausing without holding up a stop.
 
 pub mod access_log;
+pub mod backoff;
 pub mod breaker;
 pub mod bus;
 pub mod client;
@@ -26,6 +28,7 @@ pub mod nats;
 pub mod outbox;
 pub mod problem;
 pub mod server;
+pub mod shutdown;
 pub mod spelling;
 pub mod testing;
 pub mod time;

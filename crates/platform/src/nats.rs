@@ -26,9 +26,10 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
-use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Headers, TRACEPARENT};
+use crate::shutdown::sleep_or_cancel;
 
 const BATCH: usize = 256;
 
@@ -137,16 +138,15 @@ impl NatsBus {
         into: mpsc::Sender<Message>,
         cancel: CancellationToken,
     ) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         while !cancel.is_cancelled() {
             match self.pull_until_error(&group, event_type, &into, &cancel).await {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(%group, event_type, error = %e, "consumer interrupted; resuming");
-                    if sleep_or_cancel(backoff, &cancel).await {
+                    if sleep_or_cancel(backoff.next_delay(), &cancel).await {
                         return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
             }
         }

@@ -20,11 +20,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::backoff::Backoff;
 use crate::bus::EventBus;
 use crate::db::{placeholders, values_list, Conn, Db, Migration, Tx, ROWS_PER_STATEMENT};
-use crate::embedded::sleep_or_cancel;
 use crate::event::{Envelope, Event, Payload, Undecodable};
 use crate::metrics::Metrics;
+use crate::shutdown::sleep_or_cancel;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -144,17 +145,16 @@ impl Outbox {
     /// ([`LINGER`]) so the next pass carries several events. Otherwise (a quiet cafe, one
     /// order at a time) it answers the next ring at once.
     pub async fn run_relay(self, db: Db, bus: Arc<dyn EventBus>, service: &'static str, cancel: CancellationToken) {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             if let Err(e) = relay_pending(&db, bus.as_ref(), &self.metrics).await {
                 tracing::warn!(service, error = %e, "outbox relay failed; retrying");
-                if sleep_or_cancel(backoff, &cancel).await {
+                if sleep_or_cancel(backoff.next_delay(), &cancel).await {
                     return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
-            backoff = Duration::from_millis(50);
+            backoff.reset();
             let rung_meanwhile = self.bell.notified().now_or_never().is_some();
             let stopped = if rung_meanwhile {
                 sleep_or_cancel(LINGER, &cancel).await
