@@ -8,7 +8,7 @@ use platform::Event;
 use proptest::prelude::*;
 use serde_json::json;
 
-use crate::helpers::{id, TestApp};
+use crate::common::{id, TestApp};
 
 in_both_modes!(the_view_rows_of_a_delivered_order_end_delivered,);
 
