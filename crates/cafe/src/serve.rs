@@ -43,7 +43,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let app = server::app(
                 gateway::router(gw, addr.port()),
                 &health,
-                &platform::metrics::Metrics::new("gateway"),
+                &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
                 Some(access),
             );
             tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));

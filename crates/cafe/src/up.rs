@@ -167,9 +167,9 @@ impl Cafe {
 
     /// `http://127.0.0.1:PORT` of `service`'s own listener (the gateway's, for the gateway).
     pub fn url_of(&self, service: ServiceName) -> String {
-        match self.services.slots.get(&service) {
-            Some(slot) => local(slot.addr),
-            None => self.gateway_url(),
+        match service {
+            ServiceName::Gateway => self.gateway_url(),
+            service => local(self.services.slots[&service].addr),
         }
     }
 
