@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use contracts::ServiceName;
 
 #[derive(Parser, Debug)]
 #[command(name = "cafe", version, about = "A drink-delivery cafe as event-driven microservices")]
@@ -12,6 +13,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start and moved into its command: boxing the larger variants saves nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run every service and the gateway in one process, with embedded storage and event log.
@@ -52,9 +55,8 @@ pub struct ClusterArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// order, payment, drink, customercenter, delivery, deliverycenter or gateway.
-    #[arg(value_parser = ["order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "gateway"])]
-    pub service: String,
+    /// The service to run, or the gateway.
+    pub service: ServiceName,
     /// Port to listen on.
     #[arg(long, env = "CAFE_PORT", default_value_t = 8080)]
     pub port: u16,
@@ -104,17 +106,24 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn of(&self, service: &str) -> Vec<String> {
+    /// The base URLs of `service`'s instances; none for the gateway, which is no one's upstream.
+    pub fn of(&self, service: ServiceName) -> Vec<String> {
         let list = match service {
-            "order" => &self.order_url,
-            "payment" => &self.payment_url,
-            "drink" => &self.drink_url,
-            "customercenter" => &self.customercenter_url,
-            "delivery" => &self.delivery_url,
-            "deliverycenter" => &self.deliverycenter_url,
-            _ => return Vec::new(),
+            ServiceName::Gateway => return Vec::new(),
+            ServiceName::Order => &self.order_url,
+            ServiceName::Payment => &self.payment_url,
+            ServiceName::Drink => &self.drink_url,
+            ServiceName::Customercenter => &self.customercenter_url,
+            ServiceName::Delivery => &self.delivery_url,
+            ServiceName::Deliverycenter => &self.deliverycenter_url,
         };
         list.split(',').map(|u| u.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty()).collect()
+    }
+
+    /// The environment variable that lists `service`'s instances (`ORDER_URL`), as
+    /// `cafe cluster` sets it for its children.
+    pub fn variable(service: ServiceName) -> String {
+        format!("{}_URL", service.as_str().to_uppercase())
     }
 }
 
@@ -134,6 +143,25 @@ pub struct UpArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub resilience: ResilienceArgs,
+}
+
+impl UpArgs {
+    /// The flags of `cafe up` (without the command), read as the command line reads them,
+    /// environment variables and defaults included. For building a cafe in a test.
+    pub fn from_flags<I, T>(flags: I) -> Result<UpArgs, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(Parser)]
+        #[command(name = "cafe up")]
+        struct Up {
+            #[command(flatten)]
+            args: UpArgs,
+        }
+        let flags = std::iter::once(std::ffi::OsString::from("up")).chain(flags.into_iter().map(Into::into));
+        Ok(Up::try_parse_from(flags)?.args)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -244,5 +272,35 @@ mod tests {
         assert_eq!(parse_range("5"), Ok((5, 5)));
         assert!(parse_range("620-400").is_err());
         assert!(parse_range("x").is_err());
+    }
+
+    #[test]
+    fn serve_takes_only_the_services_there_are() {
+        let parsed = Cli::try_parse_from(["cafe", "serve", "customercenter"]).expect("a service");
+        assert!(matches!(parsed.command, Command::Serve(ServeArgs { service: ServiceName::Customercenter, .. })));
+        assert!(Cli::try_parse_from(["cafe", "serve", "kitchen"]).is_err());
+    }
+
+    #[test]
+    fn every_upstream_flag_reads_the_variable_the_cluster_sets() {
+        use clap::CommandFactory;
+        let cli = Cli::command();
+        let serve = cli.find_subcommand("serve").expect("the serve command");
+        for service in ServiceName::BEHIND_GATEWAY {
+            let id = format!("{service}_url");
+            let arg = serve.get_arguments().find(|a| a.get_id() == id.as_str()).unwrap_or_else(|| panic!("no --{id}"));
+            let variable = Upstreams::variable(service);
+            assert_eq!(arg.get_env(), Some(std::ffi::OsStr::new(&variable)), "--{id}");
+        }
+    }
+
+    #[test]
+    fn upstreams_split_and_trim_each_services_list() {
+        let args = UpArgs::from_flags(["--port", "0"]).expect("flags");
+        assert_eq!(args.port, 0);
+        let parsed = Cli::try_parse_from(["cafe", "serve", "gateway", "--payment-url", "http://a:1/, http://b:2"]);
+        let Command::Serve(serve) = parsed.expect("flags").command else { panic!("not serve") };
+        assert_eq!(serve.upstreams.of(ServiceName::Payment), ["http://a:1", "http://b:2"]);
+        assert!(serve.upstreams.of(ServiceName::Gateway).is_empty());
     }
 }

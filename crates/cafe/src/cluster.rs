@@ -18,15 +18,16 @@ use std::time::Duration;
 use anyhow::Context;
 use platform::backoff::Backoff;
 use platform::shutdown::sleep_or_cancel;
+use contracts::ServiceName;
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::cli::ClusterArgs;
-use crate::services::SERVICES;
+use crate::cli::{ClusterArgs, Upstreams};
 
-const REPLICATED: [&str; 2] = ["payment", "drink"];
+/// The services that run two replicas; the others run one and surge to two while rolling.
+const REPLICATED: [ServiceName; 2] = [ServiceName::Payment, ServiceName::Drink];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -50,10 +51,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let ns: String =
         args.namespace.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     let p = args.port;
-    let slot_port = |i: usize, slot: usize| p + 1 + i as u16 + 6 * slot as u16;
-    let urls = |i: usize| format!("http://127.0.0.1:{},http://127.0.0.1:{}", slot_port(i, 0), slot_port(i, 1));
+    let slot_port = |s: ServiceName, slot: usize| p + s.port_offset() + 6 * slot as u16;
+    let urls = |s: ServiceName| format!("http://127.0.0.1:{},http://127.0.0.1:{}", slot_port(s, 0), slot_port(s, 1));
     let mut url_env: Vec<(String, String)> =
-        SERVICES.iter().enumerate().map(|(i, s)| (format!("{}_URL", s.to_uppercase()), urls(i))).collect();
+        ServiceName::BEHIND_GATEWAY.into_iter().map(|s| (Upstreams::variable(s), urls(s))).collect();
     url_env.push(("NATS_URL".into(), args.nats.clone()));
     url_env.push(("CAFE_NAMESPACE".into(), ns.clone()));
     url_env.push(("CAFE_HOST".into(), "127.0.0.1".into()));
@@ -66,24 +67,24 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let mut instances: Vec<(String, usize, Instance)> = Vec::new();
+    let mut instances: Vec<(ServiceName, usize, Instance)> = Vec::new();
     let postgres = args.postgres.trim_end_matches('/');
-    for (i, svc) in SERVICES.iter().enumerate() {
+    for svc in ServiceName::BEHIND_GATEWAY {
         for slot in 0..2 {
             let mut env = url_env.clone();
-            env.push(("CAFE_PORT".into(), slot_port(i, slot).to_string()));
+            env.push(("CAFE_PORT".into(), slot_port(svc, slot).to_string()));
             env.push(("DATABASE_URL".into(), format!("{postgres}/{ns}_{svc}")));
             let log_dir = if slot == 0 { args.log_dir.clone() } else { args.log_dir.join(format!("replica-{slot}")) };
             env.push(("CAFE_LOG_DIR".into(), log_dir.display().to_string()));
-            let initially = if slot == 0 || REPLICATED.contains(svc) { Want::Running } else { Want::Stopped };
-            let inst = supervise(&tracker, &exe, svc, slot, slot_port(i, slot), env, initially, cancel.clone());
-            instances.push((svc.to_string(), slot, inst));
+            let initially = if slot == 0 || REPLICATED.contains(&svc) { Want::Running } else { Want::Stopped };
+            let inst = supervise(&tracker, &exe, svc, slot, slot_port(svc, slot), env, initially, cancel.clone());
+            instances.push((svc, slot, inst));
         }
     }
     let mut gw_env = url_env.clone();
     gw_env.push(("CAFE_PORT".into(), p.to_string()));
     gw_env.push(("CAFE_LOG_DIR".into(), args.log_dir.display().to_string()));
-    let gateway = supervise(&tracker, &exe, "gateway", 0, p, gw_env, Want::Running, cancel.clone());
+    let gateway = supervise(&tracker, &exe, ServiceName::Gateway, 0, p, gw_env, Want::Running, cancel.clone());
 
     let http = reqwest::Client::new();
     for (_, _, inst) in instances.iter().filter(|(_, _, i)| *i.want.borrow() == Want::Running) {
@@ -130,10 +131,11 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-type Instances = std::sync::Arc<Vec<(String, usize, Instance)>>;
+type Instances = std::sync::Arc<Vec<(ServiceName, usize, Instance)>>;
 
 /// `POST /admin/services/{name}/stop|start` on 127.0.0.1 only: takes every instance of a
-/// service down, or brings its usual instances back (and waits until they are ready).
+/// service down, or brings its usual instances back (and waits until they are ready). An
+/// unknown name, or the gateway's, is a 404.
 fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
     use axum::extract::{Path, State};
     use axum::http::StatusCode;
@@ -142,7 +144,9 @@ fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
         State((instances, cancel)): State<(Instances, CancellationToken)>,
         Path((name, action)): Path<(String, String)>,
     ) -> Result<StatusCode, Problem> {
-        let of: Vec<&(String, usize, Instance)> = instances.iter().filter(|(s, _, _)| *s == name).collect();
+        let service: Option<ServiceName> = name.parse().ok();
+        let of: Vec<&(ServiceName, usize, Instance)> =
+            instances.iter().filter(|(s, _, _)| Some(*s) == service).collect();
         if of.is_empty() {
             return Err(Problem::not_found(format!("no service '{name}'")));
         }
@@ -155,7 +159,7 @@ fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
             "start" => {
                 let http = reqwest::Client::new();
                 for (svc, slot, inst) in &of {
-                    if *slot == 0 || REPLICATED.contains(&svc.as_str()) {
+                    if *slot == 0 || REPLICATED.contains(svc) {
                         inst.want.send_replace(Want::Running);
                         wait_ready(&http, inst, &cancel)
                             .await
@@ -175,11 +179,11 @@ fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
 /// Restarts every service one instance at a time, never leaving a service without a ready one.
 async fn roll(
     http: &reqwest::Client,
-    instances: &[(String, usize, Instance)],
+    instances: &[(ServiceName, usize, Instance)],
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
-    for svc in SERVICES {
-        let of: Vec<&Instance> = instances.iter().filter(|(s, _, _)| s == svc).map(|(_, _, i)| i).collect();
+    for svc in ServiceName::BEHIND_GATEWAY {
+        let of: Vec<&Instance> = instances.iter().filter(|(s, _, _)| *s == svc).map(|(_, _, i)| i).collect();
         let (first, second) = (of[0], of[1]);
         if REPLICATED.contains(&svc) {
             for inst in [first, second] {
@@ -232,7 +236,7 @@ async fn wait_ready(http: &reqwest::Client, inst: &Instance, cancel: &Cancellati
 fn supervise(
     tracker: &TaskTracker,
     exe: &std::path::Path,
-    service: &str,
+    service: ServiceName,
     slot: usize,
     port: u16,
     env: Vec<(String, String)>,
@@ -242,7 +246,7 @@ fn supervise(
     let label = format!("{service}#{slot}");
     let (want_tx, mut want) = watch::channel(initially);
     let (pid_tx, pid_rx) = watch::channel(None);
-    let (exe, service, task_label) = (exe.to_path_buf(), service.to_string(), label.clone());
+    let (exe, task_label) = (exe.to_path_buf(), label.clone());
     tracker.spawn(async move {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
@@ -256,7 +260,7 @@ fn supervise(
             }
             let spawned = Command::new(&exe)
                 .arg("serve")
-                .arg(&service)
+                .arg(service.as_str())
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -1,13 +1,8 @@
 //! `cafe`: the one binary. `cafe up` runs the whole cafe in one process; `cafe serve` runs one
-//! service. Parsing and wiring
-//! live in their own modules; this file only reports how the process ended.
+//! service; `cafe cluster` runs every service as its own process. Parsing and wiring live in
+//! the library; this file only reports how the process ended.
 
-mod cli;
-mod cluster;
-mod serve;
-mod services;
-mod up;
-
+use cafe::cli;
 use clap::Parser;
 
 #[global_allocator]
@@ -17,9 +12,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Up(args) => up::run(args).await,
-        cli::Command::Serve(args) => serve::run(args).await,
-        cli::Command::Cluster(args) => cluster::run(args).await,
+        cli::Command::Up(args) => cafe::up::run(args).await,
+        cli::Command::Serve(args) => cafe::serve::run(args).await,
+        cli::Command::Cluster(args) => cafe::cluster::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use contracts::ServiceName;
 use platform::access_log::AccessLog;
 use platform::embedded::EmbeddedBus;
 use platform::health::Health;
@@ -33,48 +34,51 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let stop = args.common.stop();
 
-    if name == "gateway" {
-        let routes = gateway::default_routes(|svc| args.upstreams.of(svc));
-        let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30)));
-        tracker.spawn(gw.clone().watch_readiness(cancel.clone()));
-        let health = Health::default();
-        let app = server::app(
-            gateway::router(gw, addr.port()),
-            &health,
-            &platform::metrics::Metrics::new("gateway"),
-            Some(access),
-        );
-        tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
-    } else {
-        let service = services::static_name(name).with_context(|| format!("unknown service '{name}'"))?;
-        let db_url = args
-            .database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", args.data_dir.join(format!("{service}.db")).display()));
-        if db_url.starts_with("sqlite:") {
-            std::fs::create_dir_all(&args.data_dir).ok();
+    match args.service {
+        ServiceName::Gateway => {
+            let routes = gateway::default_routes(|svc| args.upstreams.of(svc));
+            let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30)));
+            tracker.spawn(gw.clone().watch_readiness(cancel.clone()));
+            let health = Health::default();
+            let app = server::app(
+                gateway::router(gw, addr.port()),
+                &health,
+                &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
+                Some(access),
+            );
+            tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
         }
-        let db = Db::connect_or_create(&db_url, args.db_pool)
-            .await
-            .with_context(|| format!("cannot open the database of {service}"))?;
-        let bus: Arc<dyn EventBus> = match &args.nats_url {
-            Some(url) => Arc::new(NatsBus::connect(url, &args.namespace).await?),
-            None => Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?),
-        };
-        let wiring = args.resilience.wiring(&args.upstreams.payment_url, &args.upstreams.delivery_url);
-        services::launch(services::Launch {
-            name: service,
-            group: service.to_string(),
-            db,
-            bus,
-            wiring: &wiring,
-            cancel: cancel.clone(),
-            tracker: tracker.clone(),
-            access: Some(access),
-            listener,
-            stop,
-        })
-        .await?;
+        service => {
+            let db_url = args.database_url.clone().unwrap_or_else(|| {
+                format!("sqlite://{}?mode=rwc", args.data_dir.join(format!("{service}.db")).display())
+            });
+            if db_url.starts_with("sqlite:") {
+                std::fs::create_dir_all(&args.data_dir).ok();
+            }
+            let db = Db::connect_or_create(&db_url, args.db_pool)
+                .await
+                .with_context(|| format!("cannot open the database of {service}"))?;
+            let bus: Arc<dyn EventBus> = match &args.nats_url {
+                Some(url) => Arc::new(NatsBus::connect(url, &args.namespace).await?),
+                None => {
+                    Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?)
+                }
+            };
+            let wiring = args.resilience.wiring(&args.upstreams.payment_url, &args.upstreams.delivery_url);
+            services::launch(services::Launch {
+                name: service,
+                group: name.to_string(),
+                db,
+                bus,
+                wiring: &wiring,
+                cancel: cancel.clone(),
+                tracker: tracker.clone(),
+                access: Some(access),
+                listener,
+                stop,
+            })
+            .await?;
+        }
     }
     tracker.close();
     println!("cafe serve: {name}=http://{addr}");

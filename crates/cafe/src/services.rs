@@ -1,5 +1,5 @@
-//! The table of services: their names in port order, their schemas, and how each is built
-//! from a running context. `cafe up` and `cafe serve` both wire services through here.
+//! The table of services: each service crate's schema and how it is built from a running
+//! context, by [`ServiceName`]. `cafe up` and `cafe serve` both wire services through here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use platform::breaker::Breaker;
 
 use anyhow::Context;
 use axum::Router;
+use contracts::ServiceName;
 use platform::access_log::AccessLog;
 use platform::client::ServiceClient;
 use platform::health::Health;
@@ -15,9 +16,6 @@ use platform::{server, Ctx, Db, EventBus, Migration};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// In port order: base+1 .. base+6.
-pub const SERVICES: [&str; 6] = ["order", "payment", "drink", "customercenter", "delivery", "deliverycenter"];
 
 /// What a service needs to know about the others and about resilience.
 #[derive(Debug, Clone)]
@@ -38,55 +36,65 @@ pub struct Started {
     pub breakers: Vec<(&'static str, Arc<Breaker>)>,
 }
 
-pub fn migrations(service: &str) -> &'static [Migration] {
-    match service {
-        "order" => order::MIGRATIONS,
-        "payment" => payment::MIGRATIONS,
-        "drink" => drink::MIGRATIONS,
-        "customercenter" => customercenter::MIGRATIONS,
-        "delivery" => delivery::MIGRATIONS,
-        "deliverycenter" => deliverycenter::MIGRATIONS,
-        _ => &[],
+impl Started {
+    /// A service that calls no other.
+    fn alone(router: Router) -> Started {
+        Started { router, breakers: Vec::new() }
     }
 }
 
-pub fn static_name(service: &str) -> Option<&'static str> {
-    SERVICES.iter().copied().find(|s| *s == service)
+/// A service crate as `cafe` runs it: the schema its database is migrated to, and how it
+/// starts its background work (consumers, reconciler) and gives its routes.
+pub struct Service {
+    pub migrations: &'static [Migration],
+    pub start: Start,
 }
 
-/// Starts the service's background work (consumers, reconciler) and returns its routes.
-pub fn start(ctx: Ctx, w: &Wiring) -> Started {
-    let mut breakers = Vec::new();
-    let router = match ctx.service() {
-        "order" => {
-            let payment = Arc::new(Breaker::new(w.breaker));
-            let delivery = Arc::new(Breaker::new(w.breaker));
-            breakers.push(("paymentCircuit", payment.clone()));
-            breakers.push(("deliveryCircuit", delivery.clone()));
-            order::start(
-                ctx,
-                order::Config {
-                    payment: ServiceClient::new("payment", &w.payment_url, w.call_timeout, payment),
-                    delivery: ServiceClient::new("delivery", &w.delivery_url, w.call_timeout, delivery),
-                    settle_after: w.settle_after,
-                    retry_after_secs: w.retry_after_secs,
-                    payment_retries: w.payment_retries,
-                },
-            )
+/// Starts a service from its running context.
+pub type Start = fn(Ctx, &Wiring) -> Started;
+
+/// The service crate behind `name`; none for the gateway, which has no database or events
+/// and is served by `gateway::router`.
+pub fn of(name: ServiceName) -> Option<Service> {
+    let (migrations, start): (&'static [Migration], Start) = match name {
+        ServiceName::Gateway => return None,
+        ServiceName::Order => (order::MIGRATIONS, start_order),
+        ServiceName::Payment => (payment::MIGRATIONS, |ctx, w| {
+            Started::alone(payment::start(ctx, payment::Config { delay_ms: w.payment_delay_ms }))
+        }),
+        ServiceName::Drink => (drink::MIGRATIONS, |ctx, _| Started::alone(drink::start(ctx))),
+        ServiceName::Customercenter => {
+            (customercenter::MIGRATIONS, |ctx, _| Started::alone(customercenter::start(ctx)))
         }
-        "payment" => payment::start(ctx, payment::Config { delay_ms: w.payment_delay_ms }),
-        "drink" => drink::start(ctx),
-        "customercenter" => customercenter::start(ctx),
-        "delivery" => delivery::start(ctx),
-        "deliverycenter" => deliverycenter::start(ctx),
-        other => unreachable!("unknown service {other}"),
+        ServiceName::Delivery => (delivery::MIGRATIONS, |ctx, _| Started::alone(delivery::start(ctx))),
+        ServiceName::Deliverycenter => {
+            (deliverycenter::MIGRATIONS, |ctx, _| Started::alone(deliverycenter::start(ctx)))
+        }
     };
+    Some(Service { migrations, start })
+}
+
+/// Order calls payment and delivery, each behind its own circuit breaker.
+fn start_order(ctx: Ctx, w: &Wiring) -> Started {
+    let payment = Arc::new(Breaker::new(w.breaker));
+    let delivery = Arc::new(Breaker::new(w.breaker));
+    let breakers = vec![("paymentCircuit", payment.clone()), ("deliveryCircuit", delivery.clone())];
+    let router = order::start(
+        ctx,
+        order::Config {
+            payment: ServiceClient::new(ServiceName::Payment.as_str(), &w.payment_url, w.call_timeout, payment),
+            delivery: ServiceClient::new(ServiceName::Delivery.as_str(), &w.delivery_url, w.call_timeout, delivery),
+            settle_after: w.settle_after,
+            retry_after_secs: w.retry_after_secs,
+            payment_retries: w.payment_retries,
+        },
+    );
     Started { router, breakers }
 }
 
 /// Everything one running service instance is made of.
 pub struct Launch<'a> {
-    pub name: &'static str,
+    pub name: ServiceName,
     pub group: String,
     pub db: Db,
     pub bus: Arc<dyn EventBus>,
@@ -102,12 +110,13 @@ pub struct Launch<'a> {
 /// consumers stop only after the server has drained, so what the last requests commit is
 /// still published. Returns once everything is spawned on `tracker`.
 pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
+    let service = of(l.name).with_context(|| format!("{} is not a service with a database and events", l.name))?;
     let background = CancellationToken::new();
     let ctx = Ctx::start(
-        l.name,
+        l.name.as_str(),
         l.group,
         l.db.clone(),
-        migrations(l.name),
+        service.migrations,
         l.bus.clone(),
         background.clone(),
         l.tracker.clone(),
@@ -115,7 +124,7 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("cannot start {}", l.name))?;
     let metrics = ctx.metrics().clone();
-    let started = start(ctx, l.wiring);
+    let started = (service.start)(ctx, l.wiring);
     let mut health = health_of(&l.db, &l.bus);
     for (name, breaker) in started.breakers {
         metrics.gauge(
@@ -161,4 +170,18 @@ pub fn health_of(db: &Db, bus: &Arc<dyn EventBus>) -> Health {
                 Box::pin(async move { bus.healthy().await })
             }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::ServiceName;
+
+    #[test]
+    fn every_service_behind_the_gateway_is_launchable_and_the_gateway_is_not() {
+        for service in ServiceName::BEHIND_GATEWAY {
+            let launchable = super::of(service).unwrap_or_else(|| panic!("{service} cannot be launched"));
+            assert!(!launchable.migrations.is_empty(), "{service} has no schema");
+        }
+        assert!(super::of(ServiceName::Gateway).is_none());
+    }
 }

@@ -1,13 +1,19 @@
 //! `cafe up`: the whole cafe in one process.
 //!
-//! Every listener is bound first (so `--port 0` works and a taken port fails before anything
-//! runs), then each service gets its own SQLite file, its own context (outbox relay,
-//! consumers) and its own server, all on the embedded event log. Services still call each
-//! other over real HTTP. Each service can be stopped and started again while the rest keep
-//! running (`POST /admin/services/{name}/stop|start` on the gateway), which is how one
-//! takes delivery down to watch the cafe cope.
+//! [`Cafe::build`] binds every listener first (so `--port 0` works and a taken port fails
+//! before anything runs), then gives each service its own SQLite file, its own context
+//! (outbox relay, consumers) and its own server, all on the embedded event log, and puts the
+//! gateway in front of them. Services still call each other over real HTTP. The built cafe
+//! says where it listens ([`Cafe::gateway_url`], [`Cafe::url_of`]) and serves until its
+//! [`StopHandle`] is used ([`Cafe::run_until_stopped`]): `cafe up` uses it on SIGTERM or
+//! Ctrl-C, a test when it is done. Tests build the cafe the way [`run`] does, in their own
+//! process.
+//!
+//! Each service can be stopped and started again while the rest keep running
+//! (`POST /admin/services/{name}/stop|start` on the gateway), which is how one takes
+//! delivery down to watch the cafe cope.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,36 +23,202 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
+use contracts::ServiceName;
 use platform::access_log::AccessLog;
 use platform::embedded::EmbeddedBus;
 use platform::health::Health;
 use platform::{server, Db, EventBus, Problem};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::UpArgs;
-use crate::services::{self, Wiring, SERVICES};
+use crate::services::{self, Wiring};
+
+/// `cafe up`: what belongs to the process (failpoints, the log subscriber), then the cafe,
+/// built and served until SIGTERM or Ctrl-C.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    platform::failpoint::arm(args.resilience.failpoint.clone());
+    let names = ServiceName::ALL.map(ServiceName::as_str);
+    let _log_guards = platform::logging::init(&args.common.log_dir, "cafe", &names)
+        .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
+
+    let cafe = Cafe::build(args).await?;
+    let mut line = format!("cafe up: gateway={}", cafe.gateway_url());
+    for service in ServiceName::BEHIND_GATEWAY {
+        line.push_str(&format!(" {service}={}", cafe.url_of(service)));
+    }
+    println!("{line}");
+    tracing::info!("cafe is up in {:?}: gateway on {}", started.elapsed(), cafe.gateway_url());
+
+    let stop = cafe.stop_handle();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        stop.stop();
+    });
+    cafe.run_until_stopped().await;
+    Ok(())
+}
+
+/// The whole cafe, built: every listener bound, every service and the gateway serving.
+pub struct Cafe {
+    gateway: SocketAddr,
+    services: Arc<Services>,
+    gateway_stop: CancellationToken,
+    gateway_tracker: TaskTracker,
+    stop: StopHandle,
+    /// The access logs' writers, which end once their logs are dropped.
+    _access_writers: Vec<JoinHandle<()>>,
+}
+
+/// Stops a built [`Cafe`]: [`Cafe::run_until_stopped`] then drains and returns. Cloneable,
+/// so a signal handler or a test can hold it while the cafe runs elsewhere.
+#[derive(Debug, Clone, Default)]
+pub struct StopHandle(CancellationToken);
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.0.cancel();
+    }
+}
+
+impl Cafe {
+    /// Binds every listener, opens the event log and each service's database, and starts
+    /// every service and the gateway, as `config` says. Everything serves once this returns.
+    ///
+    /// `config`'s failpoints are not armed here: they crash the whole process, so [`run`]
+    /// arms them for the binary. The trace exporter (`--otlp-endpoint`) is one per process:
+    /// the first cafe built with one decides where spans go.
+    pub async fn build(config: UpArgs) -> anyhow::Result<Cafe> {
+        if let Some(endpoint) = &config.common.otlp_endpoint {
+            platform::trace::export_to(endpoint);
+        }
+        // Bind everything first: a taken port fails here, before anything runs.
+        let port_of = |s: ServiceName| if config.port == 0 { 0 } else { config.port.saturating_add(s.port_offset()) };
+        let gateway_listener = server::bind(SocketAddr::new(config.host, port_of(ServiceName::Gateway))).await?;
+        let mut listeners = Vec::new();
+        for service in ServiceName::BEHIND_GATEWAY {
+            listeners.push((service, server::bind(SocketAddr::new(config.host, port_of(service))).await?));
+        }
+        let addrs: BTreeMap<ServiceName, SocketAddr> =
+            listeners.iter().map(|(s, l)| Ok((*s, l.local_addr()?))).collect::<std::io::Result<_>>()?;
+
+        let bus: Arc<dyn EventBus> = Arc::new(
+            EmbeddedBus::open(&config.data_dir)
+                .await
+                .with_context(|| format!("cannot open the event log under {}", config.data_dir.display()))?,
+        );
+        let wiring =
+            config.resilience.wiring(&local(addrs[&ServiceName::Payment]), &local(addrs[&ServiceName::Delivery]));
+        let mut slots = BTreeMap::new();
+        let mut access_writers = Vec::new();
+        for (&name, &addr) in &addrs {
+            let db = Db::sqlite_file(&config.data_dir, name.as_str())
+                .await
+                .with_context(|| format!("cannot open {name}'s database under {}", config.data_dir.display()))?;
+            let (access, writer) = AccessLog::open(&config.common.log_dir, name.as_str())?;
+            access_writers.push(writer);
+            slots.insert(name, Slot { name, addr, db, access, running: Mutex::new(None) });
+        }
+        let services =
+            Arc::new(Services { slots, bus, wiring, root: CancellationToken::new(), stop: config.common.stop() });
+        for (name, listener) in listeners {
+            services.start(&services.slots[&name], Some(listener)).await?;
+        }
+
+        // The gateway, with the admin switch of the all-in-one mode.
+        let gateway = gateway_listener.local_addr()?;
+        let gw = Arc::new(gateway::Gateway::new(
+            gateway::default_routes(|service| vec![local(addrs[&service])]),
+            Duration::from_secs(30),
+        ));
+        let (gw_access, writer) = AccessLog::open(&config.common.log_dir, ServiceName::Gateway.as_str())?;
+        access_writers.push(writer);
+        let gw_health = Health::default();
+        let gw_app = gateway::router(gw, gateway.port()).merge(admin(services.clone()));
+        let gw_app = server::app(
+            gw_app,
+            &gw_health,
+            &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
+            Some(gw_access),
+        );
+        let gateway_tracker = TaskTracker::new();
+        let gateway_stop = CancellationToken::new();
+        gateway_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, gateway_stop.clone(), services.stop));
+        gateway_tracker.close();
+
+        Ok(Cafe {
+            gateway,
+            services,
+            gateway_stop,
+            gateway_tracker,
+            stop: StopHandle::default(),
+            _access_writers: access_writers,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` of the gateway.
+    pub fn gateway_url(&self) -> String {
+        local(self.gateway)
+    }
+
+    /// `http://127.0.0.1:PORT` of `service`'s own listener (the gateway's, for the gateway).
+    pub fn url_of(&self, service: ServiceName) -> String {
+        match service {
+            ServiceName::Gateway => self.gateway_url(),
+            service => local(self.services.slots[&service].addr),
+        }
+    }
+
+    pub fn stop_handle(&self) -> StopHandle {
+        self.stop.clone()
+    }
+
+    /// Serves until the [`StopHandle`] is used, then stops: the front door first, so what the
+    /// gateway already took in finishes while the services it needs still run; then the
+    /// services, whose relays publish what those requests committed.
+    pub async fn run_until_stopped(self) {
+        self.stop.0.cancelled().await;
+        tracing::info!("stopping: draining in-flight requests");
+        self.gateway_stop.cancel();
+        self.gateway_tracker.wait().await;
+        self.services.root.cancel();
+        for slot in self.services.slots.values() {
+            self.services.stop(slot).await;
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// `http://IP:PORT` for a bound address, with 127.0.0.1 for an unspecified one.
+fn local(addr: SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
+    format!("http://{ip}:{}", addr.port())
+}
 
 /// One service of the all-in-one cafe, startable and stoppable.
 struct Slot {
-    name: &'static str,
+    name: ServiceName,
     addr: SocketAddr,
     db: Db,
     access: AccessLog,
     running: Mutex<Option<(CancellationToken, TaskTracker)>>,
 }
 
-struct Cafe {
-    slots: HashMap<&'static str, Slot>,
+/// The services behind the gateway, and what each needs to start again.
+struct Services {
+    slots: BTreeMap<ServiceName, Slot>,
     bus: Arc<dyn EventBus>,
     wiring: Wiring,
     root: CancellationToken,
     stop: server::Stop,
 }
 
-impl Cafe {
+impl Services {
     async fn start(&self, slot: &Slot, listener: Option<TcpListener>) -> anyhow::Result<bool> {
         let mut running = slot.running.lock().await;
         if running.is_some() {
@@ -56,7 +228,7 @@ impl Cafe {
         let tracker = TaskTracker::new();
         services::launch(services::Launch {
             name: slot.name,
-            group: slot.name.to_string(),
+            group: slot.name.as_str().to_string(),
             db: slot.db.clone(),
             bus: self.bus.clone(),
             wiring: &self.wiring,
@@ -72,7 +244,7 @@ impl Cafe {
         .await?;
         tracker.close();
         *running = Some((cancel, tracker));
-        tracing::info!(service = slot.name, addr = %slot.addr, "service started");
+        tracing::info!(service = %slot.name, addr = %slot.addr, "service started");
         Ok(true)
     }
 
@@ -81,112 +253,32 @@ impl Cafe {
         let Some((cancel, tracker)) = running.take() else { return false };
         cancel.cancel();
         tracker.wait().await;
-        tracing::info!(service = slot.name, "service stopped");
+        tracing::info!(service = %slot.name, "service stopped");
         true
     }
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    platform::failpoint::arm(args.resilience.failpoint.clone());
-    if let Some(endpoint) = &args.common.otlp_endpoint {
-        platform::trace::export_to(endpoint);
-    }
-    let mut names = vec!["gateway"];
-    names.extend(SERVICES);
-    let _log_guards = platform::logging::init(&args.common.log_dir, "cafe", &names)
-        .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
-
-    // Bind everything first: a taken port fails here, before anything runs.
-    let port_of = |i: u16| if args.port == 0 { 0 } else { args.port.saturating_add(i) };
-    let gateway_listener = server::bind(SocketAddr::new(args.host, port_of(0))).await?;
-    let mut listeners = Vec::new();
-    for (i, name) in SERVICES.iter().enumerate() {
-        listeners.push((*name, server::bind(SocketAddr::new(args.host, port_of(i as u16 + 1))).await?));
-    }
-    let local = |addr: SocketAddr| {
-        let ip = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
-        let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
-        format!("http://{ip}:{}", addr.port())
-    };
-    let urls: HashMap<&str, String> =
-        listeners.iter().map(|(n, l)| (*n, local(l.local_addr().expect("bound")))).collect();
-
-    let bus: Arc<dyn EventBus> = Arc::new(
-        EmbeddedBus::open(&args.data_dir)
-            .await
-            .with_context(|| format!("cannot open the event log under {}", args.data_dir.display()))?,
-    );
-    let wiring = args.resilience.wiring(&urls["payment"], &urls["delivery"]);
-    let root = CancellationToken::new();
-    let mut slots = HashMap::new();
-    let mut guards = Vec::new();
-    for (name, listener) in &listeners {
-        let db = Db::sqlite_file(&args.data_dir, name)
-            .await
-            .with_context(|| format!("cannot open {name}'s database under {}", args.data_dir.display()))?;
-        let (access, guard) = AccessLog::open(&args.common.log_dir, name)?;
-        guards.push(guard);
-        slots.insert(*name, Slot { name, addr: listener.local_addr()?, db, access, running: Mutex::new(None) });
-    }
-    let cafe = Arc::new(Cafe { slots, bus, wiring, root: root.clone(), stop: args.common.stop() });
-    for (name, listener) in listeners {
-        cafe.start(&cafe.slots[name], Some(listener)).await?;
-    }
-
-    // The gateway, with the admin switch of the all-in-one mode.
-    let gateway_addr = gateway_listener.local_addr()?;
-    let gw = Arc::new(gateway::Gateway::new(
-        gateway::default_routes(|svc| vec![urls[svc].clone()]),
-        Duration::from_secs(30),
-    ));
-    let (gw_access, guard) = AccessLog::open(&args.common.log_dir, "gateway")?;
-    guards.push(guard);
-    let gw_health = Health::default();
-    let gw_app = gateway::router(gw, gateway_addr.port()).merge(admin(cafe.clone()));
-    let gw_app = server::app(gw_app, &gw_health, &platform::metrics::Metrics::new("gateway"), Some(gw_access));
-    let gw_tracker = TaskTracker::new();
-    let gw_stop = CancellationToken::new();
-    gw_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, gw_stop.clone(), cafe.stop));
-    gw_tracker.close();
-
-    let mut line = format!("cafe up: gateway={}", local(gateway_addr));
-    for name in SERVICES {
-        line.push_str(&format!(" {name}={}", urls[name]));
-    }
-    println!("{line}");
-    tracing::info!("cafe is up in {:?}: gateway on {}", started.elapsed(), local(gateway_addr));
-
-    wait_for_stop_signal().await;
-    tracing::info!("stopping: draining in-flight requests");
-    // Front door first: what the gateway already took in finishes while the services it
-    // needs still run; then the services, whose relays publish what those requests committed.
-    gw_stop.cancel();
-    gw_tracker.wait().await;
-    root.cancel();
-    for slot in cafe.slots.values() {
-        cafe.stop(slot).await;
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// `POST /admin/services/{name}/stop|start` (204; 404 for an unknown service).
-fn admin(cafe: Arc<Cafe>) -> Router {
-    Router::new().route("/admin/services/{name}/{action}", post(switch)).with_state(cafe)
+/// `POST /admin/services/{name}/stop|start` (204; 404 for a name that is no service behind
+/// the gateway, or an action that is neither).
+fn admin(services: Arc<Services>) -> Router {
+    Router::new().route("/admin/services/{name}/{action}", post(switch)).with_state(services)
 }
 
 async fn switch(
-    State(cafe): State<Arc<Cafe>>,
+    State(services): State<Arc<Services>>,
     Path((name, action)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    let slot = cafe.slots.get(name.as_str()).ok_or_else(|| Problem::not_found(format!("no service '{name}'")))?;
+    let slot = name
+        .parse::<ServiceName>()
+        .ok()
+        .and_then(|service| services.slots.get(&service))
+        .ok_or_else(|| Problem::not_found(format!("no service '{name}'")))?;
     match action.as_str() {
         "stop" => {
-            cafe.stop(slot).await;
+            services.stop(slot).await;
         }
         "start" => {
-            cafe.start(slot, None).await.map_err(|e| {
+            services.start(slot, None).await.map_err(|e| {
                 tracing::error!("{e:#}");
                 Problem::unavailable(format!("{name} could not start: {e}"), 1)
             })?;

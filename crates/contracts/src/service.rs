@@ -46,6 +46,19 @@ impl ServiceName {
     pub fn port_offset(self) -> u16 {
         self as u16
     }
+
+    /// The path prefixes the gateway routes to it (SPEC §2); none for the gateway itself.
+    pub fn routes(self) -> &'static [&'static str] {
+        match self {
+            ServiceName::Gateway => &[],
+            ServiceName::Order => &["/orders"],
+            ServiceName::Payment => &["/payments"],
+            ServiceName::Drink => &["/drinks", "/orderinfos"],
+            ServiceName::Customercenter => &["/mypages"],
+            ServiceName::Delivery => &["/deliveries", "/cancellations"],
+            ServiceName::Deliverycenter => &["/deliverypages"],
+        }
+    }
 }
 
 impl std::fmt::Display for ServiceName {
@@ -73,5 +86,28 @@ mod tests {
         assert_eq!(ServiceName::Deliverycenter.port_offset(), 6);
         assert_eq!("drink".parse::<ServiceName>(), Ok(ServiceName::Drink));
         assert!("kitchen".parse::<ServiceName>().is_err());
+    }
+
+    #[test]
+    fn the_command_line_spells_every_service_as_serde_does() {
+        use clap::ValueEnum;
+        for service in ServiceName::ALL {
+            let value = service.to_possible_value().expect("no service is hidden");
+            assert_eq!(value.get_name(), service.as_str());
+        }
+    }
+
+    #[test]
+    fn every_service_behind_the_gateway_has_routes_and_no_two_share_one() {
+        assert!(ServiceName::Gateway.routes().is_empty());
+        let mut all: Vec<&str> = Vec::new();
+        for service in ServiceName::BEHIND_GATEWAY {
+            assert!(!service.routes().is_empty(), "{service} has no route");
+            all.extend(service.routes());
+        }
+        let count = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), count, "a prefix routed to two services");
     }
 }

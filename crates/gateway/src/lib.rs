@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response};
 use axum::Router;
+use contracts::ServiceName;
 use platform::json::MAX_BODY_BYTES;
 use platform::Problem;
 use tokio_util::sync::CancellationToken;
@@ -21,28 +22,21 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct Route {
     pub prefix: String,
-    pub service: String,
+    pub service: ServiceName,
     pub upstreams: Vec<String>,
 }
 
-/// The routes of SPEC §2 for one base URL per service.
-pub fn default_routes(url_of: impl Fn(&str) -> Vec<String>) -> Vec<Route> {
-    let table: &[(&str, &[&str])] = &[
-        ("order", &["/orders"]),
-        ("payment", &["/payments"]),
-        ("drink", &["/drinks", "/orderinfos"]),
-        ("customercenter", &["/mypages"]),
-        ("delivery", &["/deliveries", "/cancellations"]),
-        ("deliverycenter", &["/deliverypages"]),
-    ];
-    table
-        .iter()
-        .flat_map(|(svc, prefixes)| {
-            let ups = url_of(svc);
-            prefixes.iter().map(move |p| Route {
-                prefix: p.to_string(),
-                service: svc.to_string(),
-                upstreams: ups.clone(),
+/// The routes of SPEC §2: each service behind the gateway at its prefixes, served by the
+/// instances `url_of` gives for it.
+pub fn default_routes(url_of: impl Fn(ServiceName) -> Vec<String>) -> Vec<Route> {
+    ServiceName::BEHIND_GATEWAY
+        .into_iter()
+        .flat_map(|service| {
+            let upstreams = url_of(service);
+            service.routes().iter().map(move |prefix| Route {
+                prefix: prefix.to_string(),
+                service,
+                upstreams: upstreams.clone(),
             })
         })
         .collect()
@@ -252,3 +246,20 @@ const READINESS_EVERY: Duration = Duration::from_millis(500);
 /// The gateway's own listening port, so `X-Forwarded-Port` is right when `Host` has none.
 #[derive(Debug, Clone, Copy)]
 pub struct LocalPort(pub u16);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_routes_send_each_prefix_to_its_service() {
+        let gw = Gateway::new(default_routes(|service| vec![format!("http://{service}:8080")]), Duration::from_secs(1));
+        let routed = |path: &str| gw.route(path).map(|u| (u.route.service, u.route.upstreams.clone()));
+        assert_eq!(routed("/orders"), Some((ServiceName::Order, vec!["http://order:8080".to_string()])));
+        assert_eq!(routed("/orderinfos/3").map(|r| r.0), Some(ServiceName::Drink));
+        assert_eq!(routed("/cancellations").map(|r| r.0), Some(ServiceName::Delivery));
+        assert_eq!(routed("/deliverypages/search/findByOrderId").map(|r| r.0), Some(ServiceName::Deliverycenter));
+        assert_eq!(routed("/ordersx").map(|r| r.0), None, "a prefix matches whole segments only");
+        assert_eq!(routed("/admin/services/order/stop").map(|r| r.0), None);
+    }
+}

@@ -7,6 +7,10 @@
 //! arrive through the bus ([`TestService::publish`], then [`TestService::eventually`]) or be
 //! handed to a handler directly, as one batch, as the bus would ([`TestService::consume`]).
 //! [`permutations`] serves the pure tests of a merge: every arrival order of the same events.
+//!
+//! [`eventually`] is the one way any test of the workspace waits for something: it polls
+//! with a deadline, never sleeps for a fixed time, so a fast machine is fast and a slow one
+//! only waits longer.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -126,14 +130,16 @@ impl TestService {
     /// Polls `uri` until `done` holds for its answer, for at most five seconds; then returns
     /// the last answer, for the test to say what is wrong with it.
     pub async fn eventually(&self, uri: &str, done: impl Fn(&Answer) -> bool) -> Answer {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        loop {
+        let polled = eventually(Duration::from_secs(5), async || {
             let a = self.get(uri).await;
-            if done(&a) || tokio::time::Instant::now() > deadline {
-                return a;
+            if done(&a) {
+                Ok(a)
+            } else {
+                Err(a)
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
+        polled.unwrap_or_else(|timed_out| timed_out.last)
     }
 }
 
@@ -141,6 +147,75 @@ impl Drop for TestService {
     fn drop(&mut self) {
         self.ctx.cancel().cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// How often [`eventually`] asks again.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Asks `check` every [`POLL`] until it says done, for at most `within`; then gives up with
+/// what it said last. `check` gives an `Option` (`None`: not yet) or a `Result` (`Err`: not
+/// yet, and why). A test usually `.expect`s the outcome, which names what it waited for and
+/// the last reason it was not there:
+///
+/// ```ignore
+/// let row = eventually(Duration::from_secs(5), async || {
+///     let a = app.get("/mypages/4").await;
+///     (a.body["status"] == "Made").then_some(a)
+/// })
+/// .await
+/// .expect("my page row 4 to be Made");
+/// ```
+pub async fn eventually<C: Check>(
+    within: Duration,
+    mut check: impl AsyncFnMut() -> C,
+) -> Result<C::Done, TimedOut<C::NotYet>> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check().await.outcome() {
+            Ok(done) => return Ok(done),
+            Err(last) if tokio::time::Instant::now() >= deadline => return Err(TimedOut { after: within, last }),
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    }
+}
+
+/// What one look of [`eventually`] found: done, with a value, or not yet.
+pub trait Check {
+    type Done;
+    type NotYet;
+    fn outcome(self) -> Result<Self::Done, Self::NotYet>;
+}
+
+impl<T> Check for Option<T> {
+    type Done = T;
+    type NotYet = NotYet;
+    fn outcome(self) -> Result<T, NotYet> {
+        self.ok_or(NotYet)
+    }
+}
+
+impl<T, E> Check for Result<T, E> {
+    type Done = T;
+    type NotYet = E;
+    fn outcome(self) -> Result<T, E> {
+        self
+    }
+}
+
+/// A look that found nothing yet and had no reason to give (a `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotYet;
+
+/// [`eventually`] gave up: after how long, and what the last look said.
+pub struct TimedOut<E> {
+    pub after: Duration,
+    pub last: E,
+}
+
+impl<E: std::fmt::Debug> std::fmt::Debug for TimedOut<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timed out after {:?}; last: {:?}", self.after, self.last)
     }
 }
 
@@ -169,7 +244,37 @@ pub fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
 
 #[cfg(test)]
 mod tests {
-    use super::permutations;
+    use std::time::Duration;
+
+    use super::{eventually, permutations, NotYet};
+
+    #[tokio::test]
+    async fn eventually_gives_the_first_value_a_check_finds() {
+        let mut looks = 0;
+        let found = eventually(Duration::from_secs(5), async || {
+            looks += 1;
+            (looks == 3).then_some(looks)
+        })
+        .await;
+        assert_eq!(found.ok(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn eventually_gives_up_at_the_deadline_with_the_last_reason() {
+        let started = tokio::time::Instant::now();
+        let mut looks = 0;
+        let timed_out = eventually(Duration::from_millis(100), async || -> Result<(), String> {
+            looks += 1;
+            Err(format!("look {looks}"))
+        })
+        .await
+        .expect_err("never done");
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(timed_out.last, format!("look {looks}"));
+        assert_eq!(format!("{timed_out:?}"), format!("timed out after 100ms; last: \"look {looks}\""));
+        let nothing = eventually(Duration::ZERO, async || None::<()>).await.expect_err("never done");
+        assert_eq!(nothing.last, NotYet);
+    }
 
     #[test]
     fn permutations_are_every_ordering_once() {

@@ -2,6 +2,9 @@
 //! with the whole process killed (`kill -9`) at random moments and restarted on the same data.
 //! Once settled, every order has exactly one approved payment, one drink, one delivery and
 //! its two view rows, and every approved payment has its order.
+//!
+//! The cafe runs as the `cafe up` binary here, not in the test's process: what is killed is
+//! a whole process, with whatever it had in flight.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{check_settled, id, make_queued_drinks, order_body, spawn_app_with, wait_until_ok, Rng, POLL};
+use crate::common::{check_settled, eventually, id, make_queued_drinks, order_body, spawn_process_with, Rng, POLL};
 
 const ORDERS: u64 = 300;
 const CLIENTS: u64 = 16;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_or_doubled_when_the_process_is_killed_under_load() {
-    let app = Arc::new(spawn_app_with(&["--settle-after-ms", "1000", "--payment-delay-ms", "5-40"]).await);
+    let app = Arc::new(spawn_process_with(&["--settle-after-ms", "1000", "--payment-delay-ms", "5-40"], &[]).await);
     let mut rng = Rng::seeded(0x5eed_cafe);
     let placed = Arc::new(AtomicU64::new(0));
     let attempts = Arc::new(AtomicU64::new(0));
@@ -67,11 +70,9 @@ async fn nothing_is_lost_or_doubled_when_the_process_is_killed_under_load() {
     for k in 0..kills {
         next_at += rng.between(30, ORDERS / (kills + 1));
         let target = next_at;
-        crate::helpers::wait_until(&format!("{target} orders placed before kill {k}"), Duration::from_secs(60), || {
-            let placed = placed.clone();
-            async move { (placed.load(Ordering::SeqCst) >= target).then_some(()) }
-        })
-        .await;
+        eventually(Duration::from_secs(60), async || (placed.load(Ordering::SeqCst) >= target).then_some(()))
+            .await
+            .unwrap_or_else(|t| panic!("{target} orders placed before kill {k}: {t:?}"));
         app.crash_and_restart().await;
         eprintln!("kill {} of {kills} after {} orders; restarted", k + 1, placed.load(Ordering::SeqCst));
     }
@@ -87,18 +88,12 @@ async fn nothing_is_lost_or_doubled_when_the_process_is_killed_under_load() {
     assert!(placed.load(Ordering::SeqCst) >= ORDERS, "the clients could not place {ORDERS} orders in time");
 
     // Settle: make whatever is still queued, until everything agrees.
-    {
-        let app = &*app;
-        wait_until_ok(
-            "every order settled with its payment, drink, delivery and views",
-            Duration::from_secs(30),
-            || async move {
-                make_queued_drinks(app).await;
-                check_settled(app).await
-            },
-        )
-        .await;
-    }
+    eventually(Duration::from_secs(30), async || {
+        make_queued_drinks(&app).await;
+        check_settled(&app).await
+    })
+    .await
+    .expect("every order settled with its payment, drink, delivery and views");
 
     // The search endpoints agree with the collections, for every order.
     let orders = app.all("orders").await;

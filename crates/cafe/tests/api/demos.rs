@@ -1,10 +1,11 @@
 //! The original's demonstrations (SPEC §8, 1–4), end to end through the gateway, and the
 //! HAL conventions of §3 as a client sees them.
 
+use contracts::ServiceName;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{id, order_body, wait_until, TestApp};
+use crate::common::{eventually, id, order_body, TestApp};
 
 in_both_modes!(
     an_order_made_by_a_barista_starts_its_delivery_and_shows_on_both_pages,
@@ -106,7 +107,7 @@ async fn a_drink_is_made_while_delivery_is_down_and_delivered_once_it_is_back(ap
     let order_id = id(&order);
     let drink = app.drink_for(order_id).await;
 
-    app.stop_service("delivery").await;
+    app.stop_service(ServiceName::Delivery).await;
     let r = app.patch_drink(id(&drink), "Made").await;
     assert_eq!(r.expect(200, "PATCH Made while delivery is down")["status"], "Made");
     // Made reaches the customer's page, but no delivery can have started.
@@ -114,7 +115,7 @@ async fn a_drink_is_made_while_delivery_is_down_and_delivered_once_it_is_back(ap
     let page = app.find_one("deliverypages", order_id).await.expect("a delivery page row");
     assert_eq!(page["status"], "Ordered", "no delivery while delivery is down: {page}");
 
-    app.start_service("delivery").await;
+    app.start_service(ServiceName::Delivery).await;
     let delivery = app.wait_for_status("deliveries", order_id, "Delivery Started").await;
     let page = app.wait_for_status("deliverypages", order_id, "Delivery Started").await;
     assert_eq!(page["deliveryId"].as_i64(), Some(id(&delivery)));
@@ -130,7 +131,7 @@ async fn cancelling_while_delivery_is_down_answers_503_and_keeps_the_order(app: 
     let drink = app.drink_for(order_id).await;
     let before = app.get_json(&format!("/orders/{order_id}")).await;
 
-    app.stop_service("delivery").await;
+    app.stop_service(ServiceName::Delivery).await;
     let r = app.cancel_order(order_id).await;
     r.expect_problem(503, "DELETE while delivery is down");
     let retry: u64 = r
@@ -142,23 +143,25 @@ async fn cancelling_while_delivery_is_down_answers_503_and_keeps_the_order(app: 
     assert_eq!(after, before, "the order is unchanged");
     assert_eq!(app.get_json(&format!("/drinks/{}", id(&drink))).await["status"], "Received");
 
-    app.start_service("delivery").await;
+    app.start_service(ServiceName::Delivery).await;
     // Delivery answers as soon as its start returned; a client still honours 503s.
-    let r = wait_until("DELETE to stop answering 503", app.deadline, || async {
+    let r = eventually(app.deadline, async || {
         let r = app.cancel_order(order_id).await;
         (r.status != 503).then_some(r)
     })
-    .await;
+    .await
+    .expect("DELETE to stop answering 503");
     r.expect(204, "DELETE once delivery is back");
     app.wait_for_status("cancellations", order_id, "Delivery Cancelled").await;
     app.wait_for_status("deliverypages", order_id, "Delivery Cancelled").await;
     app.get(&format!("/orders/{order_id}")).await.expect_problem(404, "GET the cancelled order");
     app.wait_for_drink(id(&drink), "Canceled").await;
-    wait_until("the payment to be Canceled", app.deadline, || async {
+    eventually(app.deadline, async || {
         let p = app.find_one("payments", order_id).await?;
         (p["status"] == "Canceled").then_some(())
     })
-    .await;
+    .await
+    .expect("the payment to be Canceled");
 }
 
 #[track_caller]
@@ -224,7 +227,7 @@ async fn collections_and_items_are_hal_with_absolute_links_through_the_gateway(a
         assert!(v["_embedded"].is_object(), "/{collection}: no _embedded: {v}");
         assert!(v["page"]["totalElements"].is_i64(), "/{collection}: no page: {v}");
         assert_href_under(&v["_links"]["self"], &base, &format!("/{collection} self"));
-        for item in crate::helpers::items(&v) {
+        for item in crate::common::items(&v) {
             assert_href_under(&item["_links"]["self"], &base, &format!("/{collection} item"));
         }
     }

@@ -1,10 +1,11 @@
 //! Every error of SPEC §3 on every write endpoint, through the gateway: each answer is
 //! problem+json with `type`/`title`/`status`/`detail`, never a 500, and changes nothing.
 
+use contracts::ServiceName;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{id, order_body, wait_until, TestApp};
+use crate::common::{eventually, id, order_body, TestApp};
 
 in_both_modes!(
     bad_bodies_are_refused_with_a_problem_naming_each_field_and_change_nothing,
@@ -12,6 +13,7 @@ in_both_modes!(
     the_bounds_of_each_field_are_accepted,
     illegal_state_changes_are_conflicts_and_change_nothing,
     a_service_down_answers_503_with_retry_after_and_leaves_nothing_half_made,
+    the_admin_switch_answers_a_404_problem_for_an_unknown_service_or_action,
 );
 
 /// The ids and statuses of everything that a bad request could have changed.
@@ -27,7 +29,7 @@ async fn snapshot(app: &TestApp) -> Value {
 
 /// Asserts a 400 problem that names every one of `fields` (in `errors[].field` or the detail).
 #[track_caller]
-fn expect_fields_named(r: &crate::helpers::Reply, fields: &[&str], what: &str) {
+fn expect_fields_named(r: &crate::common::Reply, fields: &[&str], what: &str) {
     let p = r.expect_problem(400, what);
     let named: Vec<String> = p["errors"]
         .as_array()
@@ -356,7 +358,7 @@ async fn a_service_down_answers_503_with_retry_after_and_leaves_nothing_half_mad
     let app = &app;
     app.place_order().await;
 
-    app.stop_service("payment").await;
+    app.stop_service(ServiceName::Payment).await;
     for n in 0..3 {
         let r = app.post_order(&order_body(n, "Latte", 1, 100)).await;
         r.expect_problem(503, "POST /orders while payment is down");
@@ -368,16 +370,28 @@ async fn a_service_down_answers_503_with_retry_after_and_leaves_nothing_half_mad
     assert!(r.header("retry-after").is_some(), "503 without Retry-After: {:?}", r.headers);
     assert_eq!(app.count("orders").await, 1, "no order without its payment");
 
-    app.start_service("payment").await;
-    let r = wait_until("POST /orders to work again", app.deadline, || async move {
+    app.start_service(ServiceName::Payment).await;
+    let r = eventually(app.deadline, async || {
         let r = app.post_order(&order_body(9, "Latte", 1, 100)).await;
         (r.status != 503).then_some(r)
     })
-    .await;
+    .await
+    .expect("POST /orders to work again");
     r.expect(201, "POST /orders once payment is back");
     let orders = app.all("orders").await;
     let payments = app.all("payments").await;
     let approved: Vec<_> = payments.iter().filter(|p| p["status"] == "Approved").collect();
     assert_eq!(orders.len(), 2);
     assert_eq!(approved.len(), 2, "every order has one approved payment, nothing else approved: {payments:?}");
+}
+
+/// The admin switch knows the services by name: a name that is none of them (or is the
+/// gateway, which is no service behind itself) is a 404 problem, and so is an action other
+/// than stop or start; the refused requests stop nothing.
+async fn the_admin_switch_answers_a_404_problem_for_an_unknown_service_or_action(app: TestApp) {
+    for (name, action) in [("kitchen", "stop"), ("gateway", "stop"), ("Payment", "stop"), ("payment", "restart")] {
+        let r = app.admin(name, action).await;
+        r.expect_problem(404, &format!("POST /admin/services/{name}/{action}"));
+    }
+    app.place_order().await;
 }

@@ -4,7 +4,7 @@
 
 use std::net::TcpListener;
 
-use crate::helpers::{check_infra, require_infra, running_in_ci};
+use crate::common::{check_infra, require_infra, running_in_ci};
 
 /// An address nothing listens on: a port the kernel just gave out, closed again.
 fn closed_address() -> String {

@@ -1,10 +1,12 @@
-//! Integration tests: the real `cafe` binary on ephemeral ports, driven over HTTP through its
-//! gateway, in the all-in-one mode and (where PostgreSQL and NATS run) the distributed one.
-//! One test binary keeps link time down.
+//! Integration tests: the cafe on ephemeral ports, driven over HTTP through its gateway, in
+//! the all-in-one mode (built in this process, or the binary where a test kills it) and,
+//! where PostgreSQL and NATS run, the distributed one (`cafe cluster`). One test binary keeps
+//! link time down.
 
 #[macro_use]
 #[allow(dead_code)]
-mod helpers;
+#[path = "../common/mod.rs"]
+mod common;
 
 mod crash;
 mod demos;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{id, wait_until_ok, TestApp};
+use crate::common::{eventually, id, TestApp};
 
 in_both_modes!(
     two_concurrent_cancels_of_one_order_cancel_it_once,
@@ -12,7 +12,7 @@ in_both_modes!(
 
 /// Waits until the cancellation chain of `order_id` has run everywhere.
 async fn wait_cancelled_everywhere(app: &TestApp, order_id: i64, drink_id: i64) {
-    wait_until_ok(&format!("order {order_id} cancelled everywhere"), app.deadline, || async move {
+    eventually(app.deadline, async || {
         let cancellations = app.try_search(&format!("/cancellations/search/findByOrderId?orderId={order_id}")).await?;
         if cancellations.len() != 1 || cancellations[0]["status"] != "Delivery Cancelled" {
             return Err(format!("cancellations {cancellations:?}"));
@@ -31,7 +31,8 @@ async fn wait_cancelled_everywhere(app: &TestApp, order_id: i64, drink_id: i64) 
         }
         Ok(())
     })
-    .await;
+    .await
+    .unwrap_or_else(|t| panic!("order {order_id} cancelled everywhere: {t:?}"));
 }
 
 async fn two_concurrent_cancels_of_one_order_cancel_it_once(app: TestApp) {

@@ -8,7 +8,7 @@ use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoR
 use contracts::{DeliveryStatus, DrinkStatus, Event, OrderStatus, Payload, PaymentStatus};
 use proptest::prelude::*;
 
-use crate::helpers::{id, TestApp};
+use crate::common::{id, TestApp};
 
 in_both_modes!(the_view_rows_of_a_delivered_order_end_delivered,);
 

@@ -11,23 +11,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use contracts::ServiceName;
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{
-    check_settled, id, make_queued_drinks, order_body, spawn_with, wait_until, Mode, Rng, NATS_ADDR, POLL,
+use crate::common::{
+    check_settled, eventually, id, make_queued_drinks, order_body, spawn_with, Mode, Rng, NATS_ADDR, POLL,
 };
 
 const ORDERS: u64 = 300;
 const CLIENTS: u64 = 12;
 /// Every service that a kill may hit (the gateway is the front door, not under test here).
-const TARGETS: [&str; 6] = ["order", "payment", "drink", "customercenter", "delivery", "deliverycenter"];
+const TARGETS: [ServiceName; 6] = ServiceName::BEHIND_GATEWAY;
 /// After the last client is done, how long everything may take to agree: an event a killed
 /// consumer had taken but not acknowledged comes back only after JetStream's ack wait (30 s).
 const SETTLE: Duration = Duration::from_secs(90);
 
 #[derive(Debug)]
 enum Blow {
-    Kill { service: &'static str, slot: u16 },
+    Kill { service: ServiceName, slot: u16 },
     RestartNats,
 }
 
@@ -47,7 +48,8 @@ async fn every_order_is_paid_made_and_shown_once_while_processes_die_and_nats_re
     let mut plan: Vec<(u64, Blow)> = (0..kills)
         .map(|_| {
             let service = TARGETS[rng.between(0, TARGETS.len() as u64 - 1) as usize];
-            let slot = if matches!(service, "payment" | "drink") { rng.between(0, 1) as u16 } else { 0 };
+            let slot =
+                if matches!(service, ServiceName::Payment | ServiceName::Drink) { rng.between(0, 1) as u16 } else { 0 };
             (rng.between(10, ORDERS * 4 / 5), Blow::Kill { service, slot })
         })
         .collect();
@@ -104,14 +106,12 @@ async fn every_order_is_paid_made_and_shown_once_while_processes_die_and_nats_re
 
     let started = Instant::now();
     for (at, blow) in &plan {
-        wait_until(&format!("{at} orders placed before {blow:?}"), Duration::from_secs(120), || {
-            let placed = placed.clone();
-            async move { (placed.load(Ordering::SeqCst) >= *at).then_some(()) }
-        })
-        .await;
+        eventually(Duration::from_secs(120), async || (placed.load(Ordering::SeqCst) >= *at).then_some(()))
+            .await
+            .unwrap_or_else(|t| panic!("{at} orders placed before {blow:?}: {t:?}"));
         match blow {
             Blow::Kill { service, slot } => {
-                let killed = app.kill9_instance(service, *slot).await;
+                let killed = app.kill9_instance(*service, *slot).await;
                 let (pid, orders) = (killed.pid, placed.load(Ordering::SeqCst));
                 eprintln!("{:>5.1}s: kill -9 {service}#{slot} (pid {pid}) after {orders} orders", secs(started));
             }
@@ -137,20 +137,20 @@ async fn every_order_is_paid_made_and_shown_once_while_processes_die_and_nats_re
     // Settle: make whatever is still queued, until everything agrees.
     let settling = Instant::now();
     let mut reported = Instant::now();
-    loop {
+    eventually(SETTLE, async || {
         make_queued_drinks(&app).await;
-        let why = match check_settled(&app).await {
-            Ok(()) => break,
-            Err(why) => why,
-        };
-        assert!(settling.elapsed() < SETTLE, "not settled {SETTLE:?} after the last order: {why}");
+        let settled = check_settled(&app).await;
         // What it is waiting for, now and then: a slow settle shows why in the output.
-        if reported.elapsed() > Duration::from_secs(10) {
-            eprintln!("{:>5.1}s: settling: {why}", secs(started));
-            reported = Instant::now();
+        if let Err(why) = &settled {
+            if reported.elapsed() > Duration::from_secs(10) {
+                eprintln!("{:>5.1}s: settling: {why}", secs(started));
+                reported = Instant::now();
+            }
         }
-        tokio::time::sleep(POLL * 10).await;
-    }
+        settled
+    })
+    .await
+    .unwrap_or_else(|t| panic!("not settled {SETTLE:?} after the last order: {t:?}"));
     eprintln!("{:>5.1}s: settled {:.1}s after the last order", secs(started), secs(settling));
 
     let orders = app.all("orders").await;
@@ -196,10 +196,10 @@ async fn restart_nats() {
         .status()
         .await;
     assert!(stopped.as_ref().is_ok_and(|s| s.success()), "start-stop-daemon --stop {NATS_SERVER}: {stopped:?}");
-    wait_until("NATS to stop", Duration::from_secs(30), || async { (!nats_answers().await).then_some(()) }).await;
+    eventually(Duration::from_secs(30), async || (!nats_answers().await).then_some(())).await.expect("NATS to stop");
     let started = tokio::task::spawn_blocking(start_nats).await.expect("start-stop-daemon");
     assert!(started.as_ref().is_ok_and(|s| s.success()), "start-stop-daemon --start {NATS_SERVER}: {started:?}");
-    wait_until("NATS to start", Duration::from_secs(30), || async { nats_answers().await.then_some(()) }).await;
+    eventually(Duration::from_secs(30), async || nats_answers().await.then_some(())).await.expect("NATS to start");
 }
 
 async fn nats_answers() -> bool {

@@ -6,10 +6,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use contracts::ServiceName;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{id, order_body, spawn_with, wait_until, Mode, TestApp};
+use crate::common::{eventually, id, order_body, spawn_with, Mode, TestApp};
 
 const CLIENTS: u64 = 4;
 
@@ -62,15 +63,15 @@ async fn killing_one_replica_at_a_time_fails_no_request_at_the_gateway() {
         let (sent, app) = (sent.clone(), app.clone());
         async move {
             let target = sent.load(Ordering::SeqCst) + more;
-            wait_until(&format!("{more} more requests"), app.deadline, || {
-                let sent = sent.clone();
-                async move { (sent.load(Ordering::SeqCst) >= target).then_some(()) }
-            })
-            .await;
+            eventually(app.deadline, async || (sent.load(Ordering::SeqCst) >= target).then_some(()))
+                .await
+                .unwrap_or_else(|t| panic!("{more} more requests: {t:?}"));
         }
     };
     traffic(40).await;
-    for (service, slot) in [("payment", 0), ("drink", 1), ("payment", 1), ("drink", 0)] {
+    for (service, slot) in
+        [(ServiceName::Payment, 0), (ServiceName::Drink, 1), (ServiceName::Payment, 1), (ServiceName::Drink, 0)]
+    {
         let killed = app.kill9_instance(service, slot).await;
         // Requests while it is down, then the cluster starts it again.
         traffic(20).await;

@@ -9,12 +9,12 @@
 //! restart must not land in another's run.
 //!
 //! Without PostgreSQL or NATS these tests skip, except under CI where they fail
-//! ([`helpers::require_infra`]).
+//! ([`common::require_infra`]).
 
 #[macro_use]
 #[allow(dead_code)]
-#[path = "../api/helpers.rs"]
-mod helpers;
+#[path = "../common/mod.rs"]
+mod common;
 
 mod exactly_once;
 mod gateway;

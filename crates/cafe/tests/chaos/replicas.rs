@@ -8,9 +8,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use contracts::ServiceName;
 use reqwest::{Method, StatusCode};
 
-use crate::helpers::{id, order_body, spawn, wait_until_ok, Mode, TestApp};
+use crate::common::{eventually, id, order_body, spawn, Mode, TestApp};
 
 const ORDERS: u64 = 60;
 const CLIENTS: u64 = 6;
@@ -43,7 +44,7 @@ async fn the_two_drink_replicas_share_the_orders_and_none_is_handled_twice() {
 
     // Every order has exactly one drink.
     let app = &*app;
-    wait_until_ok("a drink for every order", app.deadline, || async {
+    eventually(app.deadline, async || {
         let drinks = app.try_all("drinks").await?;
         let of_orders: Vec<i64> = drinks.iter().filter_map(|d| d["orderId"].as_i64()).collect();
         let distinct: HashSet<i64> = of_orders.iter().copied().collect();
@@ -56,7 +57,8 @@ async fn the_two_drink_replicas_share_the_orders_and_none_is_handled_twice() {
         }
         Ok(())
     })
-    .await;
+    .await
+    .expect("a drink for every order");
 
     // Each replica's share. The drinks exist, so both counts are final unless an event came
     // twice; a second look after the drinks were all there would show that.
@@ -68,7 +70,7 @@ async fn the_two_drink_replicas_share_the_orders_and_none_is_handled_twice() {
 
 /// `cafe_events_handled_total{type="Ordered"}` of the drink instance in `slot`.
 async fn handled(app: &TestApp, slot: u16) -> u64 {
-    let inst = app.instance("drink", slot).unwrap_or_else(|| panic!("drink#{slot} is not running"));
+    let inst = app.instance(ServiceName::Drink, slot).unwrap_or_else(|| panic!("drink#{slot} is not running"));
     let url = format!("http://127.0.0.1:{}/actuator/prometheus", inst.port);
     let res = app.client.get(&url).send().await.and_then(|r| r.error_for_status()).expect("metrics");
     let text = res.text().await.expect("metrics");

@@ -1,19 +1,28 @@
 //! Seeing inside the cafe. One order, one trace: placing an order and making its drink give
 //! a single trace id that spans the gateway and every service the order touched, as exported
-//! over OTLP/HTTP to an in-process receiver. And every service and the gateway expose their
+//! over OTLP/HTTP to a receiver in the test. And every service and the gateway expose their
 //! metrics in Prometheus text format.
+//!
+//! The cafe is built in the test's process, with `--otlp-endpoint` as `cafe up` takes it. The
+//! trace exporter is one per process, so this binary holds this one test.
+
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::routing::post;
 use axum::{Json, Router};
+use contracts::ServiceName;
 use serde_json::{json, Value};
 
-#[path = "../common/cafe_up.rs"]
-#[allow(dead_code)]
-mod common;
-use common::{cafe_up, poll};
+use common::{eventually, spawn_app_with};
+
+/// How long a wait here may take.
+const DEADLINE: Duration = Duration::from_secs(20);
 
 type Spans = Arc<Mutex<Vec<(String, String, String)>>>; // (trace id, service, span name)
 
@@ -56,9 +65,8 @@ async fn receiver() -> (String, Spans) {
 #[tokio::test]
 async fn an_order_is_one_trace_across_every_service_and_every_service_has_metrics() {
     let (collector, spans) = receiver().await;
-    let mut cafe = cafe_up(&[], &[("OTEL_EXPORTER_OTLP_ENDPOINT", &collector)]).await;
-    let urls = &cafe.urls;
-    let gw = urls["gateway"].to_string();
+    let cafe = spawn_app_with(&["--otlp-endpoint", &collector]).await;
+    let gw = cafe.gateway();
     let http = reqwest::Client::new();
 
     let order: Value = http
@@ -71,53 +79,45 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
         .await
         .unwrap();
     let order_id = order["id"].as_i64().expect("an order id");
-    let drink_id = poll(
-        "the drink",
-        async || {
-            let page: Value = http.get(format!("{gw}/drinks?size=1000")).send().await.ok()?.json().await.ok()?;
-            page["_embedded"]["drinks"].as_array()?.iter().find(|d| d["orderId"] == order_id)?["id"].as_i64()
-        },
-        String::new,
-    )
-    .await;
+    let drink_id = eventually(DEADLINE, async || {
+        let page: Value = http.get(format!("{gw}/drinks?size=1000")).send().await.ok()?.json().await.ok()?;
+        page["_embedded"]["drinks"].as_array()?.iter().find(|d| d["orderId"] == order_id)?["id"].as_i64()
+    })
+    .await
+    .expect("the drink");
     let made = http.patch(format!("{gw}/drinks/{drink_id}")).json(&json!({"status": "Made"})).send().await.unwrap();
     assert_eq!(made.status(), 200);
-    poll(
-        "the delivery page",
-        async || {
-            let row: Value = http.get(format!("{gw}/deliverypages/{order_id}")).send().await.ok()?.json().await.ok()?;
-            (row["status"] == "Delivery Started").then_some(())
-        },
-        String::new,
-    )
-    .await;
+    eventually(DEADLINE, async || {
+        let row: Value = http.get(format!("{gw}/deliverypages/{order_id}")).send().await.ok()?.json().await.ok()?;
+        (row["status"] == "Delivery Started").then_some(())
+    })
+    .await
+    .expect("the delivery page");
 
     let everyone: BTreeSet<&str> =
         ["gateway", "order", "payment", "drink", "delivery", "customercenter", "deliverycenter"].into();
-    let (trace, seen) = poll(
-        "one trace across every service",
-        async || {
-            let spans = spans.lock().unwrap().clone();
-            let place = spans.iter().find(|(_, svc, name)| svc == "order" && name == "POST /orders")?;
-            let seen: BTreeSet<String> =
-                spans.iter().filter(|(t, _, _)| *t == place.0).map(|(_, s, _)| s.clone()).collect();
-            let all = everyone.iter().all(|s| seen.contains(*s));
-            all.then(|| (place.0.clone(), seen))
-        },
-        || format!("{:#?}", spans.lock().unwrap()),
-    )
-    .await;
+    let (trace, seen) = eventually(DEADLINE, async || {
+        let spans = spans.lock().unwrap().clone();
+        let place = spans.iter().find(|(_, svc, name)| svc == "order" && name == "POST /orders");
+        let Some(place) = place else { return Err(format!("no span of POST /orders at order in {spans:#?}")) };
+        let seen: BTreeSet<String> =
+            spans.iter().filter(|(t, _, _)| *t == place.0).map(|(_, s, _)| s.clone()).collect();
+        let all = everyone.iter().all(|s| seen.contains(*s));
+        all.then(|| (place.0.clone(), seen)).ok_or_else(|| format!("{spans:#?}"))
+    })
+    .await
+    .expect("one trace across every service");
     assert_eq!(trace.len(), 32, "a W3C trace id");
     assert!(everyone.iter().all(|s| seen.contains(*s)), "{seen:?}");
 
     // Metrics, on every service and the gateway.
-    for (name, url) in urls {
+    for (name, url) in cafe.urls() {
         let res = http.get(format!("{url}/actuator/prometheus")).send().await.unwrap();
         assert_eq!(res.status(), 200, "{name}");
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain"), "{name}");
         let text = res.text().await.unwrap();
         assert!(text.contains("# TYPE http_server_requests_seconds histogram"), "{name}: {text}");
-        if *name != "gateway" {
+        if name != ServiceName::Gateway {
             for family in
                 ["cafe_outbox_backlog", "cafe_consumer_lag", "cafe_events_published_total", "cafe_events_handled_total"]
             {
@@ -125,8 +125,14 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
             }
         }
     }
-    let order_metrics =
-        http.get(format!("{}/actuator/prometheus", urls["order"])).send().await.unwrap().text().await.unwrap();
+    let order_metrics = http
+        .get(format!("{}/actuator/prometheus", cafe.service_url(ServiceName::Order)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         order_metrics.contains(
             r#"http_server_requests_seconds_count{service="order",method="POST",route="/orders",status="201"} 1"#
@@ -141,12 +147,17 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
         order_metrics.contains(r#"cafe_circuit_breaker_state{service="order",dependency="payment"} 0"#),
         "{order_metrics}"
     );
-    let drink_metrics =
-        http.get(format!("{}/actuator/prometheus", urls["drink"])).send().await.unwrap().text().await.unwrap();
+    let drink_metrics = http
+        .get(format!("{}/actuator/prometheus", cafe.service_url(ServiceName::Drink)))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         drink_metrics.contains(r#"cafe_events_handled_total{service="drink",type="Ordered"} 1"#),
         "{drink_metrics}"
     );
     assert!(drink_metrics.contains(r#"cafe_consumer_lag{service="drink"} "#), "{drink_metrics}");
-    let _ = cafe.child.start_kill();
 }

@@ -1,30 +1,28 @@
-//! Resilience of the synchronous calls (SPEC §6, demonstration 4), through the real `cafe up`
-//! binary: a slow, dead or crashed neighbour never takes placing or cancelling down, the
-//! client always gets an answer (201/204, or a fast 503 with `Retry-After`), and once settled
+//! Resilience of the synchronous calls (SPEC §6, demonstration 4), through the whole cafe
+//! built as `cafe up` builds it: a slow, dead or crashed neighbour never takes placing or
+//! cancelling down, the client always gets an answer (201/204, or a fast 503 with `Retry-After`), and once settled
 //! no money is left behind: every listed order has exactly one `Approved` payment and every
 //! `Approved` payment has its listed order.
 //!
 //! The breaker's state machine itself is tested beside it (`platform::breaker`); here it is
 //! driven end to end, with small settings so each test is quick and deterministic. Nothing
 //! sleeps for a fixed time: every wait is a poll with a deadline.
+//!
+//! The cafe runs in the test's process, except where the process itself crashes at a
+//! failpoint: that test runs the `cafe up` binary.
 
 #[allow(dead_code)]
-#[path = "../api/helpers.rs"]
-mod helpers;
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use contracts::ServiceName;
 use reqwest::StatusCode;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use helpers::{
-    id, order_body, parse_ready_line, spawn_app_with, wait_until, wait_until_ok, Reply, TestApp, DEADLINE, POLL,
-};
+use common::{eventually, id, order_body, spawn_app_with, spawn_process_with, Reply, TestApp, DEADLINE};
 
 /// Once the circuit is open a placement must fail at once: under this.
 const FAST: Duration = Duration::from_millis(100);
@@ -52,7 +50,7 @@ async fn timed_post_order(app: &TestApp, n: u64) -> (Reply, Duration) {
 
 /// `components.<name>.details` of the order service's health: `{state, calls, failures}`.
 async fn circuit(app: &TestApp, name: &str) -> Value {
-    let url = format!("{}/actuator/health", app.service_url("order"));
+    let url = format!("{}/actuator/health", app.service_url(ServiceName::Order));
     let r = app.client.get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let health: Value = r.json().await.unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"));
     let details = health["components"][name]["details"].clone();
@@ -71,7 +69,7 @@ async fn all_at(client: &reqwest::Client, gateway: &str, collection: &str) -> Re
             return Err(format!("GET {url}: {}", r.status()));
         }
         let v: Value = r.json().await.map_err(|e| format!("GET {url}: {e}"))?;
-        out.extend(helpers::items(&v));
+        out.extend(common::items(&v));
         page += 1;
         if page >= v["page"]["totalPages"].as_i64().unwrap_or(0) {
             return Ok(out);
@@ -149,7 +147,7 @@ async fn while_payment_is_down_placing_fails_fast_with_503_and_resumes_once_it_i
     let first = app.place_order().await;
     assert_eq!(circuit(&app, "paymentCircuit").await["state"], "CLOSED");
 
-    app.stop_service("payment").await;
+    app.stop_service(ServiceName::Payment).await;
     // Refused connections are failures; the circuit opens once it has seen MIN_CALLS calls.
     let mut n = 100;
     loop {
@@ -192,19 +190,20 @@ async fn while_payment_is_down_placing_fails_fast_with_503_and_resumes_once_it_i
     let orders = all_at(&app.client, &app.gateway(), "orders").await.expect("orders");
     assert_eq!(orders.iter().map(id).collect::<Vec<_>>(), vec![id(&first)], "orders while payment was down");
 
-    app.start_service("payment").await;
+    app.start_service(ServiceName::Payment).await;
     let back = Instant::now();
     // The circuit was (re)opened at most OPEN_MS ago: the first trial after that succeeds.
-    let placed = loop {
+    let placed = eventually(Duration::from_millis(OPEN_MS) + DEADLINE, async || {
         n += 1;
         let (r, _) = timed_post_order(&app, n).await;
         if r.status == StatusCode::CREATED {
-            break r.json;
+            return Some(r.json);
         }
         expect_busy(&r, "POST /orders while the circuit waits for its trial");
-        assert!(back.elapsed() < Duration::from_millis(OPEN_MS) + DEADLINE, "no order placed after payment came back");
-        tokio::time::sleep(POLL).await;
-    };
+        None
+    })
+    .await
+    .expect("an order placed after payment came back");
     let recovered = back.elapsed();
     assert!(
         recovered < Duration::from_millis(OPEN_MS) + Duration::from_secs(5),
@@ -230,16 +229,17 @@ async fn while_payment_is_down_placing_fails_fast_with_503_and_resumes_once_it_i
 /// Waits until no placement is still in flight at payment (a late charge would have landed
 /// by `quiet_after`) and the books are consistent, then checks they stay so.
 async fn settle(app: &TestApp, quiet_after: Instant, settled: impl Fn(&Books) -> Result<(), String>) -> Books {
-    wait_until_ok("the books to settle", Duration::from_secs(30), || async {
+    eventually(Duration::from_secs(30), async || {
         let b = books(app).await?;
         b.consistent()?;
         settled(&b)?;
         if Instant::now() < quiet_after {
-            return Err("a late payment could still land".into());
+            return Err("a late payment could still land".to_string());
         }
         Ok(())
     })
-    .await;
+    .await
+    .expect("the books to settle");
     let b = books(app).await.expect("orders and payments");
     b.consistent().unwrap_or_else(|e| panic!("after settling: {e}"));
     b
@@ -327,10 +327,9 @@ async fn pending_orders_left_by_an_open_circuit_are_voided_by_the_reconciler() {
     assert_eq!(b.approved(), 0, "approved payments without an order: {:?}", b.payments);
     // The circuit is not left open: once its sleep window passes it lets a trial through
     // (or a reconciler's void already was that trial and closed it).
-    wait_until("the payment circuit to leave OPEN", DEADLINE, || async {
-        (circuit(&app, "paymentCircuit").await["state"] != "OPEN").then_some(())
-    })
-    .await;
+    eventually(DEADLINE, async || (circuit(&app, "paymentCircuit").await["state"] != "OPEN").then_some(()))
+        .await
+        .expect("the payment circuit to leave OPEN");
 }
 
 /// A client that hangs up while its placement is the circuit's half-open trial must not
@@ -350,39 +349,34 @@ async fn a_client_hanging_up_during_the_trial_call_does_not_wedge_the_circuit() 
         "1000",
     ])
     .await;
-    app.stop_service("payment").await;
+    app.stop_service(ServiceName::Payment).await;
     let mut n = 0;
     while circuit(&app, "paymentCircuit").await["state"] == "CLOSED" {
         n += 1;
         assert!(n <= 2, "two refused calls did not open the circuit");
         expect_busy(&timed_post_order(&app, n).await.0, "POST /orders while payment is down");
     }
-    app.start_service("payment").await;
-    wait_until("the circuit to allow a trial", DEADLINE, || async {
-        (circuit(&app, "paymentCircuit").await["state"] == "HALF_OPEN").then_some(())
-    })
-    .await;
+    app.start_service(ServiceName::Payment).await;
+    eventually(DEADLINE, async || (circuit(&app, "paymentCircuit").await["state"] == "HALF_OPEN").then_some(()))
+        .await
+        .expect("the circuit to allow a trial");
 
     // The trial: payment takes 1.5 s, this client leaves after 300 ms.
     let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().expect("http client");
     let gone = impatient.post(app.url("/orders")).json(&order_body(10, "Mocha", 1, 4500)).send().await;
     assert!(gone.is_err(), "the trial answered within 300 ms although payment takes 1.5 s: {gone:?}");
 
-    let back = Instant::now();
-    let placed = loop {
+    let placed = eventually(Duration::from_secs(20), async || {
         n += 1;
         let (r, _) = timed_post_order(&app, 100 + n).await;
         if r.status == StatusCode::CREATED {
-            break r.json;
+            return Ok(r.json);
         }
         expect_busy(&r, "POST /orders after the abandoned trial");
-        let state = circuit(&app, "paymentCircuit").await;
-        assert!(
-            back.elapsed() < Duration::from_secs(20),
-            "orders never resumed after a client hung up during the trial; circuit {state}"
-        );
-        tokio::time::sleep(POLL).await;
-    };
+        Err(format!("circuit {}", circuit(&app, "paymentCircuit").await))
+    })
+    .await
+    .expect("orders to resume after a client hung up during the trial");
     let b = settle(&app, Instant::now(), |b| {
         b.orders
             .iter()
@@ -396,63 +390,15 @@ async fn a_client_hanging_up_during_the_trial_call_does_not_wedge_the_circuit() 
 
 // ---- a crash between payment and the order's commit -------------------------------------
 
-/// One `cafe up` process run by hand, so it can be started with a failpoint and restarted
-/// without it on the same data.
-struct Cafe {
-    child: Child,
-    gateway: String,
-}
-
-async fn start_cafe(dir: &Path, run: &str, extra: &[&str]) -> Cafe {
-    let stderr_path = dir.join(format!("stderr-{run}.log"));
-    let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cafe"))
-        .args(["up", "--port", "0"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--log-dir")
-        .arg(dir.join("logs"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr))
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot run the cafe binary");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if line.starts_with("cafe up:") {
-                return Some(line);
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_else(|| panic!("cafe up ({run}) printed no ready line; stderr:\n{}", read_tail(&stderr_path)));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let gateway = parse_ready_line(&ready).remove("gateway").expect("gateway url in the ready line");
-    Cafe { child, gateway }
-}
-
-fn read_tail(path: &Path) -> String {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    s.chars().rev().take(3000).collect::<Vec<_>>().into_iter().rev().collect()
-}
-
 /// The process dies (as `kill -9` would) after payment approved and before the order was
 /// confirmed. After a restart and settling, the approved payment is voided and there is no
 /// order: neither money without an order nor an order without money. New orders work.
 #[tokio::test]
 async fn a_crash_between_payment_and_the_orders_commit_leaves_nothing_half_made() {
-    let dir = tempfile::Builder::new().prefix("cafe-resilience-").tempdir().expect("temp dir");
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
-
-    let mut crashing = start_cafe(dir.path(), "failpoint", &["--failpoint", "order-after-payment"]).await;
+    let app = spawn_process_with(&["--failpoint", "order-after-payment"], &[]).await;
+    let client = &app.client;
     let body = order_body(1, "Flat White", 1, 4500);
-    let url = format!("{}/orders", crashing.gateway);
+    let url = app.url("/orders");
     let (a, b, c) = tokio::join!(
         client.post(&url).json(&body).send(),
         client.post(&url).json(&body).send(),
@@ -462,15 +408,12 @@ async fn a_crash_between_payment_and_the_orders_commit_leaves_nothing_half_made(
     for r in [a, b, c].into_iter().flatten() {
         assert_ne!(r.status(), StatusCode::CREATED, "an order was confirmed past the failpoint");
     }
-    let status = tokio::time::timeout(DEADLINE, crashing.child.wait())
-        .await
-        .expect("the process did not die at the failpoint")
-        .expect("wait for the process");
+    let status = app.wait_for_exit(DEADLINE).await;
     assert!(!status.success(), "the process exited cleanly: {status}");
 
-    let cafe = start_cafe(dir.path(), "restarted", &["--settle-after-ms", "1000"]).await;
-    wait_until_ok("the crash to be settled", Duration::from_secs(30), || async {
-        let b = Books::read(&client, &cafe.gateway).await?;
+    app.restart_with(&["--settle-after-ms", "1000"]).await;
+    eventually(Duration::from_secs(30), async || {
+        let b = books(&app).await?;
         b.consistent()?;
         if !b.orders.is_empty() {
             return Err(format!("orders after the crash: {:?}", b.orders));
@@ -481,17 +424,17 @@ async fn a_crash_between_payment_and_the_orders_commit_leaves_nothing_half_made(
         }
         Ok(())
     })
-    .await;
-    let b = Books::read(&client, &cafe.gateway).await.expect("orders and payments");
+    .await
+    .expect("the crash to be settled");
+    let b = books(&app).await.expect("orders and payments");
     assert_eq!(b.approved(), 0, "approved payments without an order: {:?}", b.payments);
 
-    let r = client.post(format!("{}/orders", cafe.gateway)).json(&order_body(2, "Latte", 1, 5000)).send().await;
+    let r = client.post(app.url("/orders")).json(&order_body(2, "Latte", 1, 5000)).send().await;
     let r = r.expect("POST /orders after the restart");
     assert_eq!(r.status(), StatusCode::CREATED, "POST /orders after the restart");
-    let b = Books::read(&client, &cafe.gateway).await.expect("orders and payments");
+    let b = books(&app).await.expect("orders and payments");
     b.consistent().unwrap_or_else(|e| panic!("after a new order: {e}"));
     assert_eq!(b.orders.len(), 1);
-    drop(cafe);
 }
 
 // ---- demonstration 4: delivery down while cancelling ------------------------------------
@@ -509,7 +452,7 @@ async fn cancelling_while_delivery_is_down_keeps_the_order_and_compensates_once_
     assert_eq!(payment["status"], "Approved");
     let before = app.get_json(&format!("/orders/{order_id}")).await;
 
-    app.stop_service("delivery").await;
+    app.stop_service(ServiceName::Delivery).await;
     for attempt in 1..=4 {
         let r = app.cancel_order(order_id).await;
         expect_busy(&r, &format!("DELETE /orders/{order_id} while delivery is down (attempt {attempt})"));
@@ -522,18 +465,19 @@ async fn cancelling_while_delivery_is_down_keeps_the_order_and_compensates_once_
     assert_eq!(page["status"], "Delivery Started", "the page moved on a refused cancellation: {page}");
     assert_eq!(app.get_json(&format!("/payments/{}", id(&payment))).await["status"], "Approved");
 
-    app.start_service("delivery").await;
+    app.start_service(ServiceName::Delivery).await;
     assert!(
         app.find_by_order_id("cancellations", order_id).await.is_empty(),
         "a refused cancellation was recorded in the ledger"
     );
     assert_eq!(app.get_json(&format!("/deliveries/{}", id(&delivery))).await["status"], "Delivery Started");
     // The circuit lets a trial through within its open period.
-    let r = wait_until("DELETE to stop answering 503", DEADLINE, || async {
+    let r = eventually(DEADLINE, async || {
         let r = app.cancel_order(order_id).await;
         (r.status != StatusCode::SERVICE_UNAVAILABLE).then_some(r)
     })
-    .await;
+    .await
+    .expect("DELETE to stop answering 503");
     r.expect(204, "DELETE once delivery is back");
 
     let ledger = app.wait_for_status("cancellations", order_id, "Delivery Cancelled").await;
