@@ -16,9 +16,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
+use contracts::ServiceName;
 use platform::backoff::Backoff;
 use platform::shutdown::sleep_or_cancel;
-use contracts::ServiceName;
 use tokio::process::Command;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

@@ -120,12 +120,7 @@ impl ServiceClient {
 
     /// Tries the instances from `start` (or the next in round-robin order) until one takes the
     /// request; returns its outcome and the index of the instance that gave it.
-    async fn call(
-        &self,
-        path: &str,
-        body: &Bytes,
-        start: Option<usize>,
-    ) -> (Result<Bytes, CallError>, usize) {
+    async fn call(&self, path: &str, body: &Bytes, start: Option<usize>) -> (Result<Bytes, CallError>, usize) {
         let n = self.bases.len();
         let start = start.unwrap_or_else(|| self.next.fetch_add(1, Ordering::Relaxed));
         let mut last = CallError::Unavailable {

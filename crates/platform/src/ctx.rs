@@ -39,8 +39,17 @@ impl Ctx {
         cancel: CancellationToken,
         tracker: TaskTracker,
     ) -> Result<Ctx, sqlx::Error> {
-        let ctx = Ctx::without_relay(service, group, db, migrations, bus, Outbox::new(Metrics::new(service)), cancel, tracker)
-            .await?;
+        let ctx = Ctx::without_relay(
+            service,
+            group,
+            db,
+            migrations,
+            bus,
+            Outbox::new(Metrics::new(service)),
+            cancel,
+            tracker,
+        )
+        .await?;
         let backlog_db = ctx.db.clone();
         ctx.metrics().gauge(
             "cafe_outbox_backlog",

@@ -81,10 +81,10 @@ impl EmbeddedBus {
         let rows = sqlx::query(
             "SELECT seq, event_id, event_type, body, headers FROM event_log WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
-            .bind(seq)
-            .bind(BATCH)
-            .fetch_all(self.db.pool())
-            .await?;
+        .bind(seq)
+        .bind(BATCH)
+        .fetch_all(self.db.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 let envelope = Envelope {

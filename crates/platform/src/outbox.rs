@@ -57,7 +57,8 @@ pub(crate) async fn enqueue<P: Payload>(conn: &mut Conn, events: &[Event<P>]) ->
         let mut q = sqlx::query(&sql);
         for e in chunk {
             let envelope = e.envelope().map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            q = q.bind(envelope.event_id.clone())
+            q = q
+                .bind(envelope.event_id.clone())
                 .bind(envelope.event_type.clone())
                 .bind(envelope.body.clone())
                 .bind(envelope.headers_json());

@@ -19,6 +19,7 @@
 //!   container port and the probes' port, so that many services run side by side;
 //! - `fieldRef`s take what the kubelet would give (`metadata.name`: a pod name), and in an
 //!   overlay that does not ship its Secret (prod), secret values are placeholders.
+//!
 //! Every other variable is passed as the manifest says, `$(VAR)` references expanded as
 //! Kubernetes expands them; nothing from the test's own environment leaks in.
 //!
@@ -142,7 +143,7 @@ fn get<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
     find(objects, kind, name).unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
-fn container<'a>(workload: &'a Value) -> &'a Value {
+fn container(workload: &Value) -> &Value {
     let containers = workload["spec"]["template"]["spec"]["containers"].as_array().expect("containers");
     assert_eq!(containers.len(), 1, "{}: one container", name_of(workload));
     &containers[0]
