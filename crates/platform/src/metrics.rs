@@ -7,7 +7,8 @@
 //!
 //! - `http_server_requests_seconds{service,method,route,status}`: histogram of requests;
 //! - `http_server_requests_in_flight{service}`: requests being served now;
-//! - `cafe_events_published_total{service,type}`, `cafe_events_handled_total{service,type}`;
+//! - `cafe_events_published_total{service,type}`, `cafe_events_handled_total{service,type}`,
+//!   `cafe_events_rejected_total{service,type}` (`type` is `unknown` for an unknown type);
 //! - gauges read at scrape time, registered with [`Metrics::gauge`]: `cafe_outbox_backlog`
 //!   (events committed, not yet published), `cafe_consumer_lag` (events on the bus this
 //!   service has not handled yet), `cafe_circuit_breaker_state{dependency}` (0 closed, 1
@@ -72,6 +73,7 @@ struct Inner {
     in_flight: Gauge,
     published: Events,
     handled: Events,
+    rejected: Events,
     // A std Mutex: held to push or copy the list, never across an await.
     gauges: Mutex<Vec<(&'static str, &'static str, Reader)>>,
 }
@@ -100,9 +102,14 @@ impl Metrics {
         );
         let in_flight = Gauge::default();
         registry.register("http_server_requests_in_flight", "Requests being served now", in_flight.clone());
-        let (published, handled) = (Events::default(), Events::default());
+        let (published, handled, rejected) = (Events::default(), Events::default(), Events::default());
         registry.register("cafe_events_published", "Events published to the bus, by type", Declared(published.clone()));
         registry.register("cafe_events_handled", "Events handled by this service, by type", Declared(handled.clone()));
+        registry.register(
+            "cafe_events_rejected",
+            "Events this service could not read (unknown type or unreadable payload), by type",
+            Declared(rejected.clone()),
+        );
         let inner = Inner {
             service: service.to_string(),
             registry,
@@ -110,6 +117,7 @@ impl Metrics {
             in_flight,
             published,
             handled,
+            rejected,
             gauges: Mutex::default(),
         };
         Metrics { inner: Arc::new(inner) }
@@ -119,12 +127,13 @@ impl Metrics {
         self.inner.service.clone()
     }
 
-    /// Adds `n` to counter `name{type=...}`: `cafe_events_published_total` or
-    /// `cafe_events_handled_total`.
+    /// Adds `n` to counter `name{type=...}`: `cafe_events_published_total`,
+    /// `cafe_events_handled_total` or `cafe_events_rejected_total`.
     pub fn count(&self, name: &'static str, event_type: &str, n: u64) {
         let events = match name {
             "cafe_events_published_total" => &self.inner.published,
             "cafe_events_handled_total" => &self.inner.handled,
+            "cafe_events_rejected_total" => &self.inner.rejected,
             _ => {
                 debug_assert!(false, "no counter named {name}");
                 return;
@@ -292,6 +301,7 @@ mod tests {
             "# TYPE cafe_events_published_total counter",
             r#"cafe_events_published_total{service="order",type="Ordered"} 2"#,
             "# TYPE cafe_events_handled_total counter",
+            "# TYPE cafe_events_rejected_total counter",
             "# HELP cafe_outbox_backlog Events not yet published.",
             "# TYPE cafe_outbox_backlog gauge",
             r#"cafe_outbox_backlog{service="order"} 3"#,
