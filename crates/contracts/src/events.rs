@@ -141,6 +141,53 @@ payloads!(
     Delivered(DeliveryChanged) => |b| b.order_id,
 );
 
+/// One payload of each type, in `EventType::ALL` order, all about order 8: the events the
+/// golden fixtures hold, and a set for a consumer's tests to check what it subscribes to.
+pub fn examples() -> Vec<Payload> {
+    const PHONE: &str = "01012345678";
+    let ordered = Ordered {
+        id: 8,
+        phone_number: PHONE.into(),
+        product_name: "Americano".into(),
+        qty: 2,
+        amt: 9000,
+        status: OrderStatus::Ordered,
+        create_time: "2026-12-03T10:15:30.100Z".into(),
+    };
+    let canceled = OrderCanceled {
+        id: 8,
+        phone_number: PHONE.into(),
+        product_name: "Americano".into(),
+        qty: 2,
+        amt: 9000,
+        status: OrderStatus::OrderCanceled,
+    };
+    let payment = |status| PaymentChanged { id: 5, order_id: 8, phone_number: PHONE.into(), amt: 9000, status };
+    let received = OrderInfoReceived {
+        id: 3,
+        order_id: 8,
+        phone_number: PHONE.into(),
+        product_name: "Americano".into(),
+        qty: 2,
+        status: DrinkStatus::Received,
+    };
+    let drink = |status| DrinkChanged { id: 3, order_id: 8, phone_number: PHONE.into(), status };
+    let delivery = |id, status| DeliveryChanged { id, order_id: 8, status };
+    vec![
+        Payload::Ordered(ordered),
+        Payload::OrderCanceled(canceled),
+        Payload::PaymentApproved(payment(PaymentStatus::Approved)),
+        Payload::PaymentCanceled(payment(PaymentStatus::Canceled)),
+        Payload::OrderInfoReceived(received),
+        Payload::Receipted(drink(DrinkStatus::Receipted)),
+        Payload::Made(drink(DrinkStatus::Made)),
+        Payload::DrinkCanceled(drink(DrinkStatus::Canceled)),
+        Payload::DeliveryStarted(delivery(4, DeliveryStatus::DeliveryStarted)),
+        Payload::DeliveryCanceled(delivery(6, DeliveryStatus::DeliveryCancelled)),
+        Payload::Delivered(delivery(4, DeliveryStatus::Delivered)),
+    ]
+}
+
 /// The names of `types`, as a bus subscribes to them.
 pub fn names(types: &[EventType]) -> Vec<&'static str> {
     types.iter().map(|t| t.as_str()).collect()

@@ -1,57 +1,17 @@
 //! Golden JSON fixtures, one per event: each typed event serialises to its fixture, and each
 //! fixture reads back as that event, so the wire format of SPEC §5 cannot drift unnoticed.
 
-use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
-use contracts::{DeliveryStatus, DrinkStatus, Event, EventType, OrderStatus, Payload, PaymentStatus};
+use contracts::{Event, EventType, Payload};
 use platform::event::Undecodable;
 use platform::Envelope;
 use serde_json::Value;
 
-const PHONE: &str = "01012345678";
-
-/// The event each fixture holds, in `EventType::ALL` order.
+/// The event each fixture holds, in `EventType::ALL` order, with its source.
 fn expected() -> Vec<(Payload, &'static str)> {
-    let ordered = Ordered {
-        id: 8,
-        phone_number: PHONE.into(),
-        product_name: "Americano".into(),
-        qty: 2,
-        amt: 9000,
-        status: OrderStatus::Ordered,
-        create_time: "2026-12-03T10:15:30.100Z".into(),
-    };
-    let canceled = OrderCanceled {
-        id: 8,
-        phone_number: PHONE.into(),
-        product_name: "Americano".into(),
-        qty: 2,
-        amt: 9000,
-        status: OrderStatus::OrderCanceled,
-    };
-    let payment = |status| PaymentChanged { id: 5, order_id: 8, phone_number: PHONE.into(), amt: 9000, status };
-    let received = OrderInfoReceived {
-        id: 3,
-        order_id: 8,
-        phone_number: PHONE.into(),
-        product_name: "Americano".into(),
-        qty: 2,
-        status: DrinkStatus::Received,
-    };
-    let drink = |status| DrinkChanged { id: 3, order_id: 8, phone_number: PHONE.into(), status };
-    let delivery = |id, status| DeliveryChanged { id, order_id: 8, status };
-    vec![
-        (Payload::Ordered(ordered), "order"),
-        (Payload::OrderCanceled(canceled), "order"),
-        (Payload::PaymentApproved(payment(PaymentStatus::Approved)), "payment"),
-        (Payload::PaymentCanceled(payment(PaymentStatus::Canceled)), "payment"),
-        (Payload::OrderInfoReceived(received), "drink"),
-        (Payload::Receipted(drink(DrinkStatus::Receipted)), "drink"),
-        (Payload::Made(drink(DrinkStatus::Made)), "drink"),
-        (Payload::DrinkCanceled(drink(DrinkStatus::Canceled)), "drink"),
-        (Payload::DeliveryStarted(delivery(4, DeliveryStatus::DeliveryStarted)), "delivery"),
-        (Payload::DeliveryCanceled(delivery(6, DeliveryStatus::DeliveryCancelled)), "delivery"),
-        (Payload::Delivered(delivery(4, DeliveryStatus::Delivered)), "delivery"),
-    ]
+    let sources = [
+        "order", "order", "payment", "payment", "drink", "drink", "drink", "drink", "delivery", "delivery", "delivery",
+    ];
+    contracts::events::examples().into_iter().zip(sources).collect()
 }
 
 fn fixture(event_type: EventType) -> Value {

@@ -75,57 +75,14 @@ impl View for UpdateDeliveryPage {
 
 #[cfg(test)]
 mod tests {
-    use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
-    use contracts::{DeliveryStatus, DrinkStatus, EventType, OrderStatus, Payload, PaymentStatus};
+    use contracts::{EventType, Payload};
 
     use super::{fact, CONSUMES};
 
     /// One payload of every event type, about order 8.
-    fn one_of_each() -> Vec<Payload> {
-        let drink = |status| DrinkChanged { id: 21, order_id: 8, phone_number: "01012345678".into(), status };
-        let payment =
-            |status| PaymentChanged { id: 31, order_id: 8, phone_number: "01012345678".into(), amt: 6000, status };
-        let delivery = |status| DeliveryChanged { id: 41, order_id: 8, status };
-        vec![
-            Payload::Ordered(Ordered {
-                id: 8,
-                phone_number: "01012345678".into(),
-                product_name: "latte".into(),
-                qty: 2,
-                amt: 6000,
-                status: OrderStatus::Ordered,
-                create_time: "2026-01-01T00:00:00.000Z".into(),
-            }),
-            Payload::OrderCanceled(OrderCanceled {
-                id: 8,
-                phone_number: "01012345678".into(),
-                product_name: "latte".into(),
-                qty: 2,
-                amt: 6000,
-                status: OrderStatus::OrderCanceled,
-            }),
-            Payload::PaymentApproved(payment(PaymentStatus::Approved)),
-            Payload::PaymentCanceled(payment(PaymentStatus::Canceled)),
-            Payload::OrderInfoReceived(OrderInfoReceived {
-                id: 21,
-                order_id: 8,
-                phone_number: "01012345678".into(),
-                product_name: "latte".into(),
-                qty: 2,
-                status: DrinkStatus::Received,
-            }),
-            Payload::Receipted(drink(DrinkStatus::Receipted)),
-            Payload::Made(drink(DrinkStatus::Made)),
-            Payload::DrinkCanceled(drink(DrinkStatus::Canceled)),
-            Payload::DeliveryStarted(delivery(DeliveryStatus::DeliveryStarted)),
-            Payload::DeliveryCanceled(delivery(DeliveryStatus::DeliveryCancelled)),
-            Payload::Delivered(delivery(DeliveryStatus::Delivered)),
-        ]
-    }
-
     #[test]
     fn it_subscribes_to_exactly_the_events_it_reads() {
-        let payloads = one_of_each();
+        let payloads = contracts::events::examples();
         let kinds: Vec<EventType> = payloads.iter().map(Payload::kind).collect();
         assert_eq!(kinds.len(), EventType::ALL.len());
         assert!(EventType::ALL.iter().all(|t| kinds.contains(t)));
