@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::bus::EventBus;
 use crate::db::{Db, Migration};
 use crate::event::{Event, Payload};
-use crate::metrics::Metrics;
+use crate::metrics::{EventCounter, Metrics};
 use crate::outbox::{decode_all, handle_batch, Change, Handler, Outbox};
 
 #[derive(Clone)]
@@ -146,7 +146,7 @@ impl Ctx {
                 let events = decode_all::<P>(&batch, &outbox.metrics);
                 handle_batch(&db, &outbox, handler.as_ref(), &events).await.map_err(|e| e.to_string())?;
                 for e in &events {
-                    outbox.metrics.count("cafe_events_handled_total", e.event_type(), 1);
+                    outbox.metrics.count(EventCounter::Handled, e.event_type(), 1);
                 }
                 Ok(())
             })

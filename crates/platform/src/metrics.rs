@@ -78,6 +78,15 @@ struct Inner {
     gauges: Mutex<Vec<(&'static str, &'static str, Reader)>>,
 }
 
+/// The per-type event counters: `cafe_events_published_total`, `cafe_events_handled_total`
+/// and `cafe_events_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventCounter {
+    Published,
+    Handled,
+    Rejected,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -127,17 +136,12 @@ impl Metrics {
         self.inner.service.clone()
     }
 
-    /// Adds `n` to counter `name{type=...}`: `cafe_events_published_total`,
-    /// `cafe_events_handled_total` or `cafe_events_rejected_total`.
-    pub fn count(&self, name: &'static str, event_type: &str, n: u64) {
-        let events = match name {
-            "cafe_events_published_total" => &self.inner.published,
-            "cafe_events_handled_total" => &self.inner.handled,
-            "cafe_events_rejected_total" => &self.inner.rejected,
-            _ => {
-                debug_assert!(false, "no counter named {name}");
-                return;
-            }
+    /// Adds `n` to the counter of `events` of `event_type`.
+    pub fn count(&self, events: EventCounter, event_type: &str, n: u64) {
+        let events = match events {
+            EventCounter::Published => &self.inner.published,
+            EventCounter::Handled => &self.inner.handled,
+            EventCounter::Rejected => &self.inner.rejected,
         };
         events.get_or_create(&[("type", event_type.to_string())]).inc_by(n);
     }
@@ -281,7 +285,7 @@ mod tests {
     async fn renders_histograms_counters_and_gauges() {
         let m = Metrics::new("order");
         m.observe(&Method::POST, "/orders", 201, 0.003);
-        m.count("cafe_events_published_total", "Ordered", 2);
+        m.count(EventCounter::Published, "Ordered", 2);
         m.gauge("cafe_outbox_backlog", "Events not yet published.", Arc::new(|| Box::pin(async { vec![(vec![], 3)] })));
         for dependency in ["payment", "delivery"] {
             m.gauge(

@@ -24,7 +24,7 @@ use crate::backoff::Backoff;
 use crate::bus::EventBus;
 use crate::db::{placeholders, values_list, Conn, Db, Migration, Tx, ROWS_PER_STATEMENT};
 use crate::event::{Envelope, Event, Payload, Undecodable};
-use crate::metrics::Metrics;
+use crate::metrics::{EventCounter, Metrics};
 use crate::shutdown::sleep_or_cancel;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[
@@ -204,7 +204,7 @@ async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result
             .map_err(|e| e.to_string())?;
         bus.publish(&batch).await.map_err(|e| e.to_string())?;
         for e in &batch {
-            metrics.count("cafe_events_published_total", &e.event_type, 1);
+            metrics.count(EventCounter::Published, &e.event_type, 1);
         }
         // Exactly the rows published, not `seq <= last`: PostgreSQL hands out `seq` at insert,
         // not at commit, so a row below `last` whose transaction commits after the SELECT was
@@ -293,7 +293,7 @@ pub fn decode_all<P: Payload>(batch: &[Envelope], metrics: &Metrics) -> Vec<Even
                     Undecodable::UnknownType(_) => "unknown",
                     Undecodable::Unreadable { .. } => envelope.event_type.as_str(),
                 };
-                metrics.count("cafe_events_rejected_total", label, 1);
+                metrics.count(EventCounter::Rejected, label, 1);
                 None
             }
         })
