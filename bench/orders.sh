@@ -84,7 +84,7 @@ stop_pid "$REF_PID"
 start_cafe() {
 	local data=$1
 	BASE=$(free_base)
-	cafe_args=(up --port "$BASE" --data-dir "$RUN/$data" --log-dir "$RUN/logs-$data")
+	cafe_args=(up --port "$BASE" --data-dir "$RUN/$data" --log-dir "$RUN/logs-$data" --auth off)
 	[[ -z $PAYMENT_DELAY ]] || cafe_args+=(--payment-delay-ms "$PAYMENT_DELAY")
 	launch cafe 'cafe up:' "${cafe_args[@]}"
 	GATEWAY=$(grep -o 'gateway=[^ ]*' <<<"$READY" | cut -d= -f2- || true)

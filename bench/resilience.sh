@@ -62,7 +62,7 @@ fi
 # --- cafe ------------------------------------------------------------------------------------
 BASE=$(free_base)
 # shellcheck disable=SC2206 # CAFE_ARGS is a list of flags, split on purpose
-cafe_args=(up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs" --payment-delay-ms "$PAYMENT_DELAY" $CAFE_ARGS)
+cafe_args=(up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs" --auth off --payment-delay-ms "$PAYMENT_DELAY" $CAFE_ARGS)
 launch cafe 'cafe up:' "${cafe_args[@]}"
 url_of() { grep -o "$1=[^ ]*" <<<"$READY" | cut -d= -f2- | sed 's:/*$::'; }
 GATEWAY=$(url_of gateway)

@@ -61,13 +61,13 @@ wrk_orders() { # url name → orders/s, after a warm-up
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "all-in-one"
 BASE=$(free_base 7)
-launch up 'cafe up:' up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs-up"
+launch up 'cafe up:' up --port "$BASE" --data-dir "$RUN/data" --log-dir "$RUN/logs-up" --auth off
 AIO=$(wrk_orders "http://127.0.0.1:$BASE" aio)
 stop_pid "$CAFE_PID"
 
 log "cluster (namespace $NS)"
 BASE=$(free_base 14)
-launch cluster 'cafe cluster:' cluster --port "$BASE" --namespace "$NS" --db-pool "$DB_POOL" --log-dir "$RUN/logs-cluster"
+launch cluster 'cafe cluster:' cluster --port "$BASE" --namespace "$NS" --db-pool "$DB_POOL" --log-dir "$RUN/logs-cluster" --data-dir "$RUN/data-cluster" --auth off
 CL=$CAFE_PID
 GW="http://127.0.0.1:$BASE"
 DIST=$(wrk_orders "$GW" dist)

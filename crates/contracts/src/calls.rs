@@ -6,6 +6,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::{DeliveryStatus, PaymentStatus};
 
+/// The paths of the calls below, all `POST`. They are internal: services make them with a
+/// service credential, and the gateway never routes them (unless auth is off, as the
+/// original ran).
+pub const CHARGE: &str = "/payments";
+pub const VOID_PAYMENT: &str = "/payments/voids";
+pub const RECORD_CANCELLATION: &str = "/cancellations";
+pub const INTERNAL: [&str; 3] = [CHARGE, VOID_PAYMENT, RECORD_CANCELLATION];
+
 /// Order → payment, `POST /payments`: charge an order. Idempotent per `orderId`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -14,11 +14,12 @@ pub enum ServiceName {
     Customercenter,
     Delivery,
     Deliverycenter,
+    Identity,
 }
 
 impl ServiceName {
     /// Every service, in port order: the gateway at the base port, the others after it.
-    pub const ALL: [ServiceName; 7] = [
+    pub const ALL: [ServiceName; 8] = [
         ServiceName::Gateway,
         ServiceName::Order,
         ServiceName::Payment,
@@ -26,16 +27,18 @@ impl ServiceName {
         ServiceName::Customercenter,
         ServiceName::Delivery,
         ServiceName::Deliverycenter,
+        ServiceName::Identity,
     ];
 
     /// The services behind the gateway, in port order (base+1 ..).
-    pub const BEHIND_GATEWAY: [ServiceName; 6] = [
+    pub const BEHIND_GATEWAY: [ServiceName; 7] = [
         ServiceName::Order,
         ServiceName::Payment,
         ServiceName::Drink,
         ServiceName::Customercenter,
         ServiceName::Delivery,
         ServiceName::Deliverycenter,
+        ServiceName::Identity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,12 +54,13 @@ impl ServiceName {
     pub fn routes(self) -> &'static [&'static str] {
         match self {
             ServiceName::Gateway => &[],
-            ServiceName::Order => &["/orders"],
+            ServiceName::Order => &["/orders", "/menu"],
             ServiceName::Payment => &["/payments"],
             ServiceName::Drink => &["/drinks", "/orderinfos"],
             ServiceName::Customercenter => &["/mypages"],
             ServiceName::Delivery => &["/deliveries", "/cancellations"],
             ServiceName::Deliverycenter => &["/deliverypages"],
+            ServiceName::Identity => &["/auth", "/customers"],
         }
     }
 }
@@ -82,8 +86,9 @@ mod tests {
     #[test]
     fn names_and_ports_follow_the_spec() {
         let names: Vec<_> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter"]);
+        assert_eq!(names, ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity"]);
         assert_eq!(ServiceName::Deliverycenter.port_offset(), 6);
+        assert_eq!(ServiceName::Identity.port_offset(), 7);
         assert_eq!("drink".parse::<ServiceName>(), Ok(ServiceName::Drink));
         assert!("kitchen".parse::<ServiceName>().is_err());
     }

@@ -4,13 +4,21 @@
 //!
 //! A request refused at connect time never reached an instance, so it is safely tried on
 //! the next one; anything else is answered as the instance answered, or 503 if none could.
+//!
+//! With auth on (SPEC §9) the gateway is the public front door and closes what is not
+//! public: the internal calls between services ([`contracts::calls::INTERNAL`]) are not
+//! routed (404), and each client (by its address) gets at most [`Limits::per_second`]
+//! requests a second, a burst of twice that, before 429 with `Retry-After`. It does not
+//! check tokens itself: every service does, so reaching a service's own port gains nothing.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response};
 use axum::Router;
 use contracts::ServiceName;
@@ -53,10 +61,27 @@ pub struct Gateway {
     routes: Vec<Upstreams>,
     http: reqwest::Client,
     timeout: Duration,
+    /// `POST` paths not routed: the internal calls between services.
+    closed: &'static [&'static str],
+    limiter: Option<RateLimiter>,
+}
+
+/// What the public front door lets through.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Route the internal calls too, as the original did (auth off).
+    pub internal_routed: bool,
+    /// Requests a second one client may make (a burst of twice that); 0 for no limit.
+    pub per_second: u32,
+}
+
+impl Limits {
+    /// The original's open gateway: everything routed, no limit.
+    pub const OPEN: Limits = Limits { internal_routed: true, per_second: 0 };
 }
 
 impl Gateway {
-    pub fn new(routes: Vec<Route>, timeout: Duration) -> Gateway {
+    pub fn new(routes: Vec<Route>, timeout: Duration, limits: Limits) -> Gateway {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(512)
             .tcp_nodelay(true)
@@ -71,7 +96,13 @@ impl Gateway {
                 next: AtomicUsize::new(0),
             })
             .collect();
-        Gateway { routes, http, timeout }
+        Gateway {
+            routes,
+            http,
+            timeout,
+            closed: if limits.internal_routed { &[] } else { &contracts::calls::INTERNAL },
+            limiter: (limits.per_second > 0).then(|| RateLimiter::new(limits.per_second)),
+        }
     }
 
     /// Probes every instance's readiness every `READINESS_EVERY` until `cancel`, so requests
@@ -162,8 +193,21 @@ fn forwarded_headers(incoming: &HeaderMap, local_port: Option<u16>) -> HeaderMap
 }
 
 async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<Body>, Problem> {
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if let (Some(limiter), Some(client)) = (&gw.limiter, client) {
+        limiter.admit(client.ip()).map_err(|wait| {
+            let mut p = Problem::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "too many requests from this client; please slow down",
+            );
+            p.retry_after = Some(wait);
+            p
+        })?;
+    }
     let path = req.uri().path().to_string();
-    let Some(up) = gw.route(&path) else {
+    let internal = req.method() == Method::POST && gw.closed.contains(&path.trim_end_matches('/'));
+    let Some(up) = gw.route(&path).filter(|_| !internal) else {
         return Err(Problem::not_found(format!("no route for {path}")));
     };
     let local_port = req.extensions().get::<LocalPort>().map(|p| p.0);
@@ -241,6 +285,39 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
     Err(Problem::unavailable(format!("{} is unavailable; please retry shortly", up.route.service), 1))
 }
 
+/// A token bucket per client address: `rate` a second, up to `2 × rate` saved up.
+struct RateLimiter {
+    rate: f64,
+    clients: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+/// Clients remembered at most; past that, the ones whose buckets have refilled are forgotten.
+const MAX_CLIENTS: usize = 65_536;
+
+impl RateLimiter {
+    fn new(per_second: u32) -> RateLimiter {
+        RateLimiter { rate: f64::from(per_second), clients: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one token for `client`, or says how many seconds until one is there.
+    fn admit(&self, client: IpAddr) -> Result<(), u64> {
+        let (rate, burst, now) = (self.rate, 2.0 * self.rate, Instant::now());
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if clients.len() >= MAX_CLIENTS {
+            clients.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+        }
+        let (tokens, at) = clients.entry(client).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
 const READINESS_EVERY: Duration = Duration::from_millis(500);
 
 /// The gateway's own listening port, so `X-Forwarded-Port` is right when `Host` has none.
@@ -253,7 +330,11 @@ mod tests {
 
     #[test]
     fn the_default_routes_send_each_prefix_to_its_service() {
-        let gw = Gateway::new(default_routes(|service| vec![format!("http://{service}:8080")]), Duration::from_secs(1));
+        let gw = Gateway::new(
+            default_routes(|service| vec![format!("http://{service}:8080")]),
+            Duration::from_secs(1),
+            Limits::OPEN,
+        );
         let routed = |path: &str| gw.route(path).map(|u| (u.route.service, u.route.upstreams.clone()));
         assert_eq!(routed("/orders"), Some((ServiceName::Order, vec!["http://order:8080".to_string()])));
         assert_eq!(routed("/orderinfos/3").map(|r| r.0), Some(ServiceName::Drink));
@@ -261,5 +342,20 @@ mod tests {
         assert_eq!(routed("/deliverypages/search/findByOrderId").map(|r| r.0), Some(ServiceName::Deliverycenter));
         assert_eq!(routed("/ordersx").map(|r| r.0), None, "a prefix matches whole segments only");
         assert_eq!(routed("/admin/services/order/stop").map(|r| r.0), None);
+        assert_eq!(routed("/menu").map(|r| r.0), Some(ServiceName::Order));
+        assert_eq!(routed("/auth/token").map(|r| r.0), Some(ServiceName::Identity));
+        assert_eq!(routed("/customers").map(|r| r.0), Some(ServiceName::Identity));
+    }
+
+    #[test]
+    fn a_client_gets_its_burst_then_waits_while_another_client_is_served() {
+        let limiter = RateLimiter::new(5);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..10 {
+            assert_eq!(limiter.admit(a), Ok(()));
+        }
+        let wait = limiter.admit(a).expect_err("the burst is spent");
+        assert!((1..=1).contains(&wait), "{wait}");
+        assert_eq!(limiter.admit(b), Ok(()));
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::Credential;
 use crate::breaker::Breaker;
 
 use bytes::Bytes;
@@ -37,6 +38,8 @@ pub struct ServiceClient {
     http: reqwest::Client,
     timeout: Duration,
     pub breaker: Arc<Breaker>,
+    /// This service's own credential, sent with every call (none when auth is off).
+    credential: Option<Arc<Credential>>,
 }
 
 impl ServiceClient {
@@ -56,7 +59,14 @@ impl ServiceClient {
             http,
             timeout,
             breaker,
+            credential: None,
         }
+    }
+
+    /// Calls carry `credential`: the dependency's internal endpoints refuse calls without it.
+    pub fn with_credential(mut self, credential: Option<Arc<Credential>>) -> Self {
+        self.credential = credential;
+        self
     }
 
     /// How long one attempt may take.
@@ -144,9 +154,11 @@ impl ServiceClient {
         let traceparent = crate::trace::current().map(|c| c.header()).unwrap_or_default();
         let unavailable =
             |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
-        let res = self
-            .http
-            .post(format!("{base}{path}"))
+        let mut req = self.http.post(format!("{base}{path}"));
+        if let Some(credential) = &self.credential {
+            req = req.header(reqwest::header::AUTHORIZATION, credential.header());
+        }
+        let res = req
             .header("traceparent", traceparent)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.clone())

@@ -10,6 +10,7 @@
 //! - [`backoff`], [`shutdown`]: retrying after a failure, and pausing without holding up a stop.
 
 pub mod access_log;
+pub mod auth;
 pub mod backoff;
 pub mod breaker;
 pub mod bus;

@@ -357,7 +357,7 @@ mod tests {
     async fn invented_methods_and_random_paths_add_no_series() {
         let m = Metrics::new("order");
         let routes = Router::new().route("/orders/{id}", get(|| async { "an order" }));
-        let app = crate::server::app(routes, &Health::default(), &m, None);
+        let app = crate::server::app(routes, &Health::default(), &m, None, &crate::auth::Auth::Off);
         let call = |method: &str, uri: String| {
             let req = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
             app.clone().oneshot(req)

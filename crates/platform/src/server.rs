@@ -14,14 +14,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::access_log::AccessLog;
+use crate::auth::Auth;
 use crate::health::Health;
 use crate::json::MAX_BODY_BYTES;
 use crate::metrics::Metrics;
 use crate::problem::{method_not_allowed_fallback, not_found_fallback};
 
 /// Adds what every service has to its own routes: health, metrics, problem+json
-/// fallbacks, the body limit, request metrics and the access log.
-pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<AccessLog>) -> Router {
+/// fallbacks, the body limit, request metrics, the access log, and finding out who calls
+/// (`auth`), which the role rules beside the routes then read.
+pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<AccessLog>, auth: &Auth) -> Router {
     let router = routes
         .merge(health.routes())
         .route("/actuator/prometheus", axum::routing::get(crate::metrics::scrape).with_state(metrics.clone()))
@@ -29,7 +31,8 @@ pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<Ac
         .fallback(not_found_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::record))
-        .route_layer(axum::middleware::from_fn_with_state(metrics.service(), crate::trace::server_span));
+        .route_layer(axum::middleware::from_fn_with_state(metrics.service(), crate::trace::server_span))
+        .layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::identify));
     match access {
         Some(log) => router.layer(axum::middleware::from_fn_with_state(log, crate::access_log::record)),
         None => router,

@@ -267,6 +267,7 @@ mod layer_tests {
             &crate::health::Health::default(),
             &crate::metrics::Metrics::new("t"),
             None,
+            &crate::auth::Auth::Off,
         );
         let res = app.oneshot(Request::get("/t").body(Body::empty()).unwrap()).await.unwrap();
         let body = axum::body::to_bytes(res.into_body(), 100).await.unwrap();
