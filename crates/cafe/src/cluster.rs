@@ -3,14 +3,19 @@
 //! The gateway and every service run as separate `cafe serve` child processes, each service
 //! with its own database (`<namespace>_<service>`, created on first start) and all on one
 //! JetStream stream prefixed by the namespace. Payment and drink run two replicas. Every
-//! service has two instance slots known to the gateway (ports `P+i` and `P+6+i`): replicas
+//! service has two instance slots known to the gateway (ports `P+i` and `P+7+i`): replicas
 //! use both, single-instance services use the second only to surge during a rolling restart.
+//!
+//! With auth on, the keys and the first manager's password live under `--data-dir` (made on
+//! first start, mode 0600) and reach each child in its environment, as a Kubernetes Secret
+//! would: public keys to every child, a private key only to the one that signs with it.
 //!
 //! Like Kubernetes, the cluster restarts a child that dies. `SIGHUP` rolls every service, one
 //! instance at a time (start the surge instance or rely on the other replica, SIGTERM, wait
 //! until the replacement is ready, next), with no request lost at the gateway. Ctrl-C or
-//! SIGTERM stops everything cleanly. An admin listener on port `P+13` (127.0.0.1 only) takes
-//! a service down and back: `POST /admin/services/{name}/stop|start`.
+//! SIGTERM stops everything cleanly. An admin listener on port `P+15` (127.0.0.1 only, a
+//! manager's token when auth is on) takes a service down and back:
+//! `POST /admin/services/{name}/stop|start`.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -25,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::cli::{ClusterArgs, Upstreams};
+use crate::trust::Trust;
 
 /// The services that run two replicas; the others run one and surge to two while rolling.
 const REPLICATED: [ServiceName; 2] = [ServiceName::Payment, ServiceName::Drink];
@@ -51,7 +57,20 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let ns: String =
         args.namespace.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     let p = args.port;
-    let slot_port = |s: ServiceName, slot: usize| p + s.port_offset() + 6 * slot as u16;
+    let services = ServiceName::BEHIND_GATEWAY.len() as u16;
+    let slot_port = |s: ServiceName, slot: usize| p + s.port_offset() + services * slot as u16;
+    let trust = if args.auth.is_on() { Trust::from_dir(&args.data_dir.join("keys"), &ns)? } else { Trust::off() };
+    let manager_password = match trust.is_on() {
+        true => {
+            let path = args.data_dir.join("manager-password");
+            let (password, made) = crate::trust::manager_password(&path)?;
+            if made {
+                println!("cafe: the account 'manager' gets the password in {}", path.display());
+            }
+            Some(password)
+        }
+        false => None,
+    };
     let urls = |s: ServiceName| format!("http://127.0.0.1:{},http://127.0.0.1:{}", slot_port(s, 0), slot_port(s, 1));
     let mut url_env: Vec<(String, String)> =
         ServiceName::BEHIND_GATEWAY.into_iter().map(|s| (Upstreams::variable(s), urls(s))).collect();
@@ -64,6 +83,11 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     if let Some(d) = &args.payment_delay_ms {
         url_env.push(("CAFE_PAYMENT_DELAY_MS".into(), d.clone()));
     }
+    url_env.push(("CAFE_AUTH".into(), if trust.is_on() { "on" } else { "off" }.into()));
+    url_env.push(("CAFE_RATE_LIMIT".into(), args.auth.rate_limit.to_string()));
+    if let Some(menu) = &args.auth.menu {
+        url_env.push(("CAFE_MENU".into(), std::path::absolute(menu)?.display().to_string()));
+    }
 
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -72,6 +96,10 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     for svc in ServiceName::BEHIND_GATEWAY {
         for slot in 0..2 {
             let mut env = url_env.clone();
+            env.extend(trust.env_for(svc));
+            if let (ServiceName::Identity, Some(password)) = (svc, &manager_password) {
+                env.push(("CAFE_MANAGER_PASSWORD".into(), password.clone()));
+            }
             env.push(("CAFE_PORT".into(), slot_port(svc, slot).to_string()));
             env.push(("DATABASE_URL".into(), format!("{postgres}/{ns}_{svc}")));
             let log_dir = if slot == 0 { args.log_dir.clone() } else { args.log_dir.join(format!("replica-{slot}")) };
@@ -82,6 +110,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         }
     }
     let mut gw_env = url_env.clone();
+    gw_env.extend(trust.env_for(ServiceName::Gateway));
     gw_env.push(("CAFE_PORT".into(), p.to_string()));
     gw_env.push(("CAFE_LOG_DIR".into(), args.log_dir.display().to_string()));
     let gateway = supervise(&tracker, &exe, ServiceName::Gateway, 0, p, gw_env, Want::Running, cancel.clone());
@@ -92,11 +121,17 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     }
     wait_ready(&http, &gateway, &cancel).await?;
     let instances = std::sync::Arc::new(instances);
-    let admin_port = p + 13;
+    let admin_port = p + 2 * services + 1;
     let admin_listener = platform::server::bind(std::net::SocketAddr::from(([127, 0, 0, 1], admin_port))).await?;
     tracker.spawn(platform::server::serve(
         admin_listener,
-        admin(instances.clone(), cancel.clone()),
+        platform::server::app(
+            admin(instances.clone(), cancel.clone()),
+            &platform::health::Health::default(),
+            &platform::metrics::Metrics::new("admin"),
+            None,
+            &trust.auth,
+        ),
         platform::health::Health::default(),
         cancel.clone(),
         platform::server::Stop { drain: Duration::ZERO, grace: Duration::from_secs(5) },
@@ -172,7 +207,10 @@ fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
         Ok(StatusCode::NO_CONTENT)
     }
     axum::Router::new()
-        .route("/admin/services/{name}/{action}", axum::routing::post(switch))
+        .route(
+            "/admin/services/{name}/{action}",
+            axum::routing::post(switch).route_layer(platform::auth::allow(&[platform::auth::Role::Manager])),
+        )
         .with_state((instances, cancel))
 }
 

@@ -6,12 +6,16 @@
 //!   [`Cafe::run_until_stopped`] serves it until its [`StopHandle`] is used.
 //! - [`serve`]: `cafe serve <service>`, one service (or the gateway) as its own process.
 //! - [`cluster`]: `cafe cluster`, every service a child process on PostgreSQL and NATS.
+//! - [`user`]: `cafe user add`, staff accounts from the command line.
+//! - [`trust`]: auth on or off, and where each mode keeps its keys.
 //! - `services`: the table of services by [`contracts::ServiceName`], shared by all three.
 
 pub mod cli;
 pub mod cluster;
 pub mod serve;
 mod services;
+pub mod trust;
 pub mod up;
+pub mod user;
 
 pub use up::{Cafe, StopHandle};

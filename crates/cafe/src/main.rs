@@ -15,6 +15,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Up(args) => cafe::up::run(args).await,
         cli::Command::Serve(args) => cafe::serve::run(args).await,
         cli::Command::Cluster(args) => cafe::cluster::run(args).await,
+        cli::Command::User(command) => cafe::user::run(command).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

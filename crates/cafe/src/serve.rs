@@ -18,6 +18,37 @@ use tokio_util::task::TaskTracker;
 
 use crate::cli::ServeArgs;
 use crate::services;
+use crate::trust::Trust;
+
+/// What this process verifies and signs with: the keys from the environment (auth on), or
+/// nothing (auth off).
+fn trust_of(args: &ServeArgs) -> anyhow::Result<Trust> {
+    if !args.auth.is_on() {
+        return Ok(Trust::off());
+    }
+    let k = &args.keys;
+    let (Some(people), Some(services)) = (&k.token_public_keys, &k.service_public_keys) else {
+        anyhow::bail!(
+            "auth is on, so {} and {} must hold the public keys (PEM); or run with --auth off",
+            crate::trust::TOKEN_PUBLIC_KEYS,
+            crate::trust::SERVICE_PUBLIC_KEYS
+        );
+    };
+    Trust::from_pem(&args.namespace, people, services, k.token_private_key.as_deref(), k.service_private_key.as_deref())
+}
+
+/// identity makes the first manager from `CAFE_MANAGER_PASSWORD`, if no manager exists yet.
+async fn first_manager(args: &ServeArgs, db: &Db) -> anyhow::Result<()> {
+    match &args.keys.manager_password {
+        Some(password) => {
+            if identity::ensure_manager(db, password).await.context("cannot make the first manager")? {
+                tracing::info!("created the account 'manager' from CAFE_MANAGER_PASSWORD");
+            }
+        }
+        None => tracing::warn!("CAFE_MANAGER_PASSWORD is not set: no first manager is made"),
+    }
+    Ok(())
+}
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.service.as_str();
@@ -27,6 +58,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(endpoint) = &args.common.otlp_endpoint {
         platform::trace::export_to(endpoint);
     }
+    let trust = trust_of(&args)?;
     let listener = server::bind(SocketAddr::new(args.host, args.port)).await?;
     let addr = listener.local_addr()?;
     let (access, _access_guard) = AccessLog::open(&args.common.log_dir, name)?;
@@ -37,7 +69,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match args.service {
         ServiceName::Gateway => {
             let routes = gateway::default_routes(|svc| args.upstreams.of(svc));
-            let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30)));
+            let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30), args.auth.limits()));
             tracker.spawn(gw.clone().watch_readiness(cancel.clone()));
             let health = Health::default();
             let app = server::app(
@@ -45,6 +77,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 &health,
                 &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
                 Some(access),
+                &trust.auth,
             );
             tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
         }
@@ -64,11 +97,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?)
                 }
             };
-            let wiring = args.resilience.wiring(&args.upstreams.payment_url, &args.upstreams.delivery_url);
+            let wiring = args.resilience.wiring(
+                &args.upstreams.payment_url,
+                &args.upstreams.delivery_url,
+                trust.clone(),
+                args.auth.menu()?,
+            );
             services::launch(services::Launch {
                 name: service,
                 group: name.to_string(),
-                db,
+                db: db.clone(),
                 bus,
                 wiring: &wiring,
                 cancel: cancel.clone(),
@@ -78,6 +116,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 stop,
             })
             .await?;
+            if service == ServiceName::Identity && trust.is_on() {
+                first_manager(&args, &db).await?;
+            }
         }
     }
     tracker.close();

@@ -17,9 +17,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::trust::Trust;
+
 /// What a service needs to know about the others and about resilience.
 #[derive(Debug, Clone)]
 pub struct Wiring {
+    /// Whether tokens are checked, and the keys this process signs with.
+    pub trust: Trust,
+    /// Order's prices.
+    pub menu: order::Menu,
     pub payment_url: String,
     pub delivery_url: String,
     pub call_timeout: Duration,
@@ -70,6 +76,7 @@ pub fn of(name: ServiceName) -> Option<Service> {
         ServiceName::Deliverycenter => {
             (deliverycenter::MIGRATIONS, |ctx, _| Started::alone(deliverycenter::start(ctx)))
         }
+        ServiceName::Identity => (identity::MIGRATIONS, start_identity),
     };
     Some(Service { migrations, start })
 }
@@ -82,14 +89,26 @@ fn start_order(ctx: Ctx, w: &Wiring) -> Started {
     let router = order::start(
         ctx,
         order::Config {
-            payment: ServiceClient::new(ServiceName::Payment.as_str(), &w.payment_url, w.call_timeout, payment),
-            delivery: ServiceClient::new(ServiceName::Delivery.as_str(), &w.delivery_url, w.call_timeout, delivery),
+            payment: ServiceClient::new(ServiceName::Payment.as_str(), &w.payment_url, w.call_timeout, payment)
+                .with_credential(w.trust.credential(ServiceName::Order)),
+            delivery: ServiceClient::new(ServiceName::Delivery.as_str(), &w.delivery_url, w.call_timeout, delivery)
+                .with_credential(w.trust.credential(ServiceName::Order)),
+            menu: w.menu.clone(),
             settle_after: w.settle_after,
             retry_after_secs: w.retry_after_secs,
             payment_retries: w.payment_retries,
         },
     );
     Started { router, breakers }
+}
+
+/// Identity signs people's tokens with the people key; without it (auth off) it signs with
+/// a key of its own that nobody verifies, so its tokens open nothing.
+fn start_identity(ctx: Ctx, w: &Wiring) -> Started {
+    let issuer = w.trust.issuer().unwrap_or_else(|| {
+        Arc::new(platform::auth::Issuer::new(&platform::auth::KeyPair::generate(), "auth-off", crate::trust::TOKEN_TTL))
+    });
+    Started::alone(identity::start(ctx, identity::Config { issuer }))
 }
 
 /// Everything one running service instance is made of.
@@ -141,7 +160,7 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
         );
         health = health.with_detail(name, Arc::new(move || breaker.snapshot()));
     }
-    let app = server::app(started.router, &health, &metrics, l.access);
+    let app = server::app(started.router, &health, &metrics, l.access, &l.wiring.trust.auth);
     let serving = server::serve(l.listener, app, health, l.cancel, l.stop);
     l.tracker.spawn(async move {
         if let Err(e) = serving.await {

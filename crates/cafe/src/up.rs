@@ -10,8 +10,12 @@
 //! process.
 //!
 //! Each service can be stopped and started again while the rest keep running
-//! (`POST /admin/services/{name}/stop|start` on the gateway), which is how one takes
-//! delivery down to watch the cafe cope.
+//! (`POST /admin/services/{name}/stop|start` on the admin listener, 127.0.0.1 only and with a
+//! manager's token when auth is on), which is how one takes delivery down to watch the cafe
+//! cope.
+//!
+//! With auth on, the first start makes the account `manager` with a random password written
+//! to `<data-dir>/manager-password` (mode 0600), and says so on its first line of output.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +40,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::cli::UpArgs;
 use crate::services::{self, Wiring};
+use crate::trust::Trust;
 
 /// `cafe up`: what belongs to the process (failpoints, the log subscriber), then the cafe,
 /// built and served until SIGTERM or Ctrl-C.
@@ -47,7 +52,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
 
     let cafe = Cafe::build(args).await?;
-    let mut line = format!("cafe up: gateway={}", cafe.gateway_url());
+    if let Some(path) = &cafe.manager_created {
+        println!("cafe: created the account 'manager'; its password is in {}", path.display());
+    }
+    let mut line = format!("cafe up: gateway={} admin={}", cafe.gateway_url(), local(cafe.admin));
     for service in ServiceName::BEHIND_GATEWAY {
         line.push_str(&format!(" {service}={}", cafe.url_of(service)));
     }
@@ -66,6 +74,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 /// The whole cafe, built: every listener bound, every service and the gateway serving.
 pub struct Cafe {
     gateway: SocketAddr,
+    /// The admin listener, on 127.0.0.1.
+    admin: SocketAddr,
+    /// Where the first manager's password was written, if this start made the account.
+    manager_created: Option<std::path::PathBuf>,
     services: Arc<Services>,
     gateway_stop: CancellationToken,
     gateway_tracker: TaskTracker,
@@ -96,9 +108,13 @@ impl Cafe {
         if let Some(endpoint) = &config.common.otlp_endpoint {
             platform::trace::export_to(endpoint);
         }
+        let trust =
+            if config.auth.is_on() { Trust::from_dir(&config.data_dir.join("keys"), "cafe")? } else { Trust::off() };
         // Bind everything first: a taken port fails here, before anything runs.
         let port_of = |s: ServiceName| if config.port == 0 { 0 } else { config.port.saturating_add(s.port_offset()) };
         let gateway_listener = server::bind(SocketAddr::new(config.host, port_of(ServiceName::Gateway))).await?;
+        let admin_port = if config.port == 0 { 0 } else { config.port.saturating_add(ADMIN_PORT_OFFSET) };
+        let admin_listener = server::bind(SocketAddr::from(([127, 0, 0, 1], admin_port))).await?;
         let mut listeners = Vec::new();
         for service in ServiceName::BEHIND_GATEWAY {
             listeners.push((service, server::bind(SocketAddr::new(config.host, port_of(service))).await?));
@@ -111,8 +127,12 @@ impl Cafe {
                 .await
                 .with_context(|| format!("cannot open the event log under {}", config.data_dir.display()))?,
         );
-        let wiring =
-            config.resilience.wiring(&local(addrs[&ServiceName::Payment]), &local(addrs[&ServiceName::Delivery]));
+        let wiring = config.resilience.wiring(
+            &local(addrs[&ServiceName::Payment]),
+            &local(addrs[&ServiceName::Delivery]),
+            trust.clone(),
+            config.auth.menu()?,
+        );
         let mut slots = BTreeMap::new();
         let mut access_writers = Vec::new();
         for (&name, &addr) in &addrs {
@@ -129,29 +149,52 @@ impl Cafe {
             services.start(&services.slots[&name], Some(listener)).await?;
         }
 
-        // The gateway, with the admin switch of the all-in-one mode.
+        let manager_created = match trust.is_on() {
+            true => first_manager(&config.data_dir, &services.slots[&ServiceName::Identity].db).await?,
+            false => None,
+        };
+
+        // The gateway, and beside it (never on its port) the admin switch.
         let gateway = gateway_listener.local_addr()?;
+        let admin = admin_listener.local_addr()?;
         let gw = Arc::new(gateway::Gateway::new(
             gateway::default_routes(|service| vec![local(addrs[&service])]),
             Duration::from_secs(30),
+            config.auth.limits(),
         ));
         let (gw_access, writer) = AccessLog::open(&config.common.log_dir, ServiceName::Gateway.as_str())?;
         access_writers.push(writer);
         let gw_health = Health::default();
-        let gw_app = gateway::router(gw, gateway.port()).merge(admin(services.clone()));
         let gw_app = server::app(
-            gw_app,
+            gateway::router(gw, gateway.port()),
             &gw_health,
             &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
             Some(gw_access),
+            &trust.auth,
+        );
+        let admin_app = server::app(
+            admin_switch(services.clone()),
+            &Health::default(),
+            &platform::metrics::Metrics::new("admin"),
+            None,
+            &trust.auth,
         );
         let gateway_tracker = TaskTracker::new();
         let gateway_stop = CancellationToken::new();
         gateway_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, gateway_stop.clone(), services.stop));
+        gateway_tracker.spawn(server::serve(
+            admin_listener,
+            admin_app,
+            Health::default(),
+            gateway_stop.clone(),
+            services.stop,
+        ));
         gateway_tracker.close();
 
         Ok(Cafe {
             gateway,
+            admin,
+            manager_created,
             services,
             gateway_stop,
             gateway_tracker,
@@ -163,6 +206,11 @@ impl Cafe {
     /// `http://127.0.0.1:PORT` of the gateway.
     pub fn gateway_url(&self) -> String {
         local(self.gateway)
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin switch.
+    pub fn admin_url(&self) -> String {
+        local(self.admin)
     }
 
     /// `http://127.0.0.1:PORT` of `service`'s own listener (the gateway's, for the gateway).
@@ -258,10 +306,27 @@ impl Services {
     }
 }
 
+/// The admin listener's port, from the base port (after the services').
+const ADMIN_PORT_OFFSET: u16 = 9;
+
+/// The first manager, made on the first start with auth on: its password in
+/// `<data-dir>/manager-password`. The path, if the account was made now.
+async fn first_manager(data_dir: &std::path::Path, identity: &Db) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let path = data_dir.join("manager-password");
+    let (password, _) = crate::trust::manager_password(&path)?;
+    let made = identity::ensure_manager(identity, &password).await.context("cannot make the first manager")?;
+    Ok(made.then_some(path))
+}
+
 /// `POST /admin/services/{name}/stop|start` (204; 404 for a name that is no service behind
-/// the gateway, or an action that is neither).
-fn admin(services: Arc<Services>) -> Router {
-    Router::new().route("/admin/services/{name}/{action}", post(switch)).with_state(services)
+/// the gateway, or an action that is neither). A manager's, when auth is on.
+fn admin_switch(services: Arc<Services>) -> Router {
+    Router::new()
+        .route(
+            "/admin/services/{name}/{action}",
+            post(switch).route_layer(platform::auth::allow(&[platform::auth::Role::Manager])),
+        )
+        .with_state(services)
 }
 
 async fn switch(

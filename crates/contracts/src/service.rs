@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn names_and_ports_follow_the_spec() {
         let names: Vec<_> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(names, ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity"]);
+        assert_eq!(
+            names,
+            ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity"]
+        );
         assert_eq!(ServiceName::Deliverycenter.port_offset(), 6);
         assert_eq!(ServiceName::Identity.port_offset(), 7);
         assert_eq!("drink".parse::<ServiceName>(), Ok(ServiceName::Drink));

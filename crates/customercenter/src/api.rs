@@ -1,16 +1,21 @@
 //! `/mypages`: list, read, find by phone number (a page), find by order. Read-only: the rows
 //! are written by events.
+//!
+//! Who may read (SPEC §9) is declared beside each route: customers and managers. A customer
+//! sees only the rows under their own phone number: another's row is answered 404, as if it
+//! did not exist, and a search by another's number finds nothing.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use platform::auth::{allow, Caller, Role};
 use platform::hal::{hal, parse_id, query_id, query_param};
 use platform::problem::FieldError;
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
-use crate::domain::PhoneNumber;
+use crate::domain::{MyPage, PhoneNumber};
 use crate::error::Error;
 use crate::store;
 
@@ -20,41 +25,90 @@ pub const MY_PAGES: Resource = Resource {
     sortable: &[("id", "id"), ("orderId", "order_id"), ("status", "status"), ("phoneNumber", "phone_number")],
 };
 
+/// Who reads "my page": customers (their own rows) and managers.
+const READERS: &[Role] = &[Role::Customer, Role::Manager];
+
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
-        .route("/mypages", get(list))
-        .route("/mypages/{id}", get(one))
-        .route("/mypages/search/findByPhoneNumber", get(by_phone_number))
-        .route("/mypages/search/findByOrderId", get(by_order))
+        .route("/mypages", get(list).route_layer(allow(READERS)))
+        .route("/mypages/{id}", get(one).route_layer(allow(READERS)))
+        .route("/mypages/search/findByPhoneNumber", get(by_phone_number).route_layer(allow(READERS)))
+        .route("/mypages/search/findByOrderId", get(by_order).route_layer(allow(READERS)))
         .with_state(ctx)
 }
 
-async fn list(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let page = MY_PAGES.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&ctx, &page, None).await?;
-    let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
-    Ok(MY_PAGES.page(&base, &page, &items, total))
+/// Whether `caller` may see `row`: a customer only a row under their own phone number.
+fn may_see(caller: &Caller, row: &MyPage) -> bool {
+    caller.customer_phone().is_none_or(|own| !own.is_empty() && row.phone_number.as_deref() == Some(own))
 }
 
-async fn one(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+/// A page of the rows under `phone` (every row for `None`) that `caller` may see: a
+/// customer's own, whatever they asked for, so another's number finds nothing.
+async fn rows_for(
+    ctx: &Ctx,
+    caller: &Caller,
+    base: &BaseUrl,
+    q: Option<&str>,
+    phone: Option<PhoneNumber>,
+) -> Result<Response, Problem> {
+    let page = MY_PAGES.page_request(q)?;
+    let phone = match caller.customer_phone() {
+        None => phone,
+        Some(own) => match (PhoneNumber::parse(own), phone) {
+            (Some(own), None) => Some(own),
+            (Some(own), Some(asked)) if asked == own => Some(own),
+            // Another's number, or a customer token without one.
+            _ => return Ok(MY_PAGES.page::<MyPage>(base, &page, &[], 0)),
+        },
+    };
+    let (rows, total) = store::page(ctx, &page, phone.as_ref()).await?;
+    let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
+    Ok(MY_PAGES.page(base, &page, &items, total))
+}
+
+async fn list(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    base: BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Problem> {
+    rows_for(&ctx, &caller, &base, q.as_deref(), None).await
+}
+
+async fn one(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    base: BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let id = parse_id(&id, "my page")?;
-    let p = store::find(ctx.db().pool(), id).await?.ok_or(Error::NotFound(id))?;
+    let p = store::find(ctx.db().pool(), id).await?.filter(|p| may_see(&caller, p)).ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, MY_PAGES.item(&base, id, &p)))
 }
 
 /// A customer's orders: a page, possibly empty. The number may be given with hyphens.
-async fn by_phone_number(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+async fn by_phone_number(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    base: BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Problem> {
     let phone = PhoneNumber::parse(&query_param(q.as_deref(), "phoneNumber")?).ok_or_else(|| {
         Error::Invalid(vec![FieldError { field: "phoneNumber".into(), message: "is required".into() }])
     })?;
-    let page = MY_PAGES.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&ctx, &page, Some(&phone)).await?;
-    let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
-    Ok(MY_PAGES.page(&base, &page, &items, total))
+    rows_for(&ctx, &caller, &base, q.as_deref(), Some(phone)).await
 }
 
-async fn by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+async fn by_order(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    base: BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let p = store::find_by_order(ctx.db().pool(), order_id).await?.ok_or(Error::NotFoundForOrder(order_id))?;
+    let p = store::find_by_order(ctx.db().pool(), order_id)
+        .await?
+        .filter(|p| may_see(&caller, p))
+        .ok_or(Error::NotFoundForOrder(order_id))?;
     Ok(hal(StatusCode::OK, MY_PAGES.item(&base, p.id, &p)))
 }

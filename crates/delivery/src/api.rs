@@ -1,12 +1,16 @@
 //! `/deliveries` (list, read, find by order, mark delivered) and `/cancellations` (the
 //! ledger: record, list, read, find by order).
+//!
+//! Who may do what (SPEC §9) is declared beside each route: riders and managers read and
+//! mark deliveries; only the cafe's own services (order) record a cancellation.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use contracts::calls::RecordCancellation;
+use platform::auth::{allow, Role, SERVICES};
 use platform::hal::{created, hal, parse_id, query_id};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, Ctx, JsonBody, Problem, Resource};
@@ -26,14 +30,22 @@ pub const CANCELLATIONS: Resource = Resource {
     sortable: &[("id", "id"), ("orderId", "order_id"), ("status", "status")],
 };
 
+/// Who sees the deliveries and delivers.
+const RIDERS: &[Role] = &[Role::Rider, Role::Manager];
+
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
-        .route("/deliveries", get(list_deliveries))
-        .route("/deliveries/{id}", get(one_delivery).patch(change_delivery))
-        .route("/deliveries/search/findByOrderId", get(delivery_by_order))
-        .route("/cancellations", get(list_cancellations).post(record_cancellation))
-        .route("/cancellations/{id}", get(one_cancellation))
-        .route("/cancellations/search/findByOrderId", get(cancellation_by_order))
+        .route("/deliveries", get(list_deliveries).route_layer(allow(RIDERS)))
+        .route("/deliveries/{id}", get(one_delivery).patch(change_delivery).route_layer(allow(RIDERS)))
+        .route("/deliveries/search/findByOrderId", get(delivery_by_order).route_layer(allow(RIDERS)))
+        .route(
+            "/cancellations",
+            get(list_cancellations)
+                .route_layer(allow(RIDERS))
+                .merge(post(record_cancellation).route_layer(allow(SERVICES))),
+        )
+        .route("/cancellations/{id}", get(one_cancellation).route_layer(allow(RIDERS)))
+        .route("/cancellations/search/findByOrderId", get(cancellation_by_order).route_layer(allow(RIDERS)))
         .with_state(ctx)
 }
 

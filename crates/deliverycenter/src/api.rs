@@ -1,10 +1,13 @@
 //! `/deliverypages`: list, read, find by order. Read-only: the pages are written by events.
+//!
+//! Who may read (SPEC §9) is declared beside each route: riders and managers.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use platform::auth::{allow, Role};
 use platform::hal::{hal, parse_id, query_id};
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
@@ -17,11 +20,14 @@ pub const DELIVERY_PAGES: Resource = Resource {
     sortable: &[("id", "id"), ("orderId", "order_id"), ("status", "status")],
 };
 
+/// Who reads the delivery pages.
+const RIDERS: &[Role] = &[Role::Rider, Role::Manager];
+
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
-        .route("/deliverypages", get(list))
-        .route("/deliverypages/{id}", get(one))
-        .route("/deliverypages/search/findByOrderId", get(by_order))
+        .route("/deliverypages", get(list).route_layer(allow(RIDERS)))
+        .route("/deliverypages/{id}", get(one).route_layer(allow(RIDERS)))
+        .route("/deliverypages/search/findByOrderId", get(by_order).route_layer(allow(RIDERS)))
         .with_state(ctx)
 }
 

@@ -1,5 +1,7 @@
 //! `/drinks` (every drink; baristas change status here) and `/orderinfos` (the barista
 //! queue: drinks still to accept or make, oldest first).
+//!
+//! Who may do what (SPEC §9) is declared beside each route: baristas and managers only.
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use platform::auth::{allow, Role};
 use platform::hal::{hal, parse_id};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
@@ -28,12 +31,15 @@ pub const DRINKS: Resource = Resource { collection: "drinks", rel: "drink", sort
 /// The queue shows the same drinks under its own name.
 pub const ORDERINFOS: Resource = Resource { collection: "orderinfos", rel: "orderinfo", sortable: SORTABLE };
 
+/// Who sees the drinks and makes them.
+const BARISTAS: &[Role] = &[Role::Barista, Role::Manager];
+
 pub fn router(svc: Arc<Service>) -> Router {
     Router::new()
-        .route("/drinks", get(list))
-        .route("/drinks/{id}", get(one).patch(change_status))
-        .route("/orderinfos", get(queue))
-        .route("/orderinfos/{id}", get(queue_item))
+        .route("/drinks", get(list).route_layer(allow(BARISTAS)))
+        .route("/drinks/{id}", get(one).patch(change_status).route_layer(allow(BARISTAS)))
+        .route("/orderinfos", get(queue).route_layer(allow(BARISTAS)))
+        .route("/orderinfos/{id}", get(queue_item).route_layer(allow(BARISTAS)))
         .with_state(svc)
 }
 

@@ -1,5 +1,8 @@
 //! The service on a real SQLite database, driven through its router (no socket) and its
 //! consumer (by hand). No relay runs, so the events raised stay in the outbox to be read.
+//! These run as the original did, auth off; `auth` runs them signed.
+
+mod auth;
 
 use std::ops::Deref;
 
@@ -21,7 +24,13 @@ impl Deref for TestApp {
 }
 
 async fn spawn_app() -> TestApp {
-    TestApp(TestService::start(crate::NAME, "drink:8083", crate::MIGRATIONS, crate::start).await)
+    spawn_behind(platform::testing::signed::open).await
+}
+
+/// The service, its router wrapped in `guard` (which decides who is calling).
+async fn spawn_behind(guard: impl FnOnce(axum::Router) -> axum::Router) -> TestApp {
+    let start = |ctx| guard(crate::start(ctx));
+    TestApp(TestService::start(crate::NAME, "drink:8083", crate::MIGRATIONS, start).await)
 }
 
 impl TestApp {

@@ -1,20 +1,29 @@
-//! `/orders`: place (pay first), list, read, cancel (ledger first). The HTTP edge: bodies are
-//! validated here into the domain's types, and the crate's [`Error`]s become problem+json.
+//! `/orders`: place (pay first), list, read, cancel (ledger first), and `/menu`. The HTTP
+//! edge: bodies are validated here into the domain's types, and the crate's [`Error`]s become
+//! problem+json.
+//!
+//! Who may do what (SPEC §9) is declared beside each route. A customer sees and cancels only
+//! the orders under their own phone number (another's is answered 404, as if it did not
+//! exist) and places orders only under it. With auth off ([`Caller::Open`]) everything is as
+//! the original ran it: open, and the client sends `amt`.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
+use platform::auth::{allow, Caller, Role, SIGNED_IN};
 use platform::hal::{created, hal, parse_id};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
+use serde_json::json;
 use tracing::Instrument;
 
 use crate::domain::{NewOrder, PhoneNumber};
 use crate::error::Error;
+use crate::menu::Menu;
 use crate::{store, Service};
 
 pub const ORDERS: Resource = Resource {
@@ -31,20 +40,40 @@ pub const ORDERS: Resource = Resource {
     ],
 };
 
+/// Who places and cancels orders: customers (their own) and managers.
+const CUSTOMER_OR_MANAGER: &[Role] = &[Role::Customer, Role::Manager];
+
 pub fn router(svc: Arc<Service>) -> Router {
-    Router::new().route("/orders", get(list).post(place)).route("/orders/{id}", get(one).delete(cancel)).with_state(svc)
+    Router::new()
+        // Anyone, signed in or not.
+        .route("/menu", get(menu))
+        .route(
+            "/orders",
+            get(list).route_layer(allow(SIGNED_IN)).merge(post(place).route_layer(allow(CUSTOMER_OR_MANAGER))),
+        )
+        .route(
+            "/orders/{id}",
+            get(one).route_layer(allow(SIGNED_IN)).merge(delete(cancel).route_layer(allow(CUSTOMER_OR_MANAGER))),
+        )
+        .with_state(svc)
 }
 
-/// A `POST /orders` body, every bad field named at once.
-pub fn new_order(body: &JsonBody) -> Result<NewOrder, Problem> {
-    let mut f = Fields::new(body);
-    let phone = f.string("phoneNumber", 1, 40).and_then(|raw| match PhoneNumber::parse(&raw) {
+/// The `phoneNumber` field, hyphens stripped.
+fn phone_number(f: &mut Fields) -> Option<PhoneNumber> {
+    f.string("phoneNumber", 1, 40).and_then(|raw| match PhoneNumber::parse(&raw) {
         Ok(p) => Some(p),
         Err(msg) => {
             f.error("phoneNumber", msg);
             None
         }
-    });
+    })
+}
+
+/// A `POST /orders` body as the original took it (auth off): the client sends `amt`, for any
+/// product. Every bad field named at once.
+pub fn new_order(body: &JsonBody) -> Result<NewOrder, Problem> {
+    let mut f = Fields::new(body);
+    let phone = phone_number(&mut f);
     let product_name = f.string("productName", 1, 100);
     let qty = f.int("qty", 1, 100);
     let amt = f.int("amt", 0, 10_000_000);
@@ -57,9 +86,53 @@ pub fn new_order(body: &JsonBody) -> Result<NewOrder, Problem> {
     })
 }
 
+/// A `POST /orders` body when prices come from the menu (auth on): `{productName, qty}`, and
+/// `amt` only if the client wants it checked. The phone number is the customer's own, from
+/// their token (`customer`; sending another is refused, 403), or, for a manager (`None`),
+/// required in the body. Malformed fields: 400, all named; a product not on the menu or an
+/// `amt` that is not price × qty: 422 naming it.
+pub fn priced_order(body: &JsonBody, menu: &Menu, customer: Option<&str>) -> Result<NewOrder, Problem> {
+    let sent = |field: &str| body.0.get(field).is_some_and(|v| !v.is_null());
+    let mut f = Fields::new(body);
+    let phone = if customer.is_none() || sent("phoneNumber") { phone_number(&mut f) } else { None };
+    let product_name = f.string("productName", 1, 100);
+    let qty = f.int("qty", 1, 100);
+    let amt = if sent("amt") { f.int("amt", 0, 10_000_000) } else { None };
+    f.finish()?;
+    let phone_number = match customer {
+        None => checked(phone)?,
+        Some(own) => {
+            let own = PhoneNumber::parse(own).map_err(|_| Error::AnotherPhone)?;
+            if phone.is_some_and(|sent| sent != own) {
+                return Err(Error::AnotherPhone.into());
+            }
+            own
+        }
+    };
+    let qty = checked(qty)?;
+    let priced = menu.price(&checked(product_name)?, qty, amt)?;
+    Ok(NewOrder { phone_number, product_name: priced.product_name, qty, amt: priced.amt })
+}
+
+/// The menu, as a HAL collection.
+async fn menu(State(svc): State<Arc<Service>>, base: BaseUrl) -> Response {
+    hal(
+        StatusCode::OK,
+        json!({"_embedded": {"menu": svc.menu.items()}, "_links": {"self": {"href": base.href("/menu")}}}),
+    )
+}
+
 #[tracing::instrument(level = "debug", skip_all)]
-async fn place(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
-    let new = new_order(&body)?;
+async fn place(
+    State(svc): State<Arc<Service>>,
+    caller: Caller,
+    base: BaseUrl,
+    body: JsonBody,
+) -> Result<Response, Problem> {
+    let new = match caller {
+        Caller::Open => new_order(&body)?,
+        _ => priced_order(&body, &svc.menu, caller.customer_phone())?,
+    };
     let order = to_the_end(&svc, {
         let svc = svc.clone();
         async move { svc.place_order(&new).await }
@@ -69,28 +142,40 @@ async fn place(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -
     Ok(created(&ORDERS.item_href(&base, order.id), item))
 }
 
-async fn list(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+/// Every order, or a customer's own.
+async fn list(
+    State(svc): State<Arc<Service>>,
+    caller: Caller,
+    base: BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Problem> {
     let page = ORDERS.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&svc.ctx, &page).await?;
+    let (rows, total) = store::page(&svc.ctx, &page, caller.customer_phone()).await?;
     let items: Vec<_> = rows.into_iter().map(|o| (o.id, o)).collect();
     Ok(ORDERS.page(&base, &page, &items, total))
 }
 
-async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn one(
+    State(svc): State<Arc<Service>>,
+    caller: Caller,
+    base: BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let id = parse_id(&id, "order")?;
-    let order = store::find(&svc.ctx, id).await?.ok_or(Error::NotFound(id))?;
+    let order =
+        store::find(&svc.ctx, id).await?.filter(|o| caller.may_see(&o.phone_number)).ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, ORDERS.item(&base, id, &order)))
 }
 
 /// Cancelling records the cancellation in delivery's ledger first; only then is the order
 /// deleted. If delivery cannot record it, the order stays exactly as it was.
 #[tracing::instrument(level = "debug", skip_all, fields(order_id))]
-async fn cancel(State(svc): State<Arc<Service>>, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn cancel(State(svc): State<Arc<Service>>, caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "order")?;
     tracing::Span::current().record("order_id", id);
     to_the_end(&svc, {
         let svc = svc.clone();
-        async move { svc.cancel_order(id).await }
+        async move { svc.cancel_order(id, &caller).await }
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())

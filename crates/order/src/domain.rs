@@ -7,24 +7,7 @@ use serde::Serialize;
 /// stored only, while payment is asked, and no client or event ever sees it.
 pub use contracts::OrderStatus;
 
-/// A phone number: 9–15 digits once hyphens are stripped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhoneNumber(String);
-
-impl PhoneNumber {
-    pub fn parse(raw: &str) -> Result<PhoneNumber, &'static str> {
-        let digits: String = raw.chars().filter(|c| *c != '-').collect();
-        if (9..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
-            Ok(PhoneNumber(digits))
-        } else {
-            Err("must be 9 to 15 digits (hyphens allowed)")
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use contracts::PhoneNumber;
 
 /// A validated `POST /orders` body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +34,6 @@ pub struct Order {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn phone_numbers_strip_hyphens_and_count_digits() {
-        assert_eq!(PhoneNumber::parse("010-1234-5678").unwrap().as_str(), "01012345678");
-        assert!(PhoneNumber::parse("12345678").is_err());
-        assert!(PhoneNumber::parse("1234567890123456").is_err());
-        assert!(PhoneNumber::parse("010-1234-567a").is_err());
-    }
 
     #[test]
     fn an_order_serialises_with_the_specs_field_names() {

@@ -1,6 +1,8 @@
 //! What can go wrong placing, reading or cancelling an order, and the one place where each
 //! becomes its problem+json answer.
 
+use axum::http::StatusCode;
+use platform::problem::FieldError;
 use platform::Problem;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +18,15 @@ pub enum Error {
     /// Delivery refused the cancellation (the order was delivered, say): the order stays.
     #[error("order {order_id} cannot be cancelled: {why}")]
     CancellationRefused { order_id: i64, why: String },
+    /// With prices from the menu, a product it does not list cannot be ordered.
+    #[error("{0:?} is not on the menu (GET /menu)")]
+    NotOnMenu(String),
+    /// The client sent an `amt` that is not the menu's price × qty.
+    #[error("must be {} (price {price} × qty {qty}) or left out, not {sent}", price * qty)]
+    AmountDiffers { sent: i64, price: i64, qty: i64 },
+    /// A customer orders only under the phone number their token carries.
+    #[error("a customer may place orders only for their own phone number")]
+    AnotherPhone,
     #[error(transparent)]
     Storage(#[from] sqlx::Error),
 }
@@ -29,10 +40,20 @@ impl From<Error> for Problem {
                 Problem::unavailable(detail, retry_after_secs)
             }
             Error::CancellationRefused { .. } => Problem::conflict(detail),
+            Error::NotOnMenu(_) => unprocessable("productName", detail),
+            Error::AmountDiffers { .. } => unprocessable("amt", detail),
+            Error::AnotherPhone => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
             // Logged there, never sent: 500, or 503 when the database is unreachable.
             Error::Storage(e) => Problem::from(e),
         }
     }
+}
+
+/// A body that is well formed but cannot be accepted as it stands (422), naming the field.
+fn unprocessable(field: &str, message: String) -> Problem {
+    let mut p = Problem::validation(vec![FieldError { field: field.into(), message }]);
+    p.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
+    p
 }
 
 #[cfg(test)]
@@ -51,5 +72,16 @@ mod tests {
         let p = Problem::from(Error::CancellationRefused { order_id: 4, why: "order 4 was already delivered".into() });
         assert_eq!((p.status, p.detail.as_str()), (409, "order 4 cannot be cancelled: order 4 was already delivered"));
         assert_eq!(Problem::from(Error::Storage(sqlx::Error::RowNotFound)).status, 500);
+    }
+
+    #[test]
+    fn a_price_the_menu_does_not_give_is_a_422_naming_the_field() {
+        let p = Problem::from(Error::NotOnMenu("caviar".into()));
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "productName"));
+        assert_eq!(p.errors[0].message, "\"caviar\" is not on the menu (GET /menu)");
+        let p = Problem::from(Error::AmountDiffers { sent: 1, price: 4500, qty: 2 });
+        assert_eq!((p.status, p.errors[0].field.as_str()), (422, "amt"));
+        assert_eq!(p.errors[0].message, "must be 9000 (price 4500 × qty 2) or left out, not 1");
+        assert_eq!(Problem::from(Error::AnotherPhone).status, 403);
     }
 }

@@ -17,11 +17,15 @@
 //! Cancelling records the cancellation in delivery's ledger first (`POST /cancellations`,
 //! idempotent per order id); only once it is recorded is the order deleted, raising
 //! `OrderCanceled`.
+//!
+//! With auth on, an order's price comes from the [`Menu`] (`GET /menu`), never from the
+//! client, and a customer places, sees and cancels only orders under their own phone number.
 
 pub mod api;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod menu;
 pub mod store;
 
 use std::sync::Arc;
@@ -29,13 +33,15 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::Router;
-use contracts::calls::{CancellationAnswer, Charge, PaymentAnswer, RecordCancellation, VoidPayment};
+use contracts::calls::{self, CancellationAnswer, Charge, PaymentAnswer, RecordCancellation, VoidPayment};
 use contracts::PaymentStatus;
+use platform::auth::Caller;
 use platform::client::{CallError, ServiceClient};
 use platform::Ctx;
 
 use crate::domain::{NewOrder, Order};
 pub use crate::error::Error;
+pub use crate::menu::Menu;
 
 pub const NAME: &str = "order";
 pub use store::MIGRATIONS;
@@ -48,6 +54,8 @@ pub struct Config {
     pub retry_after_secs: u64,
     /// Extra attempts at a payment call that timed out or broke after it was sent.
     pub payment_retries: u32,
+    /// What is sold and at what price; with auth on, orders are priced from it.
+    pub menu: Menu,
 }
 
 pub struct Service {
@@ -57,6 +65,7 @@ pub struct Service {
     pub settle_after: Duration,
     pub retry_after_secs: u64,
     pub payment_retries: u32,
+    pub menu: Menu,
     /// Rings when a placement left a pending order behind for the reconciler.
     unsettled: tokio::sync::Notify,
 }
@@ -77,6 +86,7 @@ pub fn start(ctx: Ctx, config: Config) -> Router {
         settle_after,
         retry_after_secs: config.retry_after_secs,
         payment_retries: config.payment_retries,
+        menu: config.menu,
         unsettled: tokio::sync::Notify::new(),
     });
     svc.ctx.tracker().spawn(svc.clone().reconcile_forever());
@@ -126,10 +136,14 @@ impl Service {
 
     /// Records the cancellation in delivery's ledger, then deletes the order, raising
     /// `OrderCanceled`. If delivery cannot record it or refuses, the order stays as it was.
-    pub async fn cancel_order(&self, id: i64) -> Result<(), Error> {
-        store::find(&self.ctx, id).await?.ok_or(Error::NotFound(id))?;
-        let recorded =
-            self.delivery.post::<_, CancellationAnswer>("/cancellations", &RecordCancellation { order_id: id }).await;
+    /// An order the caller may not see (a customer's, to another customer) is not there for
+    /// them: delivery is not asked, and the answer is `NotFound`.
+    pub async fn cancel_order(&self, id: i64, caller: &Caller) -> Result<(), Error> {
+        store::find(&self.ctx, id).await?.filter(|o| caller.may_see(&o.phone_number)).ok_or(Error::NotFound(id))?;
+        let recorded = self
+            .delivery
+            .post::<_, CancellationAnswer>(calls::RECORD_CANCELLATION, &RecordCancellation { order_id: id })
+            .await;
         match recorded {
             Ok(_) => {}
             Err(CallError::Refused { status, detail, .. }) if status == StatusCode::CONFLICT => {
@@ -154,13 +168,13 @@ impl Service {
     /// the earlier attempt's error is what counts: that attempt may have charged, so the
     /// caller must void.
     async fn pay(&self, charge: &Charge) -> Result<PaymentAnswer, CallError> {
-        self.payment.post_retrying("/payments", charge, self.payment_retries).await
+        self.payment.post_retrying(calls::CHARGE, charge, self.payment_retries).await
     }
 
     /// Voids the payment of a pending order and drops the order. On failure the order stays
     /// `Pending` for the reconciler.
     async fn void(&self, order_id: i64) -> bool {
-        match self.payment.post::<_, PaymentAnswer>("/payments/voids", &VoidPayment { order_id }).await {
+        match self.payment.post::<_, PaymentAnswer>(calls::VOID_PAYMENT, &VoidPayment { order_id }).await {
             Ok(_) => match store::drop_pending(&self.ctx, order_id).await {
                 Ok(()) => true,
                 Err(e) => {

@@ -9,12 +9,19 @@ use sqlx::{FromRow, Row};
 
 use crate::domain::{NewOrder, Order, OrderStatus};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 10,
-    sql: "CREATE TABLE orders (id {{ID}}, phone_number TEXT NOT NULL, product_name TEXT NOT NULL,
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 10,
+        sql: "CREATE TABLE orders (id {{ID}}, phone_number TEXT NOT NULL, product_name TEXT NOT NULL,
             qty BIGINT NOT NULL, amt BIGINT NOT NULL, status TEXT NOT NULL, create_time TEXT NOT NULL);
           CREATE INDEX orders_status ON orders (status, create_time)",
-}];
+    },
+    Migration {
+        // A customer lists only their own orders.
+        version: 11,
+        sql: "CREATE INDEX orders_phone_number ON orders (phone_number, status)",
+    },
+];
 
 const COLUMNS: &str = "id, phone_number, product_name, qty, amt, status, create_time";
 
@@ -109,20 +116,26 @@ pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
         .await
 }
 
-pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Order>, i64), sqlx::Error> {
-    let rows = sqlx::query_as::<_, Order>(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE status = $1 ORDER BY {} LIMIT $2 OFFSET $3",
-        page.order_by
-    ))
-    .bind(OrderStatus::Ordered.as_str())
-    .bind(page.size)
-    .bind(page.offset())
-    .fetch_all(ctx.db().pool())
-    .await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = $1")
-        .bind(OrderStatus::Ordered.as_str())
-        .fetch_one(ctx.db().pool())
-        .await?;
+/// A page of the placed orders, all of them or those under one phone number.
+pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<Order>, i64), sqlx::Error> {
+    let (filter, next) = match phone {
+        Some(_) => ("status = $1 AND phone_number = $2", 3),
+        None => ("status = $1", 2),
+    };
+    let rows_sql = format!(
+        "SELECT {COLUMNS} FROM orders WHERE {filter} ORDER BY {} LIMIT ${next} OFFSET ${}",
+        page.order_by,
+        next + 1
+    );
+    let count_sql = format!("SELECT COUNT(*) FROM orders WHERE {filter}");
+    let mut rows = sqlx::query_as::<_, Order>(&rows_sql).bind(OrderStatus::Ordered.as_str());
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(OrderStatus::Ordered.as_str());
+    if let Some(phone) = phone {
+        rows = rows.bind(phone);
+        count = count.bind(phone);
+    }
+    let rows = rows.bind(page.size).bind(page.offset()).fetch_all(ctx.db().pool()).await?;
+    let total = count.fetch_one(ctx.db().pool()).await?;
     Ok((rows, total))
 }
 

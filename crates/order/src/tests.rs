@@ -1,7 +1,9 @@
 //! The service on a real SQLite database, driven through its router (no socket), with
 //! payment and delivery stood in for by small HTTP servers that answer as the real ones do
 //! and record what they were sent. No relay runs, so the events raised stay in the outbox to
-//! be read.
+//! be read. These run as the original did, auth off; `auth` runs them signed.
+
+mod auth;
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -76,6 +78,11 @@ impl Deref for TestApp {
 const RETRY_AFTER_SECS: u64 = 2;
 
 async fn spawn_app(payment: &str, delivery: &str) -> TestApp {
+    spawn_behind(payment, delivery, platform::testing::signed::open).await
+}
+
+/// The service, its router wrapped in `guard` (which decides who is calling).
+async fn spawn_behind(payment: &str, delivery: &str, guard: impl FnOnce(Router) -> Router) -> TestApp {
     let client = |name, base: &str| {
         ServiceClient::new(name, base, Duration::from_secs(2), Arc::new(Breaker::new(Settings::default())))
     };
@@ -86,8 +93,10 @@ async fn spawn_app(payment: &str, delivery: &str) -> TestApp {
         settle_after: Duration::from_secs(600),
         retry_after_secs: RETRY_AFTER_SECS,
         payment_retries: 1,
+        menu: crate::Menu::default(),
     };
-    TestApp(TestService::start(crate::NAME, "order:8081", crate::MIGRATIONS, |ctx| crate::start(ctx, config)).await)
+    let start = |ctx| guard(crate::start(ctx, config));
+    TestApp(TestService::start(crate::NAME, "order:8081", crate::MIGRATIONS, start).await)
 }
 
 impl TestApp {

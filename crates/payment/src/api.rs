@@ -1,6 +1,10 @@
 //! `/payments`: charge (idempotent per order), void, list, read, find by order. The HTTP
 //! edge: bodies are validated here into the call types order sends, and the crate's
 //! [`Error`]s become problem+json.
+//!
+//! Who may do what (SPEC §9) is declared beside each route: charging and voiding are for the
+//! cafe's own services (order), reading for customers (their own payments; another's is
+//! answered 404, as if it did not exist) and managers.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use contracts::calls::{Charge, VoidPayment};
+use platform::auth::{allow, Caller, Role, SERVICES};
 use platform::hal::{created, hal, parse_id, query_id, HAL_JSON};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
@@ -33,13 +38,16 @@ pub const PAYMENTS: Resource = Resource {
     ],
 };
 
+/// Who reads payments: customers (their own) and managers.
+const READERS: &[Role] = &[Role::Customer, Role::Manager];
+
 pub fn router(svc: Arc<Service>) -> Router {
     Router::new()
-        .route("/payments", get(list).post(pay))
-        .route("/payments/voids", post(void))
-        .route("/payments/search", get(searches))
-        .route("/payments/search/findByOrderId", get(find_by_order_id))
-        .route("/payments/{id}", get(one))
+        .route("/payments", get(list).route_layer(allow(READERS)).merge(post(pay).route_layer(allow(SERVICES))))
+        .route("/payments/voids", post(void).route_layer(allow(SERVICES)))
+        .route("/payments/search", get(searches).route_layer(allow(READERS)))
+        .route("/payments/search/findByOrderId", get(find_by_order_id).route_layer(allow(READERS)))
+        .route("/payments/{id}", get(one).route_layer(allow(READERS)))
         .with_state(svc)
 }
 
@@ -88,16 +96,31 @@ async fn void(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) ->
     Ok(hal(StatusCode::OK, PAYMENTS.item(&base, payment.id, &payment)))
 }
 
-async fn list(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+/// Every payment, or a customer's own.
+async fn list(
+    State(svc): State<Arc<Service>>,
+    caller: Caller,
+    base: BaseUrl,
+    RawQuery(q): RawQuery,
+) -> Result<Response, Problem> {
     let page = PAYMENTS.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&svc.ctx, &page).await.map_err(Error::from)?;
+    let (rows, total) = store::page(&svc.ctx, &page, caller.customer_phone()).await.map_err(Error::from)?;
     let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
     Ok(PAYMENTS.page(&base, &page, &items, total))
 }
 
-async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn one(
+    State(svc): State<Arc<Service>>,
+    caller: Caller,
+    base: BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
     let id = parse_id(&id, "payment")?;
-    let payment = store::find(&svc.ctx, id).await.map_err(Error::from)?.ok_or(Error::NotFound(id))?;
+    let payment = store::find(&svc.ctx, id)
+        .await
+        .map_err(Error::from)?
+        .filter(|p| caller.may_see(&p.phone_number))
+        .ok_or(Error::NotFound(id))?;
     Ok(hal(StatusCode::OK, PAYMENTS.item(&base, id, &payment)))
 }
 
@@ -137,12 +160,16 @@ async fn searches(base: BaseUrl) -> Response {
 
 async fn find_by_order_id(
     State(svc): State<Arc<Service>>,
+    caller: Caller,
     base: BaseUrl,
     RawQuery(q): RawQuery,
 ) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let payment =
-        store::find_by_order(&svc.ctx, order_id).await.map_err(Error::from)?.ok_or(Error::NoneForOrder(order_id))?;
+    let payment = store::find_by_order(&svc.ctx, order_id)
+        .await
+        .map_err(Error::from)?
+        .filter(|p| caller.may_see(&p.phone_number))
+        .ok_or(Error::NoneForOrder(order_id))?;
     Ok(hal(StatusCode::OK, PAYMENTS.item(&base, payment.id, &payment)))
 }
 

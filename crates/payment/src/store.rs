@@ -10,11 +10,18 @@ use sqlx::{FromRow, Row};
 
 use crate::domain::{Payment, PaymentStatus};
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 10,
-    sql: "CREATE TABLE payments (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, phone_number TEXT NOT NULL,
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 10,
+        sql: "CREATE TABLE payments (id {{ID}}, order_id BIGINT NOT NULL UNIQUE, phone_number TEXT NOT NULL,
             amt BIGINT NOT NULL, status TEXT NOT NULL, create_time TEXT NOT NULL)",
-}];
+    },
+    Migration {
+        // A customer lists only their own payments.
+        version: 11,
+        sql: "CREATE INDEX payments_phone_number ON payments (phone_number)",
+    },
+];
 
 const COLUMNS: &str = "id, order_id, phone_number, amt, status, create_time";
 
@@ -127,15 +134,25 @@ pub async fn find_by_order(ctx: &Ctx, order_id: i64) -> Result<Option<Payment>, 
     find_by_order_in(&mut conn, order_id).await
 }
 
-pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Payment>, i64), sqlx::Error> {
-    let rows = sqlx::query_as::<_, Payment>(&format!(
-        "SELECT {COLUMNS} FROM payments ORDER BY {} LIMIT $1 OFFSET $2",
-        page.order_by
-    ))
-    .bind(page.size)
-    .bind(page.offset())
-    .fetch_all(ctx.db().pool())
-    .await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments").fetch_one(ctx.db().pool()).await?;
+/// A page of the payments, all of them or those under one phone number.
+pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<Payment>, i64), sqlx::Error> {
+    let (filter, next) = match phone {
+        Some(_) => ("WHERE phone_number = $1", 2),
+        None => ("", 1),
+    };
+    let rows_sql = format!(
+        "SELECT {COLUMNS} FROM payments {filter} ORDER BY {} LIMIT ${next} OFFSET ${}",
+        page.order_by,
+        next + 1
+    );
+    let count_sql = format!("SELECT COUNT(*) FROM payments {filter}");
+    let mut rows = sqlx::query_as::<_, Payment>(&rows_sql);
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+    if let Some(phone) = phone {
+        rows = rows.bind(phone);
+        count = count.bind(phone);
+    }
+    let rows = rows.bind(page.size).bind(page.offset()).fetch_all(ctx.db().pool()).await?;
+    let total = count.fetch_one(ctx.db().pool()).await?;
     Ok((rows, total))
 }

@@ -1,5 +1,8 @@
 //! The service on a real SQLite database, driven through its router (no socket) and its
 //! consumer (by hand). No relay runs, so the events raised stay in the outbox to be read.
+//! These run as the original did, auth off; `auth` runs them signed.
+
+mod auth;
 
 use std::ops::Deref;
 
@@ -20,7 +23,12 @@ impl Deref for TestApp {
 }
 
 async fn spawn_app() -> TestApp {
-    let start = |ctx| crate::start(ctx, crate::Config { delay_ms: None });
+    spawn_behind(platform::testing::signed::open).await
+}
+
+/// The service, its router wrapped in `guard` (which decides who is calling).
+async fn spawn_behind(guard: impl FnOnce(axum::Router) -> axum::Router) -> TestApp {
+    let start = |ctx| guard(crate::start(ctx, crate::Config { delay_ms: None }));
     TestApp(TestService::start(crate::NAME, "payment:8082", crate::MIGRATIONS, start).await)
 }
 

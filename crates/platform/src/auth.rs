@@ -332,8 +332,11 @@ impl Verifier {
                 _ => Rejected::Invalid,
             })?
             .claims;
-        // A service key signs only service tokens, and a people key never does.
-        if (claims.role == Role::Service) != service_key {
+        // A service key signs only service tokens, and a people key never does; a customer is
+        // always confined to a phone number.
+        if (claims.role == Role::Service) != service_key
+            || (claims.role == Role::Customer && claims.phone.as_deref().is_none_or(str::is_empty))
+        {
             return Err(Rejected::Invalid);
         }
         let claims = Arc::new(claims);
@@ -397,7 +400,8 @@ impl Caller {
     /// The phone number a customer is confined to; `None` for anyone who sees everything.
     pub fn customer_phone(&self) -> Option<&str> {
         match self {
-            Caller::Signed(c) if c.role == Role::Customer => Some(c.phone.as_deref().unwrap_or("")),
+            // The verifier admits no customer without a phone.
+            Caller::Signed(c) if c.role == Role::Customer => c.phone.as_deref(),
             Caller::Signed(_) | Caller::Open | Caller::Anonymous | Caller::Refused(_) => None,
         }
     }

@@ -11,6 +11,10 @@
 //! [`eventually`] is the one way any test of the workspace waits for something: it polls
 //! with a deadline, never sleeps for a fixed time, so a fast machine is fast and a slow one
 //! only waits longer.
+//!
+//! [`signed`]: requests as a chosen person or service sends them, with real tokens.
+
+pub mod signed;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod auth;
 mod crash;
 mod demos;
 mod errors;

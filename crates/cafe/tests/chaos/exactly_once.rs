@@ -21,7 +21,7 @@ use crate::common::{
 const ORDERS: u64 = 300;
 const CLIENTS: u64 = 12;
 /// Every service that a kill may hit (the gateway is the front door, not under test here).
-const TARGETS: [ServiceName; 6] = ServiceName::BEHIND_GATEWAY;
+const TARGETS: [ServiceName; 7] = ServiceName::BEHIND_GATEWAY;
 /// After the last client is done, how long everything may take to agree: an event a killed
 /// consumer had taken but not acknowledged comes back only after JetStream's ack wait (30 s).
 const SETTLE: Duration = Duration::from_secs(90);

@@ -173,6 +173,34 @@ macro_rules! in_both_modes {
     };
 }
 
+/// Like `in_both_modes!`, with auth on (SPEC §9): each test gets a cafe that checks tokens.
+macro_rules! in_both_modes_with_auth {
+    ($($name:ident),* $(,)?) => {
+        mod all_in_one {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let mode = crate::common::Mode::AllInOne;
+                    if let Some(app) = crate::common::spawn_with(mode, &["--auth", "on"], &[]).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+        mod distributed {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let mode = crate::common::Mode::Distributed;
+                    if let Some(app) = crate::common::spawn_with(mode, &["--auth", "on"], &[]).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 /// The all-in-one cafe, built in this process with `cafe up --port 0` and a fresh data dir.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(&[]).await
@@ -219,7 +247,7 @@ pub async fn spawn_with(mode: Mode, extra: &[&str], env: &[(&str, &str)]) -> Opt
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(14)));
+                app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(16)));
                 match app.start().await {
                     Ok(()) => break,
                     Err(e) if attempt < 3 => {
@@ -265,6 +293,21 @@ impl TestApp {
         }
     }
 
+    /// The flags the cafe runs with: the test's own, and `--auth off` unless they say
+    /// otherwise, since most tests exercise the original's open API (SPEC §9's open mode).
+    fn flags(&self) -> Vec<String> {
+        let mut flags = self.flags.lock().unwrap().clone();
+        if !flags.iter().any(|f| f == "--auth") && !self.env.iter().any(|(k, _)| k == "CAFE_AUTH") {
+            flags.extend(["--auth".to_string(), "off".to_string()]);
+        }
+        flags
+    }
+
+    /// The admin switch's base URL (127.0.0.1 only), once the cafe runs.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin_url.read().unwrap().clone()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -302,12 +345,13 @@ impl TestApp {
     async fn build_in_process(&self) -> Result<(), String> {
         let mut flags: Vec<std::ffi::OsString> = vec!["--port".into(), "0".into()];
         flags.extend(["--data-dir".into(), self.data_dir().into(), "--log-dir".into(), self.log_dir().into()]);
-        flags.extend(self.flags.lock().unwrap().iter().map(Into::into));
+        flags.extend(self.flags().into_iter().map(Into::into));
         let config = UpArgs::from_flags(flags).map_err(|e| format!("the flags of cafe up: {e}"))?;
         let started = Instant::now();
         let cafe = Cafe::build(config).await.map_err(|e| format!("the cafe could not be built: {e:#}"))?;
         *self.started_in.lock().unwrap() = started.elapsed();
         *self.urls.write().unwrap() = ServiceName::ALL.into_iter().map(|s| (s, cafe.url_of(s))).collect();
+        *self.admin_url.write().unwrap() = Some(cafe.admin_url());
         *self.runner.lock().unwrap() = Some(Runner::InProcess(cafe.stop_handle()));
         tokio::spawn(cafe.run_until_stopped());
         Ok(())
@@ -334,13 +378,15 @@ impl TestApp {
                     .arg(cluster::POSTGRES_URL)
                     .arg("--nats")
                     .arg(cluster::NATS_URL)
+                    .arg("--data-dir")
+                    .arg(self.data_dir())
                     // Stops (admin stop, Drop) need not wait long for a gateway to notice.
                     .arg("--drain-ms")
                     .arg("300");
                 "cafe cluster:"
             }
         };
-        let flags = self.flags.lock().unwrap().clone();
+        let flags = self.flags();
         cmd.arg("--log-dir")
             .arg(self.log_dir())
             .args(&flags)
@@ -387,6 +433,8 @@ impl TestApp {
         let mut urls = HashMap::new();
         let gateway = ready.get("gateway").unwrap_or_else(|| panic!("ready line lacks the gateway: {line}"));
         urls.insert(ServiceName::Gateway, gateway.clone());
+        let admin = ready.get("admin").unwrap_or_else(|| panic!("ready line lacks admin: {line}"));
+        *self.admin_url.write().unwrap() = Some(admin.clone());
         match &self.cluster {
             None => {
                 for service in ServiceName::BEHIND_GATEWAY {
@@ -399,8 +447,6 @@ impl TestApp {
                 for service in ServiceName::BEHIND_GATEWAY {
                     urls.insert(service, format!("http://127.0.0.1:{}", port + service.port_offset()));
                 }
-                let admin = ready.get("admin").unwrap_or_else(|| panic!("ready line lacks admin: {line}"));
-                *self.admin_url.write().unwrap() = Some(admin.clone());
             }
         }
         *self.urls.write().unwrap() = urls;
@@ -524,6 +570,46 @@ impl TestApp {
         read_reply(res).await.unwrap_or_else(|e| panic!("{m} {path}: unreadable answer: {e}"))
     }
 
+    /// Any request through the gateway, as the bearer of `token` (anonymous with none).
+    pub async fn request_as(&self, token: Option<&str>, method: Method, path: &str, body: Option<&Value>) -> Reply {
+        self.request_to_as(&self.gateway(), token, method, path, body).await
+    }
+
+    /// Any request to `base` (a service's own port, say), as the bearer of `token`.
+    pub async fn request_to_as(
+        &self,
+        base: &str,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method.clone(), format!("{base}{path}"));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let res = req.send().await.unwrap_or_else(|e| panic!("{method} {base}{path}: no answer: {e}"));
+        read_reply(res).await.unwrap_or_else(|e| panic!("{method} {path}: unreadable answer: {e}"))
+    }
+
+    /// Signs in through the gateway; the access token.
+    pub async fn sign_in(&self, username: &str, password: &str) -> String {
+        let r = self.post("/auth/token", &json!({"username": username, "password": password})).await;
+        r.expect(200, &format!("sign in as {username}"))["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access_token: {}", r.text))
+            .to_string()
+    }
+
+    /// The first manager's password, as `cafe up` or `cafe cluster` wrote it.
+    pub fn manager_password(&self) -> String {
+        let path = self.data_dir().join("manager-password");
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().to_string()
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.request(Method::GET, path, None).await
     }
@@ -573,8 +659,7 @@ impl TestApp {
         self.delete(&format!("/orders/{order_id}")).await
     }
 
-    /// Takes every instance of a service down: through the gateway's admin switch in the
-    /// all-in-one mode, the cluster's admin port in the distributed one.
+    /// Takes every instance of a service down, through the admin switch (127.0.0.1 only).
     pub async fn stop_service(&self, service: ServiceName) {
         self.admin(service.as_str(), "stop").await.expect(204, &format!("stop {service}"));
     }
@@ -586,10 +671,7 @@ impl TestApp {
 
     /// `POST /admin/services/{name}/{action}`, where this mode has its admin switch.
     pub async fn admin(&self, name: &str, action: &str) -> Reply {
-        let base = match self.mode {
-            Mode::AllInOne => self.gateway(),
-            Mode::Distributed => self.admin_url.read().unwrap().clone().expect("the cluster's admin url"),
-        };
+        let base = self.admin_url.read().unwrap().clone().expect("the admin url");
         let url = format!("{base}/admin/services/{name}/{action}");
         // Starting a cluster's service waits for its readiness: longer than a request.
         let res = self

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
-fn ordered(id: i64, phone: &str) -> Event {
+pub fn ordered(id: i64, phone: &str) -> Event {
     Event::new(
         "order",
         Payload::Ordered(Ordered {
@@ -35,7 +35,7 @@ fn delivery(id: i64, status: DeliveryStatus) -> DeliveryChanged {
 }
 
 /// The whole life of order `id`, placed from `phone`, up to delivery.
-fn happy_path(id: i64, phone: &str) -> Vec<Event> {
+pub fn happy_path(id: i64, phone: &str) -> Vec<Event> {
     vec![
         ordered(id, phone),
         Event::new("payment", Payload::PaymentApproved(payment(id, phone, PaymentStatus::Approved))),

@@ -1,6 +1,7 @@
 use std::ops::Deref;
 
 use axum::http::Method;
+use axum::Router;
 use contracts::calls::RecordCancellation;
 use contracts::events::DrinkChanged;
 use contracts::{DrinkStatus, Event, Payload};
@@ -21,7 +22,13 @@ impl Deref for TestApp {
 /// A fresh delivery service, answering as `delivery:8085`. The outbox relay is not started,
 /// so what it raises stays in the outbox for [`TestService::raised`].
 pub async fn spawn_app() -> TestApp {
-    TestApp(TestService::start(delivery::NAME, "delivery:8085", delivery::MIGRATIONS, delivery::start).await)
+    spawn_behind(platform::testing::signed::open).await
+}
+
+/// The service, its router wrapped in `guard` (which decides who is calling).
+pub async fn spawn_behind(guard: impl FnOnce(Router) -> Router) -> TestApp {
+    let start = |ctx| guard(delivery::start(ctx));
+    TestApp(TestService::start(delivery::NAME, "delivery:8085", delivery::MIGRATIONS, start).await)
 }
 
 impl TestApp {

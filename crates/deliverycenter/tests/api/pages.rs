@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
 
-fn ordered(order_id: i64) -> Event {
+pub fn ordered(order_id: i64) -> Event {
     Event::new(
         "order",
         Payload::Ordered(Ordered {

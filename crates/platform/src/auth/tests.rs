@@ -86,6 +86,7 @@ fn forged_tokens_are_refused() {
             Rejected::Invalid,
         ),
         ("garbage", "not.a.token".into(), Rejected::Malformed),
+        ("a customer without a phone", issue(&c.people, Role::Customer, None), Rejected::Invalid),
     ];
     for (what, token, why) in cases {
         assert_eq!(c.verifier.verify(&token).map(|_| ()), Err(why), "{what}");
