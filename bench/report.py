@@ -17,34 +17,19 @@ same heading is replaced, otherwise it is appended at the end.
 Python 3 standard library only.
 """
 
-import argparse
 import json
 import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import section  # noqa: E402  (read, read_json and the section rule, shared by both reports)
+from section import read, read_json  # noqa: E402
+
 TARGET_ORDERS_PER_S = 2000
 TARGET_RATIO = 0.05
 TARGET_CATCHUP_MS = 1000
 TARGET_P99_MS = 20
-
-
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def read_json(path):
-    text = read(path).strip()
-    if not text:
-        return {}
-    try:
-        return json.loads(text.splitlines()[-1])
-    except ValueError:
-        return {}
 
 
 def to_ms(value, unit):
@@ -186,43 +171,8 @@ def build(run):
         f"(orders {fmt_int(after_siege.get('orders'))}) | | |",
         "",
     ]
-    notes = meta.get("notes") or []
-    if notes:
-        lines += [f"- {n}" for n in notes] + [""]
-    return "\n".join(lines)
-
-
-def write_docs(path, section):
-    heading = section.splitlines()[0]
-    text = read(path)
-    if not text:
-        text = "# Benchmarks\n"
-    parts = re.split(r"(?m)^(?=#{2,3} )", text)
-    replaced = False
-    for i, part in enumerate(parts):
-        if part.splitlines() and part.splitlines()[0] == heading:
-            parts[i] = section.rstrip("\n") + "\n\n"
-            replaced = True
-    if not replaced:
-        if not parts[-1].endswith("\n\n"):
-            parts[-1] = parts[-1].rstrip("\n") + "\n\n"
-        parts.append(section.rstrip("\n") + "\n")
-    text = "".join(parts).rstrip("\n") + "\n"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="directory holding the run's raw outputs")
-    parser.add_argument("--docs", help="Markdown file to append the section to (or replace it in)")
-    args = parser.parse_args()
-    section = build(args.run)
-    print(section)
-    if args.docs:
-        write_docs(args.docs, section)
-    return 0
+    return section.with_notes(lines, meta)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(section.main(__doc__, build))

@@ -14,14 +14,14 @@ same heading is replaced, otherwise it is appended at the end (bench/report.py's
 Python 3 standard library only.
 """
 
-import argparse
 import json
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import write_docs  # noqa: E402  (the same section rule as bench/orders.sh)
+import section  # noqa: E402  (read, read_json and the section rule, shared by both reports)
+from section import read, read_json  # noqa: E402
 
 TARGET_TPS = 175
 TARGET_SHARE_201 = 0.99
@@ -32,22 +32,6 @@ ORIGINAL_CB = {"tps": 11.97, "availability": 35.79, "response_s": 6.95, "longest
 ORIGINAL_HPA = {"tps": 17.15, "availability": 92.45, "response_s": 5.60}
 
 ANSWER = re.compile(r"^HTTP/[\d.]+\s+(\d{3})\s+([\d.]+)\s+secs:")
-
-
-def read(path):
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def read_json(path):
-    text = read(path).strip()
-    try:
-        return json.loads(text.splitlines()[-1]) if text else {}
-    except ValueError:
-        return {}
 
 
 def percentile(values, p):
@@ -202,23 +186,8 @@ def build(run):
         f"{met(None if listed is None else 0 <= listed <= concurrency)} |",
         "",
     ]
-    notes = meta.get("notes") or []
-    if notes:
-        lines += [f"- {n}" for n in notes] + [""]
-    return "\n".join(lines)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", help="directory holding the run's raw outputs")
-    parser.add_argument("--docs", help="Markdown file to append the section to (or replace it in)")
-    args = parser.parse_args()
-    section = build(args.run)
-    print(section)
-    if args.docs:
-        write_docs(args.docs, section)
-    return 0
+    return section.with_notes(lines, meta)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(section.main(__doc__, build))

@@ -192,3 +192,17 @@ pub fn examples() -> Vec<Payload> {
 pub fn names(types: &[EventType]) -> Vec<&'static str> {
     types.iter().map(|t| t.as_str()).collect()
 }
+
+/// For a view's tests: `V` reads a fact about order 8 from each of [`examples`] whose type
+/// it `consumes`, and nothing from any other, so it subscribes to exactly the events it reads.
+pub fn assert_view_reads_exactly<V: platform::view::View<Payload = Payload>>(consumes: &[EventType]) {
+    use platform::view::Merge;
+    let payloads = examples();
+    let kinds: Vec<EventType> = payloads.iter().map(Payload::kind).collect();
+    assert_eq!(kinds.len(), EventType::ALL.len());
+    assert!(EventType::ALL.iter().all(|t| kinds.contains(t)));
+    for p in &payloads {
+        let key = V::fact(p).map(|fact| fact.key());
+        assert_eq!(key, consumes.contains(&p.kind()).then_some(8), "{:?}", p.kind());
+    }
+}

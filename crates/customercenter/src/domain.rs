@@ -3,7 +3,7 @@
 //! cancellation above every step of progress. Both are commutative and idempotent, so any
 //! order and any repeat of the same events give the same row. Pure: no I/O.
 
-use platform::view::{advance, fill};
+use platform::view::{advance, fill, Merge};
 use serde::{Deserialize, Serialize};
 
 /// How far an order has come, ranked so that later stages win. The cancellations are ranked
@@ -91,26 +91,13 @@ pub struct MyPage {
 
 pub type Row = MyPage;
 
-/// What one event tells about an order's row: its stage and whatever fields it carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fact {
-    pub order_id: i64,
-    pub stage: MyPageStatus,
-    pub payment_id: Option<i64>,
-    pub drink_id: Option<i64>,
-    pub delivery_id: Option<i64>,
-    pub phone_number: Option<String>,
-    pub product_name: Option<String>,
-    pub qty: Option<i64>,
-    pub amt: Option<i64>,
-}
-
-impl Fact {
-    /// A fact that only tells the stage.
-    pub fn stage(order_id: i64, stage: MyPageStatus) -> Fact {
-        Fact {
+impl MyPage {
+    /// A row that only tells the stage: the fact of an event that carries nothing else, and
+    /// what a row starts as.
+    pub fn stage(order_id: i64, status: MyPageStatus) -> MyPage {
+        MyPage {
+            id: order_id,
             order_id,
-            stage,
             payment_id: None,
             drink_id: None,
             delivery_id: None,
@@ -118,6 +105,7 @@ impl Fact {
             product_name: None,
             qty: None,
             amt: None,
+            status,
         }
     }
 }
@@ -144,29 +132,26 @@ impl PhoneNumber {
     }
 }
 
-/// Merges `fact` into the order's row (`None`: no row yet).
-pub fn apply(row: Option<Row>, fact: &Fact) -> Row {
-    let mut row = row.unwrap_or(MyPage {
-        id: fact.order_id,
-        order_id: fact.order_id,
-        payment_id: None,
-        drink_id: None,
-        delivery_id: None,
-        phone_number: None,
-        product_name: None,
-        qty: None,
-        amt: None,
-        status: fact.stage,
-    });
-    fill(&mut row.payment_id, &fact.payment_id);
-    fill(&mut row.drink_id, &fact.drink_id);
-    fill(&mut row.delivery_id, &fact.delivery_id);
-    fill(&mut row.phone_number, &fact.phone_number.as_deref().map(phone_key));
-    fill(&mut row.product_name, &fact.product_name);
-    fill(&mut row.qty, &fact.qty);
-    fill(&mut row.amt, &fact.amt);
-    advance(&mut row.status, fact.stage, MyPageStatus::rank);
-    row
+/// What one event tells about an order is a row holding only that ([`MyPage::stage`] and
+/// the fields it carries); merging it fills what the row does not know yet and moves the
+/// status on.
+impl Merge for MyPage {
+    fn key(&self) -> i64 {
+        self.order_id
+    }
+
+    fn merge(row: Option<MyPage>, fact: &MyPage) -> MyPage {
+        let mut row = row.unwrap_or_else(|| MyPage::stage(fact.order_id, fact.status));
+        fill(&mut row.payment_id, &fact.payment_id);
+        fill(&mut row.drink_id, &fact.drink_id);
+        fill(&mut row.delivery_id, &fact.delivery_id);
+        fill(&mut row.phone_number, &fact.phone_number.as_deref().map(phone_key));
+        fill(&mut row.product_name, &fact.product_name);
+        fill(&mut row.qty, &fact.qty);
+        fill(&mut row.amt, &fact.amt);
+        advance(&mut row.status, fact.status, MyPageStatus::rank);
+        row
+    }
 }
 
 #[cfg(test)]
@@ -177,41 +162,41 @@ mod tests {
 
     const PHONE: &str = "010-1234-5678";
 
-    fn ordered() -> Fact {
-        Fact {
+    fn ordered() -> MyPage {
+        MyPage {
             phone_number: Some(PHONE.into()),
             product_name: Some("latte".into()),
             qty: Some(2),
             amt: Some(6000),
-            ..Fact::stage(8, MyPageStatus::Ordered)
+            ..MyPage::stage(8, MyPageStatus::Ordered)
         }
     }
 
-    fn payment_approved() -> Fact {
-        Fact {
+    fn payment_approved() -> MyPage {
+        MyPage {
             payment_id: Some(31),
             phone_number: Some("01012345678".into()),
             amt: Some(6000),
-            ..Fact::stage(8, MyPageStatus::PaymentApproved)
+            ..MyPage::stage(8, MyPageStatus::PaymentApproved)
         }
     }
 
-    fn received() -> Fact {
-        Fact {
+    fn received() -> MyPage {
+        MyPage {
             drink_id: Some(21),
             product_name: Some("latte".into()),
             qty: Some(2),
             phone_number: Some(PHONE.into()),
-            ..Fact::stage(8, MyPageStatus::Received)
+            ..MyPage::stage(8, MyPageStatus::Received)
         }
     }
 
-    fn with_drink(stage: MyPageStatus) -> Fact {
-        Fact { drink_id: Some(21), ..Fact::stage(8, stage) }
+    fn with_drink(stage: MyPageStatus) -> MyPage {
+        MyPage { drink_id: Some(21), ..MyPage::stage(8, stage) }
     }
 
-    fn with_delivery(stage: MyPageStatus) -> Fact {
-        Fact { delivery_id: Some(41), ..Fact::stage(8, stage) }
+    fn with_delivery(stage: MyPageStatus) -> MyPage {
+        MyPage { delivery_id: Some(41), ..MyPage::stage(8, stage) }
     }
 
     fn full_row(status: MyPageStatus) -> Row {
@@ -229,8 +214,8 @@ mod tests {
         }
     }
 
-    fn fold(facts: &[Fact]) -> Option<Row> {
-        facts.iter().fold(None, |row, f| Some(apply(row, f)))
+    fn fold(facts: &[MyPage]) -> Option<Row> {
+        facts.iter().fold(None, |row, f| Some(MyPage::merge(row, f)))
     }
 
     #[test]
@@ -269,10 +254,10 @@ mod tests {
             payment_approved(),
             received(),
             with_drink(MyPageStatus::Receipted),
-            Fact::stage(8, MyPageStatus::OrderCanceled),
-            Fact::stage(8, MyPageStatus::DeliveryCancelled),
-            Fact::stage(8, MyPageStatus::DrinkCanceled),
-            Fact::stage(8, MyPageStatus::PaymentCanceled),
+            MyPage::stage(8, MyPageStatus::OrderCanceled),
+            MyPage::stage(8, MyPageStatus::DeliveryCancelled),
+            MyPage::stage(8, MyPageStatus::DrinkCanceled),
+            MyPage::stage(8, MyPageStatus::PaymentCanceled),
         ];
         let expected = MyPage { delivery_id: None, ..full_row(MyPageStatus::PaymentCanceled) };
         for p in permutations(&facts) {
@@ -282,13 +267,13 @@ mod tests {
 
     #[test]
     fn a_row_started_by_a_later_event_shows_nulls_until_ordered_arrives() {
-        let row = apply(None, &with_drink(MyPageStatus::Made));
+        let row = MyPage::merge(None, &with_drink(MyPageStatus::Made));
         assert_eq!(
             serde_json::to_value(&row).unwrap(),
             json!({"id": 8, "orderId": 8, "paymentId": null, "drinkId": 21, "deliveryId": null, "phoneNumber": null,
                    "productName": null, "qty": null, "amt": null, "status": "Made"})
         );
-        let row = apply(Some(row), &ordered());
+        let row = MyPage::merge(Some(row), &ordered());
         assert_eq!(
             (row.status, row.phone_number.as_deref(), row.amt),
             (MyPageStatus::Made, Some("01012345678"), Some(6000))

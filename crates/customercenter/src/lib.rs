@@ -4,8 +4,8 @@
 //!
 //! Events about one order come from four services and may arrive in any order, and twice.
 //! So a row is not a state machine but a merge: keyed by order id, each event fills what it
-//! knows, and the status is the furthest stage seen (see [`domain::apply`]). Whatever the
-//! arrival order, the same events give the same row.
+//! knows, and the status is the furthest stage seen (see `Merge` for [`domain::MyPage`]).
+//! Whatever the arrival order, the same events give the same row.
 
 pub mod api;
 pub mod domain;
@@ -14,7 +14,6 @@ pub mod events;
 pub mod store;
 
 use axum::Router;
-use contracts::Event;
 use platform::Ctx;
 
 pub const NAME: &str = "customercenter";
@@ -24,11 +23,4 @@ pub use store::MIGRATIONS;
 pub fn start(ctx: Ctx) -> Router {
     ctx.consume(contracts::events::names(events::CONSUMES), events::UpdateMyPage);
     api::router(ctx)
-}
-
-/// The row `row` becomes once `event` is applied; `None` when the view does not consume
-/// that event type. Pure: the consumer does exactly this, plus storage.
-pub fn apply_event(row: Option<domain::Row>, event: &Event) -> Option<domain::Row> {
-    let fact = events::fact(&event.payload)?;
-    Some(domain::apply(row, &fact))
 }

@@ -4,7 +4,9 @@
 //! inside the consumer's transaction). `rank` is stored beside `status` so the furthest
 //! stage is visible in SQL too.
 
+use futures::future::BoxFuture;
 use platform::db::{fetch_in, values_list, ROWS_PER_STATEMENT};
+use platform::view::Table;
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
@@ -75,47 +77,49 @@ pub async fn find_by_order<'e>(
     one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE order_id = $1 AND {PLACED}"), order_id).await
 }
 
-/// The stored rows (placed or not) among `ids`, for merging.
-pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, MyPage)>, sqlx::Error> {
-    let select = format!("SELECT {COLUMNS} FROM my_pages WHERE id IN");
-    fetch_in::<Record>(conn, &select, ids)
-        .await?
-        .into_iter()
-        .map(|r| MyPage::try_from(r).map(|row| (row.id, row)))
-        .collect()
-}
-
-/// Inserts or replaces `rows`, inside the consumer's transaction.
-pub async fn save(conn: &mut Conn, rows: &[MyPage]) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO my_pages (id, order_id, payment_id, drink_id, delivery_id, phone_number, product_name, qty, amt,
-               status, rank)
-             VALUES {}
-             ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, payment_id = excluded.payment_id,
-               drink_id = excluded.drink_id, delivery_id = excluded.delivery_id, phone_number = excluded.phone_number,
-               product_name = excluded.product_name, qty = excluded.qty, amt = excluded.amt, status = excluded.status,
-               rank = excluded.rank",
-            values_list(chunk.len(), 11)
-        );
-        let mut q = sqlx::query(&sql);
-        for row in chunk {
-            q = q
-                .bind(row.id)
-                .bind(row.order_id)
-                .bind(row.payment_id)
-                .bind(row.drink_id)
-                .bind(row.delivery_id)
-                .bind(row.phone_number.clone())
-                .bind(row.product_name.clone())
-                .bind(row.qty)
-                .bind(row.amt)
-                .bind(row.status.as_str())
-                .bind(row.status.rank());
-        }
-        q.execute(&mut *conn).await?;
+impl Table for MyPage {
+    /// The stored rows (placed or not) among `ids`, for merging.
+    fn load<'a>(conn: &'a mut Conn, ids: &'a [i64]) -> BoxFuture<'a, Result<Vec<MyPage>, sqlx::Error>> {
+        Box::pin(async move {
+            let select = format!("SELECT {COLUMNS} FROM my_pages WHERE id IN");
+            fetch_in::<Record>(conn, &select, ids).await?.into_iter().map(MyPage::try_from).collect()
+        })
     }
-    Ok(())
+
+    /// Inserts or replaces `rows`, inside the consumer's transaction.
+    fn save<'a>(conn: &'a mut Conn, rows: &'a [MyPage], _added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO my_pages (id, order_id, payment_id, drink_id, delivery_id, phone_number, product_name, qty, amt,
+                       status, rank)
+                     VALUES {}
+                     ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, payment_id = excluded.payment_id,
+                       drink_id = excluded.drink_id, delivery_id = excluded.delivery_id, phone_number = excluded.phone_number,
+                       product_name = excluded.product_name, qty = excluded.qty, amt = excluded.amt, status = excluded.status,
+                       rank = excluded.rank",
+                    values_list(chunk.len(), 11)
+                );
+                let mut q = sqlx::query(&sql);
+                for row in chunk {
+                    q = q
+                        .bind(row.id)
+                        .bind(row.order_id)
+                        .bind(row.payment_id)
+                        .bind(row.drink_id)
+                        .bind(row.delivery_id)
+                        .bind(row.phone_number.clone())
+                        .bind(row.product_name.clone())
+                        .bind(row.qty)
+                        .bind(row.amt)
+                        .bind(row.status.as_str())
+                        .bind(row.status.rank());
+                }
+                q.execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A page of rows, all of them or those of one phone number.

@@ -3,7 +3,7 @@
 //! stage. Both are commutative and idempotent, so any order and any repeat of the same events
 //! give the same page. Pure: no I/O.
 
-use platform::view::{advance, fill};
+use platform::view::{advance, fill, Merge};
 use serde::{Deserialize, Serialize};
 
 /// The stage an order's delivery has reached, ranked so that later stages win.
@@ -63,44 +63,41 @@ pub struct DeliveryPage {
 
 pub type Row = DeliveryPage;
 
-/// What one event tells about an order's page: its stage and whatever fields it carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fact {
-    pub order_id: i64,
-    pub stage: DeliveryPageStatus,
-    pub amt: Option<i64>,
-    pub delivery_id: Option<i64>,
-    pub product_name: Option<String>,
-    pub qty: Option<i64>,
-    pub phone_number: Option<String>,
-}
-
-impl Fact {
-    /// A fact that only tells the stage.
-    pub fn stage(order_id: i64, stage: DeliveryPageStatus) -> Fact {
-        Fact { order_id, stage, amt: None, delivery_id: None, product_name: None, qty: None, phone_number: None }
+impl DeliveryPage {
+    /// A page that only tells the stage: the fact of an event that carries nothing else, and
+    /// what a page starts as.
+    pub fn stage(order_id: i64, status: DeliveryPageStatus) -> DeliveryPage {
+        DeliveryPage {
+            id: order_id,
+            order_id,
+            amt: None,
+            delivery_id: None,
+            status,
+            product_name: None,
+            qty: None,
+            phone_number: None,
+        }
     }
 }
 
-/// Merges `fact` into the order's page (`None`: no page yet).
-pub fn apply(row: Option<Row>, fact: &Fact) -> Row {
-    let mut row = row.unwrap_or(DeliveryPage {
-        id: fact.order_id,
-        order_id: fact.order_id,
-        amt: None,
-        delivery_id: None,
-        status: fact.stage,
-        product_name: None,
-        qty: None,
-        phone_number: None,
-    });
-    fill(&mut row.amt, &fact.amt);
-    fill(&mut row.delivery_id, &fact.delivery_id);
-    fill(&mut row.product_name, &fact.product_name);
-    fill(&mut row.qty, &fact.qty);
-    fill(&mut row.phone_number, &fact.phone_number);
-    advance(&mut row.status, fact.stage, DeliveryPageStatus::rank);
-    row
+/// What one event tells about an order is a page holding only that
+/// ([`DeliveryPage::stage`] and the fields it carries); merging it fills what the page does
+/// not know yet and moves the status on.
+impl Merge for DeliveryPage {
+    fn key(&self) -> i64 {
+        self.order_id
+    }
+
+    fn merge(row: Option<DeliveryPage>, fact: &DeliveryPage) -> DeliveryPage {
+        let mut row = row.unwrap_or_else(|| DeliveryPage::stage(fact.order_id, fact.status));
+        fill(&mut row.amt, &fact.amt);
+        fill(&mut row.delivery_id, &fact.delivery_id);
+        fill(&mut row.product_name, &fact.product_name);
+        fill(&mut row.qty, &fact.qty);
+        fill(&mut row.phone_number, &fact.phone_number);
+        advance(&mut row.status, fact.status, DeliveryPageStatus::rank);
+        row
+    }
 }
 
 #[cfg(test)]
@@ -109,22 +106,22 @@ mod tests {
     use platform::testing::permutations;
     use serde_json::json;
 
-    fn ordered(order_id: i64) -> Fact {
-        Fact {
+    fn ordered(order_id: i64) -> DeliveryPage {
+        DeliveryPage {
             amt: Some(6000),
             product_name: Some("latte".into()),
             qty: Some(2),
             phone_number: Some("01012345678".into()),
-            ..Fact::stage(order_id, DeliveryPageStatus::Ordered)
+            ..DeliveryPage::stage(order_id, DeliveryPageStatus::Ordered)
         }
     }
 
-    fn started(order_id: i64) -> Fact {
-        Fact { delivery_id: Some(41), ..Fact::stage(order_id, DeliveryPageStatus::DeliveryStarted) }
+    fn started(order_id: i64) -> DeliveryPage {
+        DeliveryPage { delivery_id: Some(41), ..DeliveryPage::stage(order_id, DeliveryPageStatus::DeliveryStarted) }
     }
 
-    fn fold(facts: &[Fact]) -> Option<Row> {
-        facts.iter().fold(None, |row, f| Some(apply(row, f)))
+    fn fold(facts: &[DeliveryPage]) -> Option<Row> {
+        facts.iter().fold(None, |row, f| Some(DeliveryPage::merge(row, f)))
     }
 
     #[test]
@@ -132,10 +129,10 @@ mod tests {
         let facts = [
             ordered(8),
             started(8),
-            Fact::stage(8, DeliveryPageStatus::Delivered),
+            DeliveryPage::stage(8, DeliveryPageStatus::Delivered),
             started(8),
             ordered(8),
-            Fact::stage(8, DeliveryPageStatus::Delivered),
+            DeliveryPage::stage(8, DeliveryPageStatus::Delivered),
         ];
         let expected = DeliveryPage {
             id: 8,
@@ -156,8 +153,8 @@ mod tests {
 
     #[test]
     fn a_cancellation_wins_in_any_order() {
-        let facts =
-            [ordered(3), started(3), Fact::stage(3, DeliveryPageStatus::DeliveryCancelled), started(3), ordered(3)];
+        let cancelled = DeliveryPage::stage(3, DeliveryPageStatus::DeliveryCancelled);
+        let facts = [ordered(3), started(3), cancelled, started(3), ordered(3)];
         for p in permutations(&facts) {
             let row = fold(&p).unwrap();
             assert_eq!(
@@ -169,13 +166,13 @@ mod tests {
 
     #[test]
     fn a_page_started_by_a_later_event_shows_nulls_until_ordered_arrives() {
-        let row = apply(None, &started(5));
+        let row = DeliveryPage::merge(None, &started(5));
         assert_eq!(
             serde_json::to_value(&row).unwrap(),
             json!({"id": 5, "orderId": 5, "amt": null, "deliveryId": 41, "status": "Delivery Started",
                    "productName": null, "qty": null, "phoneNumber": null})
         );
-        let row = apply(Some(row), &ordered(5));
+        let row = DeliveryPage::merge(Some(row), &ordered(5));
         assert_eq!((row.status, row.amt, row.qty), (DeliveryPageStatus::DeliveryStarted, Some(6000), Some(2)));
     }
 

@@ -4,7 +4,9 @@
 //! inside the consumer's transaction). `rank` is stored beside `status` so the furthest
 //! stage is visible in SQL too.
 
+use futures::future::BoxFuture;
 use platform::db::{fetch_in, values_list, ROWS_PER_STATEMENT};
+use platform::view::Table;
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
@@ -79,49 +81,51 @@ pub async fn find_by_order<'e>(
     one(e, &format!("SELECT {COLUMNS} FROM delivery_pages WHERE order_id = $1"), order_id).await
 }
 
-/// The stored pages among `ids`, for merging.
-pub async fn load(conn: &mut Conn, ids: &[i64]) -> Result<Vec<(i64, DeliveryPage)>, sqlx::Error> {
-    let select = format!("SELECT {COLUMNS} FROM delivery_pages WHERE id IN");
-    fetch_in::<Record>(conn, &select, ids)
-        .await?
-        .into_iter()
-        .map(|r| DeliveryPage::try_from(r).map(|page| (page.id, page)))
-        .collect()
-}
+impl Table for DeliveryPage {
+    /// The stored pages among `ids`, for merging.
+    fn load<'a>(conn: &'a mut Conn, ids: &'a [i64]) -> BoxFuture<'a, Result<Vec<DeliveryPage>, sqlx::Error>> {
+        Box::pin(async move {
+            let select = format!("SELECT {COLUMNS} FROM delivery_pages WHERE id IN");
+            fetch_in::<Record>(conn, &select, ids).await?.into_iter().map(DeliveryPage::try_from).collect()
+        })
+    }
 
-/// Inserts or replaces `pages`, `added` of them new, inside the consumer's transaction.
-pub async fn save(conn: &mut Conn, pages: &[DeliveryPage], added: usize) -> Result<(), sqlx::Error> {
-    if added > 0 {
-        sqlx::query("UPDATE delivery_pages_total SET total = total + $1 WHERE id = 1")
-            .bind(added as i64)
-            .execute(&mut *conn)
-            .await?;
+    /// Inserts or replaces `pages`, `added` of them new, inside the consumer's transaction.
+    fn save<'a>(conn: &'a mut Conn, pages: &'a [DeliveryPage], added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            if added > 0 {
+                sqlx::query("UPDATE delivery_pages_total SET total = total + $1 WHERE id = 1")
+                    .bind(added as i64)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            for chunk in pages.chunks(ROWS_PER_STATEMENT) {
+                let sql = format!(
+                    "INSERT INTO delivery_pages (id, order_id, amt, delivery_id, status, rank, product_name, qty, phone_number)
+                     VALUES {}
+                     ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, amt = excluded.amt,
+                       delivery_id = excluded.delivery_id, status = excluded.status, rank = excluded.rank,
+                       product_name = excluded.product_name, qty = excluded.qty, phone_number = excluded.phone_number",
+                    values_list(chunk.len(), 9)
+                );
+                let mut q = sqlx::query(&sql);
+                for page in chunk {
+                    q = q
+                        .bind(page.id)
+                        .bind(page.order_id)
+                        .bind(page.amt)
+                        .bind(page.delivery_id)
+                        .bind(page.status.as_str())
+                        .bind(page.status.rank())
+                        .bind(page.product_name.clone())
+                        .bind(page.qty)
+                        .bind(page.phone_number.clone());
+                }
+                q.execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
     }
-    for chunk in pages.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO delivery_pages (id, order_id, amt, delivery_id, status, rank, product_name, qty, phone_number)
-             VALUES {}
-             ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, amt = excluded.amt,
-               delivery_id = excluded.delivery_id, status = excluded.status, rank = excluded.rank,
-               product_name = excluded.product_name, qty = excluded.qty, phone_number = excluded.phone_number",
-            values_list(chunk.len(), 9)
-        );
-        let mut q = sqlx::query(&sql);
-        for page in chunk {
-            q = q
-                .bind(page.id)
-                .bind(page.order_id)
-                .bind(page.amt)
-                .bind(page.delivery_id)
-                .bind(page.status.as_str())
-                .bind(page.status.rank())
-                .bind(page.product_name.clone())
-                .bind(page.qty)
-                .bind(page.phone_number.clone());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
 }
 
 /// A row of a page, with the total beside it: the page and its total in one round trip.

@@ -25,18 +25,21 @@ pub enum BusError {
 /// Called with a batch of events; `Ok` acknowledges all of them, `Err` redelivers them.
 pub type Deliver = Arc<dyn Fn(Vec<Envelope>) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
+/// What a consumer asks of the bus: as group `group`, the events whose type is in `types`,
+/// handed to `deliver`, until `cancel`.
+pub struct Subscription {
+    pub group: String,
+    pub types: Arc<[&'static str]>,
+    pub deliver: Deliver,
+    pub cancel: CancellationToken,
+}
+
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes a batch durably; duplicates (same `event_id`) are dropped by the bus.
     fn publish<'a>(&'a self, batch: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>>;
 
-    /// Consumes as group `group` the events whose type is in `types`, until `cancel`.
-    fn consume(
-        &self,
-        group: String,
-        types: Arc<[&'static str]>,
-        deliver: Deliver,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, ()>;
+    /// Consumes what `subscription` asks for, until it is cancelled.
+    fn consume(&self, subscription: Subscription) -> BoxFuture<'static, ()>;
 
     /// Is the broker reachable? Used by readiness.
     fn healthy(&self) -> BoxFuture<'_, bool>;

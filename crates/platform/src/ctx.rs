@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bus::EventBus;
+use crate::bus::{Deliver, EventBus, Subscription};
 use crate::db::{Db, Migration};
 use crate::event::{Event, Payload};
 use crate::metrics::{EventCounter, Metrics};
@@ -140,7 +140,7 @@ impl Ctx {
     pub fn consume<P: Payload>(&self, types: Vec<&'static str>, handler: impl Handler<P>) {
         let handler = Arc::new(handler);
         let (db, outbox) = (self.db.clone(), self.outbox.clone());
-        let deliver: crate::bus::Deliver = Arc::new(move |batch| {
+        let deliver: Deliver = Arc::new(move |batch| {
             let (db, outbox, handler) = (db.clone(), outbox.clone(), handler.clone());
             Box::pin(async move {
                 let events = decode_all::<P>(&batch, &outbox.metrics);
@@ -151,7 +151,9 @@ impl Ctx {
                 Ok(())
             })
         });
-        self.tracker.spawn(self.bus.consume(self.group.clone(), types.into(), deliver, self.cancel.clone()));
+        let subscription =
+            Subscription { group: self.group.clone(), types: types.into(), deliver, cancel: self.cancel.clone() };
+        self.tracker.spawn(self.bus.consume(subscription));
     }
 
     /// Hands `events` to `handler` as one batch, as the bus would: inbox, effect, outbox, one

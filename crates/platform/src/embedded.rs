@@ -13,9 +13,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use sqlx::Row;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
+use crate::bus::{deliver_until_done, BusError, EventBus, Subscription};
 use crate::db::{values_list, Db, Migration, ROWS_PER_STATEMENT};
 use crate::event::Envelope;
 use crate::shutdown::sleep_or_cancel;
@@ -107,13 +106,8 @@ impl EmbeddedBus {
         Ok(())
     }
 
-    async fn run_consumer(
-        self,
-        group: String,
-        types: Arc<[&'static str]>,
-        deliver: Deliver,
-        cancel: CancellationToken,
-    ) {
+    async fn run_consumer(self, subscription: Subscription) {
+        let Subscription { group, types, deliver, cancel } = subscription;
         let mut head = self.head.subscribe();
         let mut offset = loop {
             match self.offset(&group).await {
@@ -170,14 +164,8 @@ impl EventBus for EmbeddedBus {
         async move { self.append(batch).await.map_err(|e| BusError::Unavailable(e.to_string())) }.boxed()
     }
 
-    fn consume(
-        &self,
-        group: String,
-        types: Arc<[&'static str]>,
-        deliver: Deliver,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, ()> {
-        self.clone().run_consumer(group, types, deliver, cancel).boxed()
+    fn consume(&self, subscription: Subscription) -> BoxFuture<'static, ()> {
+        self.clone().run_consumer(subscription).boxed()
     }
 
     fn healthy(&self) -> BoxFuture<'_, bool> {

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::bus::{deliver_until_done, BusError, Deliver, EventBus};
+use crate::bus::{deliver_until_done, BusError, EventBus, Subscription};
 use crate::event::{Envelope, Headers, TRACEPARENT};
 use crate::shutdown::sleep_or_cancel;
 
@@ -183,13 +183,8 @@ impl NatsBus {
 
     /// Hands what the pulls of every type bring to `deliver`, in batches of whatever has
     /// arrived (one transaction for several types), acknowledging each batch once handled.
-    async fn run_consumer(
-        self,
-        group: String,
-        types: Arc<[&'static str]>,
-        deliver: Deliver,
-        cancel: CancellationToken,
-    ) {
+    async fn run_consumer(self, subscription: Subscription) {
+        let Subscription { group, types, deliver, cancel } = subscription;
         let (tx, mut rx) = mpsc::channel::<Message>(BATCH * 2);
         for t in types.iter().copied() {
             tokio::spawn(self.clone().pull(group.clone(), t, tx.clone(), cancel.clone()));
@@ -248,15 +243,12 @@ impl EventBus for NatsBus {
         .boxed()
     }
 
-    fn consume(
-        &self,
-        group: String,
-        types: Arc<[&'static str]>,
-        deliver: Deliver,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, ()> {
-        self.consumed.lock().unwrap_or_else(|e| e.into_inner()).insert(group.clone(), types.clone());
-        self.clone().run_consumer(group, types, deliver, cancel).boxed()
+    fn consume(&self, subscription: Subscription) -> BoxFuture<'static, ()> {
+        self.consumed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(subscription.group.clone(), subscription.types.clone());
+        self.clone().run_consumer(subscription).boxed()
     }
 
     fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>> {

@@ -109,6 +109,25 @@ impl TestService {
         self.ctx.handle(handler, events).await.expect("batch handled");
     }
 
+    /// Hands each of `events` to `handler` as a batch of its own, all at once from as many
+    /// tasks: on PostgreSQL they run in truly concurrent transactions.
+    pub async fn consume_each_at_once<P: Payload>(
+        self: &Arc<Self>,
+        handler: &'static dyn Handler<P>,
+        events: Vec<Event<P>>,
+    ) {
+        let tasks: Vec<_> = events
+            .into_iter()
+            .map(|e| {
+                let service = self.clone();
+                tokio::spawn(async move { service.consume(handler, &[e]).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("a batch handled");
+        }
+    }
+
     /// Publishes `events` on the bus the service's consumers listen to.
     pub async fn publish<P: Payload>(&self, events: &[Event<P>]) {
         let batch: Vec<_> = events.iter().map(|e| e.envelope().expect("an event serialises")).collect();
@@ -221,6 +240,16 @@ impl<E: std::fmt::Debug> std::fmt::Debug for TimedOut<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "timed out after {:?}; last: {:?}", self.after, self.last)
     }
+}
+
+/// An event as it travels, written by hand: the envelope's fields and then `fields`, which
+/// need not be what its type promises.
+pub fn envelope_by_hand(source: &str, event_type: &str, fields: Value) -> Envelope {
+    let event_id = format!("{event_type}-by-hand");
+    let mut body = serde_json::json!({"eventId": event_id, "timestamp": "2026-01-01T00:00:00.000Z", "source": source,
+                                      "eventType": event_type});
+    body.as_object_mut().expect("an object").extend(fields.as_object().expect("fields as an object").clone());
+    Envelope { event_id, event_type: event_type.into(), body: body.to_string(), headers: Default::default() }
 }
 
 /// Every ordering of `items` (Heap's algorithm), repeated items included: `n!` orderings.

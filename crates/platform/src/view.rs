@@ -8,7 +8,7 @@
 //! The consumer ([`View`], which every view is a [`Handler`] through) merges a whole batch
 //! in three statements whatever its size: guard the rows' keys (see
 //! [`crate::db::guard_all`]: two instances merging events about one order take turns), load
-//! the stored rows, and save the ones that changed.
+//! the stored rows ([`Table`]), and save the ones that changed.
 
 use std::collections::HashMap;
 
@@ -18,32 +18,43 @@ use crate::db::{guard_all, Conn};
 use crate::event::{Event, Payload};
 use crate::outbox::{read_in_span, Handler};
 
-/// The stored rows a [`View::load`] found, with their keys.
-pub type Loaded<'a, R> = BoxFuture<'a, Result<Vec<(i64, R)>, sqlx::Error>>;
+/// A view's row, and the merge rule that keeps it convergent. What one event tells about a
+/// row is itself a row (the fields the event carries, the stage it tells as the status), so
+/// [`Merge::merge`] is the whole rule: a row started by that fact, or the fact merged into
+/// the stored row.
+pub trait Merge: Clone + PartialEq + Send + Sync + 'static {
+    /// The row's key (the order id).
+    fn key(&self) -> i64;
+
+    /// The row once `fact` is merged into `row` (`None`: not stored yet).
+    fn merge(row: Option<Self>, fact: &Self) -> Self;
+}
+
+/// Where a view's rows are kept.
+pub trait Table: Sized {
+    /// The stored rows among `keys`.
+    fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> BoxFuture<'a, Result<Vec<Self>, sqlx::Error>>;
+
+    /// Inserts or replaces `rows`, of which `added` are new (for a view that keeps its
+    /// row count rather than counting on every read).
+    fn save<'a>(conn: &'a mut Conn, rows: &'a [Self], added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+}
 
 /// A read model: rows keyed by an id (the order id), each the merge of the facts the
 /// events tell about it.
 pub trait View: Send + Sync + 'static {
     /// The events it is built from.
     type Payload: Payload;
-    type Fact: Send + Sync;
-    type Row: Clone + PartialEq + Send + Sync;
+    type Row: Merge + Table;
 
-    /// What `payload` tells; `None` for an event the view ignores.
-    fn fact(payload: &Self::Payload) -> Option<Self::Fact>;
+    /// What `payload` tells, as a row holding only that; `None` for an event the view ignores.
+    fn fact(payload: &Self::Payload) -> Option<Self::Row>;
 
-    /// The key of the row `fact` is about.
-    fn key(fact: &Self::Fact) -> i64;
-
-    /// The row once `fact` is merged into `row` (`None`: not stored yet).
-    fn apply(row: Option<Self::Row>, fact: &Self::Fact) -> Self::Row;
-
-    /// The stored rows among `keys`, with their keys.
-    fn load<'a>(conn: &'a mut Conn, keys: &'a [i64]) -> Loaded<'a, Self::Row>;
-
-    /// Inserts or replaces `rows`, of which `added` are new (for a view that keeps its
-    /// row count rather than counting on every read).
-    fn save<'a>(conn: &'a mut Conn, rows: &'a [Self::Row], added: usize) -> BoxFuture<'a, Result<(), sqlx::Error>>;
+    /// The row `row` becomes once `payload` is applied; `None` when the view does not
+    /// consume that event type. Pure: the consumer does exactly this, plus storage.
+    fn apply(row: Option<Self::Row>, payload: &Self::Payload) -> Option<Self::Row> {
+        Self::fact(payload).map(|fact| Merge::merge(row, &fact))
+    }
 }
 
 impl<V: View> Handler<V::Payload> for V {
@@ -83,23 +94,24 @@ async fn merge_all<V: View>(
     if facts.is_empty() {
         return Ok(vec![]);
     }
-    let mut keys: Vec<i64> = facts.iter().map(V::key).collect();
+    let mut keys: Vec<i64> = facts.iter().map(Merge::key).collect();
     keys.sort_unstable();
     keys.dedup();
     guard_all(conn, &keys).await?;
-    let stored: HashMap<i64, V::Row> = V::load(conn, &keys).await?.into_iter().collect();
+    let stored: HashMap<i64, V::Row> =
+        V::Row::load(conn, &keys).await?.into_iter().map(|row| (row.key(), row)).collect();
     let mut merged: HashMap<i64, V::Row> = HashMap::with_capacity(keys.len());
     for fact in &facts {
-        let key = V::key(fact);
+        let key = fact.key();
         let before = merged.remove(&key).or_else(|| stored.get(&key).cloned());
-        merged.insert(key, V::apply(before, fact));
+        merged.insert(key, Merge::merge(before, fact));
     }
     let mut changed: Vec<(i64, V::Row)> = merged.into_iter().filter(|(k, row)| stored.get(k) != Some(row)).collect();
     changed.sort_unstable_by_key(|(k, _)| *k);
     let added = changed.iter().filter(|(k, _)| !stored.contains_key(k)).count();
     let rows: Vec<V::Row> = changed.into_iter().map(|(_, row)| row).collect();
     if !rows.is_empty() {
-        V::save(conn, &rows, added).await?;
+        V::Row::save(conn, &rows, added).await?;
     }
     Ok(vec![])
 }

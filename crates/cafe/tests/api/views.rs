@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
 use contracts::{DeliveryStatus, DrinkStatus, Event, OrderStatus, Payload, PaymentStatus};
+use customercenter::events::UpdateMyPage;
+use deliverycenter::events::UpdateDeliveryPage;
+use platform::view::View;
 use proptest::prelude::*;
 
 use crate::common::{id, TestApp};
@@ -204,48 +207,49 @@ fn check_statuses<R: serde::Serialize>(
     Ok(())
 }
 
-macro_rules! fold_view {
-    ($view:ident) => {
-        |events: &[Event]| -> BTreeMap<i64, $view::domain::Row> {
-            let mut rows = BTreeMap::new();
-            for e in events {
-                let current = rows.get(&order_of(e)).cloned();
-                // `None`: an event this view does not consume; the row stays as it was.
-                if let Some(row) = $view::apply_event(current, e) {
-                    rows.insert(order_of(e), row);
-                }
-            }
-            rows
+/// The rows `events` fold into, one per order, by view `V`'s own merge.
+fn fold<V: View<Payload = Payload>>(events: &[Event]) -> BTreeMap<i64, V::Row> {
+    let mut rows = BTreeMap::new();
+    for e in events {
+        let current = rows.get(&order_of(e)).cloned();
+        // `None`: an event this view does not consume; the row stays as it was.
+        if let Some(row) = V::apply(current, &e.payload) {
+            rows.insert(order_of(e), row);
         }
-    };
+    }
+    rows
+}
+
+/// Whatever the arrival order and the repeats, view `V` folds `histories` into the same
+/// rows, each at its order's furthest stage by `ranking`.
+fn converges<V: View<Payload = Payload>>(
+    (histories, keys, dups): &(Vec<History>, Vec<u64>, Vec<(usize, u64)>),
+    ranking: &[(&str, &str)],
+) -> Result<(), TestCaseError>
+where
+    V::Row: serde::Serialize + std::fmt::Debug,
+{
+    let (canonical, shuffled) = streams(histories, keys, dups);
+    let expected = fold::<V>(&canonical);
+    check_statuses(&expected, &canonical, ranking)?;
+    prop_assert_eq!(&fold::<V>(&shuffled), &expected, "histories {:?}", histories);
+    // Folding the same stream twice over is a no-op the second time.
+    let twice: Vec<Event> = canonical.iter().chain(canonical.iter()).cloned().collect();
+    prop_assert_eq!(&fold::<V>(&twice), &expected);
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_delivery_page_converges_whatever_the_order_and_the_repeats((histories, keys, dups) in scenario()) {
-        let (canonical, shuffled) = streams(&histories, &keys, &dups);
-        let fold = fold_view!(deliverycenter);
-        let expected = fold(&canonical);
-        check_statuses(&expected, &canonical, DELIVERY_PAGE_STAGES)?;
-        let got = fold(&shuffled);
-        prop_assert_eq!(&got, &expected, "histories {:?}", histories);
-        // Folding the same stream twice over is a no-op the second time.
-        let twice: Vec<Event> = canonical.iter().chain(canonical.iter()).cloned().collect();
-        prop_assert_eq!(&fold(&twice), &expected);
+    fn the_delivery_page_converges_whatever_the_order_and_the_repeats(scenario in scenario()) {
+        converges::<UpdateDeliveryPage>(&scenario, DELIVERY_PAGE_STAGES)?;
     }
 
     #[test]
-    fn my_page_converges_whatever_the_order_and_the_repeats((histories, keys, dups) in scenario()) {
-        let (canonical, shuffled) = streams(&histories, &keys, &dups);
-        let fold = fold_view!(customercenter);
-        let expected = fold(&canonical);
-        check_statuses(&expected, &canonical, MY_PAGE_STAGES)?;
-        let got = fold(&shuffled);
-        prop_assert_eq!(&got, &expected, "histories {:?}", histories);
-        let twice: Vec<Event> = canonical.iter().chain(canonical.iter()).cloned().collect();
-        prop_assert_eq!(&fold(&twice), &expected);
+    fn my_page_converges_whatever_the_order_and_the_repeats(scenario in scenario()) {
+        converges::<UpdateMyPage>(&scenario, MY_PAGE_STAGES)?;
     }
 }
 

@@ -610,6 +610,22 @@ impl TestApp {
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).trim().to_string()
     }
 
+    /// GET `path` of `service` itself, not through the gateway; panics unless it answers.
+    pub async fn service_get(&self, service: ServiceName, path: &str) -> reqwest::Response {
+        let url = format!("{}{path}", self.service_url(service));
+        self.client.get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: no answer: {e}"))
+    }
+
+    /// The body of `service`'s own `path`, as text.
+    pub async fn service_text(&self, service: ServiceName, path: &str) -> String {
+        self.service_get(service, path).await.text().await.expect("a text body")
+    }
+
+    /// The body of `service`'s own `path`, as JSON.
+    pub async fn service_json(&self, service: ServiceName, path: &str) -> Value {
+        self.service_get(service, path).await.json().await.expect("a JSON body")
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.request(Method::GET, path, None).await
     }

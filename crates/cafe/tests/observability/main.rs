@@ -69,15 +69,10 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
     let gw = cafe.gateway();
     let http = reqwest::Client::new();
 
-    let order: Value = http
-        .post(format!("{gw}/orders"))
-        .json(&json!({"phoneNumber": "010-1234-5678", "productName": "latte", "qty": 1, "amt": 4500}))
-        .send()
+    let order = cafe
+        .post("/orders", &json!({"phoneNumber": "010-1234-5678", "productName": "latte", "qty": 1, "amt": 4500}))
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .json;
     let order_id = order["id"].as_i64().expect("an order id");
     let drink_id = eventually(DEADLINE, async || {
         let page: Value = http.get(format!("{gw}/drinks?size=1000")).send().await.ok()?.json().await.ok()?;
@@ -125,14 +120,7 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
             }
         }
     }
-    let order_metrics = http
-        .get(format!("{}/actuator/prometheus", cafe.service_url(ServiceName::Order)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let order_metrics = cafe.service_text(ServiceName::Order, "/actuator/prometheus").await;
     assert!(
         order_metrics.contains(
             r#"http_server_requests_seconds_count{service="order",method="POST",route="/orders",status="201"} 1"#
@@ -147,14 +135,7 @@ async fn an_order_is_one_trace_across_every_service_and_every_service_has_metric
         order_metrics.contains(r#"cafe_circuit_breaker_state{service="order",dependency="payment"} 0"#),
         "{order_metrics}"
     );
-    let drink_metrics = http
-        .get(format!("{}/actuator/prometheus", cafe.service_url(ServiceName::Drink)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let drink_metrics = cafe.service_text(ServiceName::Drink, "/actuator/prometheus").await;
     assert!(
         drink_metrics.contains(r#"cafe_events_handled_total{service="drink",type="Ordered"} 1"#),
         "{drink_metrics}"

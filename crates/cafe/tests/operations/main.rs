@@ -44,14 +44,7 @@ async fn it_is_up_in_under_two_seconds_and_health_answers_like_actuator() {
             assert_eq!(health["components"]["broker"]["status"], "UP", "{name}: {health}");
         }
     }
-    let order_health: Value = http
-        .get(format!("{}/actuator/health", cafe.service_url(ServiceName::Order)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let order_health = cafe.service_json(ServiceName::Order, "/actuator/health").await;
     assert_eq!(order_health["components"]["paymentCircuit"]["details"]["state"], "CLOSED", "{order_health}");
 }
 

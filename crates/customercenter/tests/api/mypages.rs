@@ -2,7 +2,7 @@ use axum::http::StatusCode;
 use contracts::events::{DeliveryChanged, DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
 use contracts::{DeliveryStatus, DrinkStatus, Event, OrderStatus, Payload, PaymentStatus};
 use customercenter::events::UpdateMyPage;
-use platform::Envelope;
+use platform::testing::envelope_by_hand;
 use serde_json::{json, Value};
 
 use crate::helpers::spawn_app;
@@ -151,24 +151,18 @@ async fn rows_are_built_from_the_bus() {
     assert_eq!(row.body["drinkId"], 204);
 }
 
-/// An event as it travels, written by hand: the envelope's fields and then `fields`, which
-/// need not be what its type promises.
-fn raw(source: &str, event_type: &str, fields: Value) -> Envelope {
-    let event_id = format!("{event_type}-by-hand");
-    let mut body = json!({"eventId": event_id, "timestamp": "2026-01-01T00:00:00.000Z", "source": source,
-                          "eventType": event_type});
-    body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
-    Envelope { event_id, event_type: event_type.into(), body: body.to_string(), headers: Default::default() }
-}
-
 /// Only what reads as a contract's event reaches the view: the platform rejects the rest
 /// before it, and the events behind them still arrive.
 #[tokio::test]
 async fn unreadable_and_unknown_events_are_rejected_and_bad_reads_refused() {
     let app = spawn_app().await;
     // Read leniently, either would have moved order 2 on.
-    let broken = raw("drink", "Made", json!({"id": 1, "orderId": 2, "phoneNumber": "01012345678", "status": "made"}));
-    let foreign = raw("delivery", "Shipped", json!({"id": 1, "orderId": 2, "status": "Delivered"}));
+    let broken = envelope_by_hand(
+        "drink",
+        "Made",
+        json!({"id": 1, "orderId": 2, "phoneNumber": "01012345678", "status": "made"}),
+    );
+    let foreign = envelope_by_hand("delivery", "Shipped", json!({"id": 1, "orderId": 2, "status": "Delivered"}));
     let after = ordered(2, "01012345678").envelope().unwrap();
     app.ctx.bus().publish(&[broken, foreign, after]).await.unwrap();
     let row = app.eventually("/mypages/2", |a| a.status == StatusCode::OK).await;
@@ -186,16 +180,8 @@ async fn unreadable_and_unknown_events_are_rejected_and_bad_reads_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_batches_about_one_order_lose_nothing() {
     let app = std::sync::Arc::new(spawn_app().await);
-    let mut tasks = Vec::new();
-    for order in 1..=6 {
-        for e in happy_path(order, "01012345678") {
-            let a = app.clone();
-            tasks.push(tokio::spawn(async move { a.consume(&UpdateMyPage, &[e]).await }));
-        }
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let events = (1..=6).flat_map(|order| happy_path(order, "01012345678")).collect();
+    app.consume_each_at_once(&UpdateMyPage, events).await;
     for order in 1..=6 {
         let r = app.get(&format!("/mypages/{order}")).await.body;
         let got: Vec<Value> =

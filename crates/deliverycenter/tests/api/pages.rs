@@ -2,8 +2,8 @@ use axum::http::StatusCode;
 use contracts::events::{DeliveryChanged, DrinkChanged, Ordered};
 use contracts::{DeliveryStatus, DrinkStatus, Event, OrderStatus, Payload};
 use deliverycenter::events::UpdateDeliveryPage;
-use platform::Envelope;
-use serde_json::{json, Value};
+use platform::testing::envelope_by_hand;
+use serde_json::json;
 
 use crate::helpers::spawn_app;
 
@@ -35,16 +35,6 @@ fn delivered(order_id: i64, delivery_id: i64) -> Event {
 fn delivery_canceled(order_id: i64) -> Event {
     let d = DeliveryChanged { id: 70, order_id, status: DeliveryStatus::DeliveryCancelled };
     Event::new("delivery", Payload::DeliveryCanceled(d))
-}
-
-/// An event as it travels, written by hand: the envelope's fields and then `fields`, which
-/// need not be what its type promises.
-fn raw(source: &str, event_type: &str, fields: Value) -> Envelope {
-    let event_id = format!("{event_type}-by-hand");
-    let mut body = json!({"eventId": event_id, "timestamp": "2026-01-01T00:00:00.000Z", "source": source,
-                          "eventType": event_type});
-    body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
-    Envelope { event_id, event_type: event_type.into(), body: body.to_string(), headers: Default::default() }
 }
 
 #[tokio::test]
@@ -99,8 +89,8 @@ async fn events_it_does_not_follow_are_skipped() {
 async fn unreadable_events_on_the_bus_are_rejected() {
     let app = spawn_app().await;
     // Read leniently, either would have moved order 3 on.
-    let broken = raw("delivery", "DeliveryStarted", json!({"id": 1, "orderId": 3, "status": "Started"}));
-    let no_status = raw("delivery", "Delivered", json!({"id": 1, "orderId": 3}));
+    let broken = envelope_by_hand("delivery", "DeliveryStarted", json!({"id": 1, "orderId": 3, "status": "Started"}));
+    let no_status = envelope_by_hand("delivery", "Delivered", json!({"id": 1, "orderId": 3}));
     let after = ordered(3).envelope().unwrap();
     app.ctx.bus().publish(&[broken, no_status, after]).await.unwrap();
     let page = app.eventually("/deliverypages/3", |a| a.status == StatusCode::OK).await;
@@ -152,16 +142,10 @@ async fn reads_page_sort_and_refuse_bad_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_batches_about_one_order_lose_nothing() {
     let app = std::sync::Arc::new(spawn_app().await);
-    let mut tasks = Vec::new();
-    for order in 1..=10 {
-        for e in [ordered(order), delivery_started(order, 100 + order), delivered(order, 100 + order)] {
-            let a = app.clone();
-            tasks.push(tokio::spawn(async move { a.consume(&UpdateDeliveryPage, &[e]).await }));
-        }
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    let events = (1..=10)
+        .flat_map(|order| [ordered(order), delivery_started(order, 100 + order), delivered(order, 100 + order)])
+        .collect();
+    app.consume_each_at_once(&UpdateDeliveryPage, events).await;
     for order in 1..=10 {
         let p = app.get(&format!("/deliverypages/{order}")).await.body;
         assert_eq!(

@@ -1,0 +1,70 @@
+"""What bench/report.py and bench/resilience_report.py share: reading a run's raw outputs,
+ending a section with the run's notes, and the command line that prints the section and
+writes it into a Markdown file (a section with the same heading is replaced, otherwise it
+is appended at the end).
+
+Python 3 standard library only.
+"""
+
+import argparse
+import json
+import re
+
+
+def read(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def read_json(path):
+    """The last line of `path` as JSON; {} when it is missing, empty or not JSON."""
+    text = read(path).strip()
+    try:
+        return json.loads(text.splitlines()[-1]) if text else {}
+    except ValueError:
+        return {}
+
+
+def with_notes(lines, meta):
+    """The section's `lines`, then meta.json's notes as a list, joined into its text."""
+    notes = meta.get("notes") or []
+    if notes:
+        lines += [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def write_docs(path, section):
+    heading = section.splitlines()[0]
+    text = read(path)
+    if not text:
+        text = "# Benchmarks\n"
+    parts = re.split(r"(?m)^(?=#{2,3} )", text)
+    replaced = False
+    for i, part in enumerate(parts):
+        if part.splitlines() and part.splitlines()[0] == heading:
+            parts[i] = section.rstrip("\n") + "\n\n"
+            replaced = True
+    if not replaced:
+        if not parts[-1].endswith("\n\n"):
+            parts[-1] = parts[-1].rstrip("\n") + "\n\n"
+        parts.append(section.rstrip("\n") + "\n")
+    text = "".join(parts).rstrip("\n") + "\n"
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def main(doc, build):
+    """Prints `build(RUN)`, and with --docs FILE writes it into FILE; `doc` is the script's
+    docstring, whose first paragraph is its --help description."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("run", help="directory holding the run's raw outputs")
+    parser.add_argument("--docs", help="Markdown file to append the section to (or replace it in)")
+    args = parser.parse_args()
+    section = build(args.run)
+    print(section)
+    if args.docs:
+        write_docs(args.docs, section)
+    return 0
