@@ -6,6 +6,11 @@
 wrk.method = "POST"
 wrk.body = '{"phoneNumber":"010-1234-5678","productName":"latte","qty":1,"amt":4500}'
 wrk.headers["Content-Type"] = "application/json"
+-- With auth on, the bearer of CAFE_TOKEN (a manager's: it may order for any phone).
+local token = os.getenv("CAFE_TOKEN")
+if token and token ~= "" then
+   wrk.headers["Authorization"] = "Bearer " .. token
+end
 
 local threads = {}
 

@@ -103,6 +103,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 trust.clone(),
                 args.auth.menu()?,
             );
+            // Before serving: a client told identity is ready can sign in as the first manager.
+            if service == ServiceName::Identity && trust.is_on() {
+                db.migrate(identity::MIGRATIONS).await.context("cannot migrate identity's database")?;
+                first_manager(&args, &db).await?;
+            }
             services::launch(services::Launch {
                 name: service,
                 group: name.to_string(),
@@ -116,9 +121,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 stop,
             })
             .await?;
-            if service == ServiceName::Identity && trust.is_on() {
-                first_manager(&args, &db).await?;
-            }
         }
     }
     tracker.close();

@@ -18,9 +18,14 @@ use tracing_appender::rolling::{Builder, RollingFileAppender, Rotation};
 
 pub const KEEP_DAYS: usize = 30;
 
+/// Lines waiting for the writer at most; past that, lines are dropped (and counted) rather
+/// than held: a disk that cannot keep up must not take the memory with it.
+const QUEUE: usize = 65_536;
+
 #[derive(Clone)]
 pub struct AccessLog {
-    lines: tokio::sync::mpsc::UnboundedSender<String>,
+    lines: tokio::sync::mpsc::Sender<String>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A daily-rolled appender keeping [`KEEP_DAYS`] files: `<dir>/<prefix>.YYYY-MM-DD.log`.
@@ -44,7 +49,7 @@ impl AccessLog {
     /// ends once every clone of the log is dropped and the queue is written.
     pub fn open(log_dir: &Path, service: &str) -> std::io::Result<(AccessLog, tokio::task::JoinHandle<()>)> {
         let mut file = daily_appender(&log_dir.join(service), "access")?;
-        let (lines, mut queue) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let (lines, mut queue) = tokio::sync::mpsc::channel::<String>(QUEUE);
         let writer = tokio::spawn(async move {
             let mut buf = String::with_capacity(64 * 1024);
             while let Some(line) = queue.recv().await {
@@ -60,7 +65,7 @@ impl AccessLog {
                 buf.clear();
             }
         });
-        Ok((AccessLog { lines }, writer))
+        Ok((AccessLog { lines, dropped: Default::default() }, writer))
     }
 }
 
@@ -93,6 +98,18 @@ pub async fn record(State(log): State<AccessLog>, req: Request, next: Next) -> R
         res.status().as_u16(),
         started.elapsed().as_millis()
     );
-    let _ = log.lines.send(entry);
+    log.write(entry);
     res
+}
+
+impl AccessLog {
+    /// Queues `entry` for the writer, or drops it if the queue is full (warning now and then).
+    fn write(&self, entry: String) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = self.lines.try_send(entry) {
+            let n = self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "the access log cannot keep up; lines dropped");
+            }
+        }
+    }
 }

@@ -77,7 +77,7 @@ impl Db {
             Backend::Postgres
         } else {
             return Err(sqlx::Error::Configuration(
-                format!("unsupported database URL '{url}': use sqlite:// or postgres://").into(),
+                format!("unsupported database URL '{}': use sqlite:// or postgres://", crate::redacted(url)).into(),
             ));
         };
         let options: AnyConnectOptions = url.parse()?;
@@ -124,9 +124,9 @@ impl Db {
     pub async fn connect_or_create(url: &str, pool: u32) -> Result<Db, sqlx::Error> {
         match Db::connect_pooled(url, pool).await {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
-                let (server, name) = url
-                    .rsplit_once('/')
-                    .ok_or_else(|| sqlx::Error::Configuration(format!("no database name in '{url}'").into()))?;
+                let (server, name) = url.rsplit_once('/').ok_or_else(|| {
+                    sqlx::Error::Configuration(format!("no database name in '{}'", crate::redacted(url)).into())
+                })?;
                 let name = name.split('?').next().unwrap_or(name);
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                     return Err(sqlx::Error::Configuration(

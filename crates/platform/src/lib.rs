@@ -44,4 +44,29 @@ pub use hal::{BaseUrl, PageRequest, Resource};
 pub use json::{Fields, JsonBody};
 pub use problem::Problem;
 
+/// `url` with any password in it replaced by `***`, for errors and logs:
+/// `postgres://cafe:secret@db/x` → `postgres://cafe:***@db/x`.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            let hidden = if userinfo.contains(':') { format!("{user}:***") } else { "***".to_string() };
+            format!("{scheme}://{hidden}@{host}{path}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn passwords_never_show_in_a_redacted_url() {
+    assert_eq!(redacted("postgres://cafe:s3cret@db:5432/x"), "postgres://cafe:***@db:5432/x");
+    assert_eq!(redacted("nats://tok3n@nats:4222"), "nats://***@nats:4222");
+    assert_eq!(redacted("sqlite://data/order.db?mode=rwc"), "sqlite://data/order.db?mode=rwc");
+    assert_eq!(redacted("postgres://p@ss:w@rd@db/x"), "postgres://p@ss:***@db/x");
+}
+
 pub(crate) const PLATFORM_MIGRATIONS: &[Migration] = outbox::MIGRATIONS;

@@ -59,7 +59,7 @@ impl NatsBus {
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {url}: {e}")))?;
+            .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {}: {e}", crate::redacted(url))))?;
         let bus = NatsBus {
             js: jetstream::new(client.clone()),
             client,

@@ -124,7 +124,8 @@ impl TestApp {
                     .split(|b| *b == 0)
                     .find_map(|kv| kv.strip_prefix(b"CAFE_PORT="))
                     .and_then(|p| std::str::from_utf8(p).ok()?.parse().ok())?;
-                let slot = if port == base { 0 } else { (port - base - 1) / 6 };
+                let services = ServiceName::BEHIND_GATEWAY.len() as u16;
+                let slot = if port == base { 0 } else { (port - base - 1) / services };
                 Some(Instance { pid, service, port, slot })
             })
             .collect()

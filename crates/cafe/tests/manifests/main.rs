@@ -5,20 +5,26 @@
 //! structure tests check what the specification asks of the manifests (a Deployment,
 //! Service and disruption budget per service, the original's probe timings, the gateway as
 //! the one LoadBalancer, payment's autoscaler, database names in a ConfigMap, credentials
-//! in a Secret, logs on a claim). The start-up test runs the real binary once per
-//! Deployment, exactly as its container's command, args and environment say, and calls its
-//! probes on its port.
+//! in a Secret, logs on a claim) and of auth (SPEC §9: never turned off, each private key only
+//! in the Deployment that signs with it, NATS behind a user and password from a Secret,
+//! identity reached only through the gateway, the menu from a ConfigMap). The start-up test
+//! runs the real binary once per Deployment, exactly as its container's command, args and
+//! environment say, and calls its probes on its port.
 //!
 //! What that test substitutes, because a test machine has no cluster:
 //! - `DATABASE_URL` (a `postgres://` URL into the cluster) becomes a SQLite file in a
 //!   temporary directory, and `NATS_URL` is removed, so the service uses the embedded event
 //!   log, which `CAFE_DATA_DIR` puts in the same temporary directory;
-//! - paths under the container's volume mounts (the logs claim at `/logs`) move under the
-//!   temporary directory, keeping the rest of the path (`/logs/$(POD_NAME)` included);
+//! - paths under the container's volume mounts (the logs claim at `/logs`, the menu at
+//!   `/etc/cafe/menu`) move under the temporary directory, keeping the rest of the path
+//!   (`/logs/$(POD_NAME)` included); ConfigMap and Secret volumes are written there as the
+//!   kubelet would, one file per key;
 //! - `CAFE_PORT` becomes a free port, after checking that the manifest's value is the
 //!   container port and the probes' port, so that many services run side by side;
 //! - `fieldRef`s take what the kubelet would give (`metadata.name`: a pod name), and in an
-//!   overlay that does not ship its Secret (prod), secret values are placeholders.
+//!   overlay that does not ship its Secrets (prod), secret values are the dev overlay's
+//!   (its development keys among them: the binary refuses a key that is not one), or
+//!   placeholders for a Secret the dev overlay does not have either.
 //!
 //! Every other variable is passed as the manifest says, `$(VAR)` references expanded as
 //! Kubernetes expands them; nothing from the test's own environment leaks in.
@@ -36,7 +42,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SERVICES: [&str; 7] = ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter"];
+const SERVICES: [&str; 8] =
+    ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity"];
 const OVERLAYS: [&str; 2] = ["overlays/dev", "overlays/prod"];
 
 // ---- rendering ----
@@ -312,15 +319,23 @@ fn database_names_and_urls_come_from_the_config_map_and_credentials_from_the_sec
             let e = env_entry(gateway, &var).unwrap_or_else(|| panic!("{dir}: the gateway has {var}"));
             assert!(e["valueFrom"]["configMapKeyRef"].is_object(), "{dir}: the gateway's {var} from the ConfigMap");
         }
-        // No password is written into anything but its Secret.
-        let passwords: Vec<String> = all(objects, "Secret")
+        // No password or private key is written into anything but its Secret.
+        let secrets: Vec<String> = all(objects, "Secret")
             .into_iter()
-            .flat_map(|o| data_of(o).into_iter().filter(|(k, _)| k.contains("password")).map(|(_, v)| v))
+            .flat_map(|o| {
+                data_of(o).into_iter().filter(|(k, _)| k.contains("password") || k.contains("private")).map(|(_, v)| v)
+            })
             .collect();
         for o in objects.iter().filter(|o| kind_of(o) != "Secret") {
             let text = o.to_string();
-            for p in &passwords {
-                assert!(!text.contains(p.as_str()), "{dir}: {} {} carries a password", kind_of(o), name_of(o));
+            for s in &secrets {
+                let key_body = s.lines().nth(1).unwrap_or(s.as_str());
+                assert!(
+                    !text.contains(s.as_str()) && !text.contains(key_body),
+                    "{dir}: {} {} carries a password or a private key",
+                    kind_of(o),
+                    name_of(o)
+                );
             }
         }
     }
@@ -367,9 +382,452 @@ fn the_siege_job_sends_its_load_to_the_gateway_service() {
     let data = data_of(get(objects, "ConfigMap", config));
     let file = Path::new(script).file_name().unwrap().to_str().unwrap();
     assert!(data.get(file).is_some_and(|s| s.contains("siege ")), "{script} is in the ConfigMap");
+
+    // Auth is on: it signs in as the manager, with the password from its Secret, through the
+    // gateway, and sends the token.
+    let password = env_entry(c, "MANAGER_PASSWORD").expect("MANAGER_PASSWORD");
+    let r = &password["valueFrom"]["secretKeyRef"];
+    assert_eq!((r["name"].as_str(), r["key"].as_str()), (Some("cafe-manager"), Some("manager-password")));
+    let text = &data[file];
+    for needed in ["$GATEWAY_URL/auth/token", "Authorization: Bearer", "MANAGER_PASSWORD"] {
+        assert!(text.contains(needed), "{script} has {needed}");
+    }
+}
+
+// ---- auth (SPEC §9) ----
+
+/// Every workload with a pod template: its name, pod spec and containers (init ones too).
+fn workloads(objects: &[Value]) -> Vec<(&str, &Value, Vec<&Value>)> {
+    objects
+        .iter()
+        .filter(|o| matches!(kind_of(o), "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicaSet" | "Pod"))
+        .map(|o| {
+            let pod = if kind_of(o) == "Pod" { &o["spec"] } else { &o["spec"]["template"]["spec"] };
+            let containers = ["initContainers", "containers"]
+                .iter()
+                .flat_map(|k| pod[*k].as_array().into_iter().flatten())
+                .collect();
+            (name_of(o), pod, containers)
+        })
+        .collect()
+}
+
+/// The renders there are: the overlays and the siege Job.
+fn every_render() -> Vec<(&'static str, &'static [Value])> {
+    ["overlays/dev", "overlays/prod", "siege"].into_iter().filter_map(|d| rendered(d).map(|o| (d, o))).collect()
+}
+
+/// What a pod can read from Secrets: `(secret, key)` for each key taken by name, and
+/// `(secret, "*")` for a whole Secret (`envFrom`, or a volume without `items`).
+fn secret_refs(pod: &Value, containers: &[&Value]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    for c in containers {
+        for e in c["env"].as_array().into_iter().flatten() {
+            let r = &e["valueFrom"]["secretKeyRef"];
+            if r.is_object() {
+                out.push((s(&r["name"]), s(&r["key"])));
+            }
+        }
+        for from in c["envFrom"].as_array().into_iter().flatten() {
+            if from["secretRef"].is_object() {
+                out.push((s(&from["secretRef"]["name"]), "*".into()));
+            }
+        }
+    }
+    let mut volume_secrets: Vec<(String, &Value)> = Vec::new();
+    for v in pod["volumes"].as_array().into_iter().flatten() {
+        if v["secret"].is_object() {
+            volume_secrets.push((s(&v["secret"]["secretName"]), &v["secret"]["items"]));
+        }
+        for source in v["projected"]["sources"].as_array().into_iter().flatten() {
+            if source["secret"].is_object() {
+                volume_secrets.push((s(&source["secret"]["name"]), &source["secret"]["items"]));
+            }
+        }
+    }
+    for (name, items) in volume_secrets {
+        match items.as_array() {
+            Some(items) => out.extend(items.iter().map(|i| (name.clone(), s(&i["key"])))),
+            None => out.push((name, "*".into())),
+        }
+    }
+    out
+}
+
+#[test]
+fn no_manifest_turns_auth_off_or_lifts_the_gateways_limit() {
+    for (dir, objects) in every_render() {
+        for o in objects.iter().filter(|o| matches!(kind_of(o), "ConfigMap" | "Secret")) {
+            let data = data_of(o);
+            let auth = data.get("CAFE_AUTH").map(|v| v.trim().to_ascii_lowercase());
+            assert!(
+                auth.is_none() || auth.as_deref() == Some("on"),
+                "{dir}: {} {} sets CAFE_AUTH",
+                kind_of(o),
+                name_of(o)
+            );
+        }
+        for (name, _, containers) in workloads(objects) {
+            for c in containers {
+                for e in c["env"].as_array().into_iter().flatten() {
+                    if e["name"] == "CAFE_AUTH" {
+                        assert_eq!(e["value"], "on", "{dir}: {name}: CAFE_AUTH is written out, and on");
+                    }
+                    if e["name"] == "CAFE_RATE_LIMIT" {
+                        let limit: u64 = e["value"].as_str().and_then(|v| v.parse().ok()).expect("a number");
+                        assert!(
+                            limit > 0,
+                            "{dir}: {name}: the gateway's per-client limit is lifted (0) only for a load test"
+                        );
+                    }
+                }
+                let words: Vec<&str> = ["command", "args"]
+                    .iter()
+                    .flat_map(|k| c[*k].as_array().into_iter().flatten())
+                    .filter_map(Value::as_str)
+                    .collect();
+                for (i, w) in words.iter().enumerate() {
+                    let off = w.replace(' ', "").contains("--auth=off")
+                        || (*w == "--auth" && words.get(i + 1).is_some_and(|n| n.trim() == "off"));
+                    assert!(!off, "{dir}: {name} runs with --auth off");
+                }
+            }
+        }
+        if dir == "siege" {
+            continue;
+        }
+        for svc in SERVICES {
+            let c = container(get(objects, "Deployment", svc));
+            let env = container_env(objects, &format!("{svc}-0"), c);
+            let auth = env.iter().find(|(k, _)| k == "CAFE_AUTH").map(|(_, v)| v.as_str());
+            assert_eq!(auth, Some("on"), "{dir}: {svc} runs with CAFE_AUTH=on");
+        }
+    }
+}
+
+#[test]
+fn each_private_key_reaches_only_the_deployment_that_signs_with_it() {
+    // (Secret, key) → the workloads that may read it; both public keys go to every Deployment.
+    let signers: [(&str, &str, &str, &[&str]); 3] = [
+        ("cafe-keys", "token-private-key", "CAFE_TOKEN_PRIVATE_KEY", &["identity"]),
+        ("cafe-keys", "service-private-key", "CAFE_SERVICE_PRIVATE_KEY", &["order"]),
+        ("cafe-manager", "manager-password", "CAFE_MANAGER_PASSWORD", &["identity", "siege"]),
+    ];
+    for (dir, objects) in every_render() {
+        for (name, pod, containers) in workloads(objects) {
+            let refs = secret_refs(pod, &containers);
+            for (secret, key) in &refs {
+                assert!(
+                    !(key == "*" && (secret == "cafe-keys" || secret == "cafe-manager")),
+                    "{dir}: {name} takes the whole Secret {secret}: each key by name, only those it needs"
+                );
+                for (s, k, _, may) in signers {
+                    if secret == s && key == k {
+                        assert!(may.contains(&name), "{dir}: {name} has {s}/{k}, which only {may:?} may have");
+                    }
+                }
+            }
+            for (s, k, var, may) in signers {
+                for c in &containers {
+                    if let Some(e) = env_entry(c, var) {
+                        assert!(may.contains(&name), "{dir}: {name} has {var}");
+                        let r = &e["valueFrom"]["secretKeyRef"];
+                        assert_eq!((r["name"].as_str(), r["key"].as_str()), (Some(s), Some(k)), "{dir}: {name}: {var}");
+                    }
+                }
+            }
+        }
+        if dir == "siege" {
+            continue;
+        }
+        for svc in SERVICES {
+            let deployment = get(objects, "Deployment", svc);
+            let c = container(deployment);
+            let mut keys: Vec<String> = secret_refs(&deployment["spec"]["template"]["spec"], &[c])
+                .into_iter()
+                .filter(|(s, _)| s == "cafe-keys")
+                .map(|(_, k)| k)
+                .collect();
+            keys.sort();
+            let mut want = vec!["service-public-keys", "token-public-keys"];
+            want.extend(match svc {
+                "identity" => Some("token-private-key"),
+                "order" => Some("service-private-key"),
+                _ => None,
+            });
+            want.sort();
+            assert_eq!(keys, want, "{dir}: the keys {svc} takes from cafe-keys");
+            for (var, key) in
+                [("CAFE_TOKEN_PUBLIC_KEYS", "token-public-keys"), ("CAFE_SERVICE_PUBLIC_KEYS", "service-public-keys")]
+            {
+                let r =
+                    &env_entry(c, var).unwrap_or_else(|| panic!("{dir}: {svc} has {var}"))["valueFrom"]["secretKeyRef"];
+                assert_eq!(
+                    (r["name"].as_str(), r["key"].as_str()),
+                    (Some("cafe-keys"), Some(key)),
+                    "{dir}: {svc}: {var}"
+                );
+            }
+        }
+        // The development keys are Ed25519 pairs: each public key is its private key's.
+        if let Some(keys) = find(objects, "Secret", "cafe-keys") {
+            let data = data_of(keys);
+            for kind in ["token", "service"] {
+                let private = platform::auth::KeyPair::from_pem(&data[&format!("{kind}-private-key")])
+                    .unwrap_or_else(|e| panic!("{dir}: {kind}-private-key: {e:?}"));
+                let public = platform::auth::PublicKey::all_from_pem(&data[&format!("{kind}-public-keys")])
+                    .unwrap_or_else(|e| panic!("{dir}: {kind}-public-keys: {e:?}"));
+                assert!(
+                    public.contains(&private.public()),
+                    "{dir}: {kind}-public-keys holds {kind}-private-key's public key"
+                );
+            }
+            assert_ne!(data["token-private-key"], data["service-private-key"], "{dir}: two key pairs, not one");
+        }
+    }
+}
+
+/// The flag's value in `args`: `--flag=value` or `--flag value`.
+fn flag<'a>(args: &'a [Value], name: &str) -> Option<&'a str> {
+    let words: Vec<&str> = args.iter().filter_map(Value::as_str).collect();
+    let long = format!("--{name}");
+    words.iter().enumerate().find_map(|(i, w)| {
+        w.strip_prefix(&format!("{long}=")).or_else(|| (*w == long).then(|| words.get(i + 1).copied()).flatten())
+    })
+}
+
+/// `$(VAR)` → `VAR`.
+fn reference(s: &str) -> Option<&str> {
+    s.strip_prefix("$(")?.strip_suffix(')')
+}
+
+/// The `(secret, key)` an environment variable of `c` comes from.
+#[track_caller]
+fn from_secret(c: &Value, var: &str) -> (String, String) {
+    let r = &env_entry(c, var).unwrap_or_else(|| panic!("no {var}"))["valueFrom"]["secretKeyRef"];
+    assert!(r.is_object(), "{var} comes from a Secret");
+    (r["name"].as_str().unwrap().to_string(), r["key"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn nats_wants_a_user_and_password_from_a_secret_and_each_services_url_carries_them() {
+    for dir in OVERLAYS {
+        let Some(objects) = rendered(dir) else { return };
+        let c = container(get(objects, "StatefulSet", "nats"));
+        let args = c["args"].as_array().expect("nats args");
+        let var = |name: &str| {
+            let value = flag(args, name).unwrap_or_else(|| panic!("{dir}: nats runs with --{name}"));
+            reference(value).unwrap_or_else(|| panic!("{dir}: nats --{name} is $(VAR), not {value}")).to_string()
+        };
+        let user = from_secret(c, &var("user"));
+        let pass = from_secret(c, &var("pass"));
+        assert_eq!(user.0, pass.0, "{dir}: nats's user and password from one Secret");
+        for o in all(objects, "ConfigMap") {
+            assert!(
+                !data_of(o).contains_key("NATS_URL"),
+                "{dir}: ConfigMap {} has a NATS_URL without credentials",
+                name_of(o)
+            );
+        }
+        let secret = find(objects, "Secret", &user.0).map(data_of);
+        for svc in SERVICES.into_iter().filter(|s| *s != "gateway") {
+            let c = container(get(objects, "Deployment", svc));
+            let url = env_entry(c, "NATS_URL").and_then(|e| e["value"].as_str());
+            let url = url.unwrap_or_else(|| panic!("{dir}: {svc}'s NATS_URL is built from other variables"));
+            let (credentials, _) = url
+                .strip_prefix("nats://")
+                .and_then(|rest| rest.split_once('@'))
+                .unwrap_or_else(|| panic!("{dir}: {svc}: NATS_URL={url} carries no credentials"));
+            let (u, p) = credentials.split_once(':').expect("user:password");
+            let (u, p) = (reference(u).expect("$(USER)"), reference(p).expect("$(PASSWORD)"));
+            assert_eq!(from_secret(c, u), user, "{dir}: {svc}: the NATS user is nats's");
+            assert_eq!(from_secret(c, p), pass, "{dir}: {svc}: the NATS password is nats's");
+            if let Some(secret) = &secret {
+                let env = container_env(objects, &format!("{svc}-0"), c);
+                let url = env.iter().find(|(k, _)| k == "NATS_URL").map(|(_, v)| v.clone()).unwrap();
+                let want = format!("nats://{}:{}@", secret[&user.1], secret[&pass.1]);
+                assert!(url.starts_with(&want), "{dir}: {svc}: NATS_URL expands to the Secret's user and password");
+            }
+        }
+    }
+}
+
+/// Whether a label selector (`matchLabels`, `matchExpressions`) selects `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let labelled = |k: &str| labels.get(k).and_then(Value::as_str);
+    selector["matchLabels"].as_object().into_iter().flatten().all(|(k, v)| labelled(k) == v.as_str())
+        && selector["matchExpressions"].as_array().into_iter().flatten().all(|e| {
+            let key = e["key"].as_str().expect("key");
+            let values: Vec<&str> = e["values"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let has = labelled(key);
+            match e["operator"].as_str().expect("operator") {
+                "In" => has.is_some_and(|v| values.contains(&v)),
+                "NotIn" => !has.is_some_and(|v| values.contains(&v)),
+                "Exists" => has.is_some(),
+                "DoesNotExist" => has.is_none(),
+                other => panic!("operator {other}"),
+            }
+        })
+}
+
+#[test]
+fn identity_is_reached_only_from_the_gateway_and_reaches_postgres_and_nats() {
+    let siege: Vec<Value> = rendered("siege")
+        .into_iter()
+        .flatten()
+        .filter(|o| kind_of(o) == "Job")
+        .map(|o| o["spec"]["template"]["metadata"]["labels"].clone())
+        .collect();
+    for dir in OVERLAYS {
+        let Some(objects) = rendered(dir) else { return };
+        let labels =
+            |kind: &str, name: &str| get(objects, kind, name)["spec"]["template"]["metadata"]["labels"].clone();
+        let identity = labels("Deployment", "identity");
+        let gateway = labels("Deployment", "gateway");
+        // Every other pod of the namespace, the siege Job's included.
+        let others: Vec<(String, Value)> = all(objects, "Deployment")
+            .into_iter()
+            .chain(all(objects, "StatefulSet"))
+            .filter(|o| !matches!(name_of(o), "gateway" | "identity"))
+            .map(|o| (name_of(o).to_string(), o["spec"]["template"]["metadata"]["labels"].clone()))
+            .chain(siege.iter().map(|l| ("siege".to_string(), l.clone())))
+            .collect();
+        let policies = all(objects, "NetworkPolicy");
+        let ingress_to = |pod: &Value| -> Vec<&Value> {
+            policies
+                .iter()
+                .filter(|p| selects(&p["spec"]["podSelector"], pod))
+                .filter(|p| p["spec"]["policyTypes"].as_array().is_none_or(|t| t.iter().any(|t| t == "Ingress")))
+                .flat_map(|p| p["spec"]["ingress"].as_array().into_iter().flatten())
+                .collect()
+        };
+        let mut gateway_allowed = false;
+        for rule in ingress_to(&identity) {
+            let from = rule["from"].as_array().filter(|f| !f.is_empty());
+            let from = from.unwrap_or_else(|| panic!("{dir}: a rule lets anyone reach identity: {rule}"));
+            for peer in from {
+                assert!(peer["ipBlock"].is_null(), "{dir}: identity reached from an address block: {peer}");
+                if peer["namespaceSelector"].is_object() {
+                    let ns = &peer["namespaceSelector"];
+                    assert_eq!(
+                        ns["matchLabels"],
+                        serde_json::json!({"kubernetes.io/metadata.name": "monitoring"}),
+                        "{dir}: identity reached from another namespace than monitoring: {peer}"
+                    );
+                    continue;
+                }
+                let pods = &peer["podSelector"];
+                for (name, other) in &others {
+                    assert!(!selects(pods, other), "{dir}: {name} may reach identity directly: {peer}");
+                }
+                gateway_allowed |= selects(pods, &gateway)
+                    && rule["ports"].as_array().is_none_or(|ports| ports.iter().any(|p| p["port"] == 8080));
+            }
+        }
+        assert!(gateway_allowed, "{dir}: the gateway reaches identity on 8080");
+        for (server, port) in [("postgres", 5432), ("nats", 4222)] {
+            let admitted = ingress_to(&labels("StatefulSet", server)).into_iter().any(|rule| {
+                rule["ports"].as_array().is_none_or(|ports| ports.iter().any(|p| p["port"] == port))
+                    && rule["from"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|peer| peer["namespaceSelector"].is_null() && selects(&peer["podSelector"], &identity))
+            });
+            assert!(admitted, "{dir}: identity reaches {server} on {port}");
+        }
+    }
+}
+
+#[test]
+fn order_prices_from_the_menu_config_map_mounted_at_cafe_menu() {
+    for dir in OVERLAYS {
+        let Some(objects) = rendered(dir) else { return };
+        let deployment = get(objects, "Deployment", "order");
+        let c = container(deployment);
+        let path = env_entry(c, "CAFE_MENU").and_then(|e| e["value"].as_str()).expect("order has CAFE_MENU");
+        let mount = c["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| path.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap().trim_end_matches('/'))))
+            .unwrap_or_else(|| panic!("{dir}: CAFE_MENU={path} is on no volume"));
+        let volumes = deployment["spec"]["template"]["spec"]["volumes"].as_array().expect("volumes");
+        let volume = volumes.iter().find(|v| v["name"] == mount["name"]).expect("the mounted volume");
+        let name =
+            volume["configMap"]["name"].as_str().unwrap_or_else(|| panic!("{dir}: the menu's volume is a ConfigMap"));
+        assert!(
+            name == "cafe-menu" || name.starts_with("cafe-menu-"),
+            "{dir}: the menu is the ConfigMap cafe-menu, not {name}"
+        );
+        let file = &path[mount["mountPath"].as_str().unwrap().trim_end_matches('/').len() + 1..];
+        let key = match volume["configMap"]["items"].as_array() {
+            Some(items) => items.iter().find(|i| i["path"] == file).and_then(|i| i["key"].as_str()).expect("item"),
+            None => file,
+        };
+        let data = data_of(get(objects, "ConfigMap", name));
+        let text = data.get(key).unwrap_or_else(|| panic!("{dir}: {name} has no {key}"));
+        let menu = order::Menu::from_json(text).unwrap_or_else(|e| panic!("{dir}: {name}/{key}: {e}"));
+        assert_eq!(menu, order::Menu::default(), "{dir}: the ConfigMap ships the binary's default menu");
+        for svc in SERVICES.into_iter().filter(|s| *s != "order") {
+            assert!(
+                env_entry(container(get(objects, "Deployment", svc)), "CAFE_MENU").is_none(),
+                "{dir}: {svc} has a menu"
+            );
+        }
+    }
 }
 
 // ---- the binary, started as each Deployment says ----
+
+/// A Secret's data: from this render, or, where the operator makes it (prod), the dev
+/// overlay's Secret of that name (development values, real keys).
+fn secret_data(objects: &[Value], name: &str) -> Option<BTreeMap<String, String>> {
+    find(objects, "Secret", name)
+        .or_else(|| rendered("overlays/dev").and_then(|dev| find(dev, "Secret", name)))
+        .map(data_of)
+}
+
+/// Writes the ConfigMap and Secret volumes `c` mounts under `root`, as the kubelet would:
+/// one file per key (or per item), or the one key a `subPath` names.
+fn write_volumes(objects: &[Value], pod: &Value, c: &Value, root: &Path) {
+    for m in c["volumeMounts"].as_array().into_iter().flatten() {
+        let Some(volume) = pod["volumes"].as_array().into_iter().flatten().find(|v| v["name"] == m["name"]) else {
+            continue;
+        };
+        let (data, items) = if let Some(name) = volume["configMap"]["name"].as_str() {
+            let data = find(objects, "ConfigMap", name).map(data_of);
+            (data.unwrap_or_else(|| panic!("no ConfigMap {name} in the render")), &volume["configMap"]["items"])
+        } else if let Some(name) = volume["secret"]["secretName"].as_str() {
+            (secret_data(objects, name).unwrap_or_default(), &volume["secret"]["items"])
+        } else {
+            continue;
+        };
+        let files: Vec<(String, String)> = match items.as_array() {
+            Some(items) => items
+                .iter()
+                .map(|i| (i["path"].as_str().unwrap().to_string(), data[i["key"].as_str().unwrap()].clone()))
+                .collect(),
+            None => data.into_iter().collect(),
+        };
+        let target = root.join(m["mountPath"].as_str().unwrap().trim_start_matches('/'));
+        match m["subPath"].as_str() {
+            Some(sub) => {
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                let (_, text) = files.iter().find(|(f, _)| f == sub).expect("the subPath's key");
+                std::fs::write(&target, text).unwrap();
+            }
+            None => {
+                for (file, text) in files {
+                    let path = target.join(file);
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(path, text).unwrap();
+                }
+            }
+        }
+    }
+}
 
 /// A container's environment as the kubelet computes it: `envFrom` first, then `env` in
 /// order, each `$(VAR)` expanded from what is defined before it (`$$` is a literal `$`).
@@ -405,9 +863,9 @@ fn container_env(objects: &[Value], pod_name: &str, c: &Value) -> Vec<(String, S
                 .clone()
         } else if let Some(r) = e["valueFrom"]["secretKeyRef"].as_object() {
             let key = r["key"].as_str().unwrap();
-            match source("Secret", r["name"].as_str().unwrap()) {
+            match secret_data(objects, r["name"].as_str().unwrap()) {
                 Some(data) => data.get(key).unwrap_or_else(|| panic!("{name}: no key {key} in the Secret")).clone(),
-                // The operator creates it (prod): any value does for a SQLite test.
+                // The operator creates it (prod), and dev has none either: any value will do.
                 None => format!("placeholder-{key}"),
             }
         } else if let Some(path) = e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
@@ -475,8 +933,9 @@ impl Started {
 }
 
 /// Starts the binary for one Deployment of the rendered overlay, as its container says, with
-/// the substitutions the module documentation lists.
-fn start(dir: &str, objects: &[Value], deployment: &Value) -> Started {
+/// the substitutions the module documentation lists; with `nats_port`, its NATS_URL is kept,
+/// credentials and all, and only its host and port point at a local server.
+fn start(dir: &str, objects: &[Value], deployment: &Value, nats_port: Option<u16>) -> Started {
     let name = name_of(deployment);
     let what = format!("{dir}: {name}");
     let pod = &deployment["spec"]["template"]["spec"];
@@ -523,12 +982,17 @@ fn start(dir: &str, objects: &[Value], deployment: &Value) -> Started {
         assert!(nats.starts_with("nats://"), "{what}: NATS_URL={nats}");
         let sqlite = format!("sqlite://{}?mode=rwc", tmp.path().join(format!("{service}.db")).display());
         swap(&mut env, "DATABASE_URL", Some(sqlite));
-        swap(&mut env, "NATS_URL", None);
+        let local = nats_port.map(|port| match nats.rsplit_once('@') {
+            Some((credentials, _)) => format!("{credentials}@127.0.0.1:{port}"),
+            None => format!("nats://127.0.0.1:{port}"),
+        });
+        swap(&mut env, "NATS_URL", local);
     }
     swap(&mut env, "CAFE_DATA_DIR", Some(tmp.path().join("data").display().to_string()));
     let test_port = free_port();
     swap(&mut env, "CAFE_PORT", Some(test_port.to_string()));
-    // Volume mounts move under the temporary directory.
+    // Volume mounts move under the temporary directory, ConfigMaps and Secrets written there.
+    write_volumes(objects, pod, c, tmp.path());
     let mounts: Vec<String> = c["volumeMounts"]
         .as_array()
         .into_iter()
@@ -631,7 +1095,7 @@ async fn every_deployment_starts_the_binary_as_its_manifest_says_and_answers_its
         want.sort();
         assert_eq!(names, want, "{dir}: one cafe Deployment per service");
         for d in deployments {
-            started.push(start(dir, objects, d));
+            started.push(start(dir, objects, d, None));
         }
     }
     // All at once: each stop drains for the manifest's CAFE_DRAIN_MS.
@@ -647,4 +1111,53 @@ async fn every_deployment_starts_the_binary_as_its_manifest_says_and_answers_its
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A `nats-server` binary (PATH or /usr/sbin), or why there is none.
+fn nats_server() -> Option<PathBuf> {
+    let found = first_working(vec!["nats-server".into(), "/usr/sbin/nats-server".into()], &["--version"]);
+    if found.is_none() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no nats-server under CI");
+        let _ = writeln!(std::io::stderr(), "SKIPPED: no nats-server on the PATH or in /usr/sbin");
+    }
+    found
+}
+
+/// The dev overlay's NATS, run here as its StatefulSet says (its user and password from its
+/// Secret), and one service started as its Deployment says with the NATS_URL the manifests
+/// build: the service must sign in (readiness needs the broker), with nothing but that URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_signs_in_to_nats_with_the_credentials_its_url_carries() {
+    let Some(objects) = rendered("overlays/dev") else { return };
+    let Some(server) = nats_server() else { return };
+    let c = container(get(objects, "StatefulSet", "nats"));
+    let env = container_env(objects, "nats-0", c);
+    let args = c["args"].as_array().expect("nats args");
+    let value = |name: &str| expand(flag(args, name).unwrap_or_else(|| panic!("nats --{name}")), &env);
+    let (user, pass) = (value("user"), value("pass"));
+    assert!(!user.contains("$(") && !pass.contains("$("), "nats's user and password come from its environment");
+
+    let store = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut nats = tokio::process::Command::new(server)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--jetstream", "--store_dir"])
+        .arg(store.path())
+        .args(["--user", &user, "--pass", &pass])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start nats-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let service = start("overlays/dev", objects, get(objects, "Deployment", "drink"), Some(port));
+    let result = probe_and_stop(service).await;
+    let _ = nats.kill().await;
+    match result {
+        Ok(line) => eprintln!("{line}, signed in to NATS as {user}"),
+        Err(e) => panic!("drink did not become ready on a NATS that wants a password: {e}"),
+    }
 }
