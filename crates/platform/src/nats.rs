@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::bus::{deliver_until_done, BusError, EventBus, Subscription};
-use crate::event::{Envelope, Headers, TRACEPARENT};
+use crate::event::{Envelope, Headers};
 use crate::shutdown::sleep_or_cancel;
 
 const BATCH: usize = 256;
@@ -274,10 +274,13 @@ impl EventBus for NatsBus {
 fn envelope_of(m: &Message) -> Envelope {
     let headers = m.headers.as_ref();
     let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
-    let mut carried = Headers::new();
-    if let Some(trace) = header(TRACEPARENT) {
-        carried.insert(TRACEPARENT.to_string(), trace);
-    }
+    // Every header but NATS's own is the event's, as published.
+    let carried: Headers = headers
+        .into_iter()
+        .flat_map(|h| h.iter())
+        .filter(|(name, _)| !AsRef::<str>::as_ref(name).starts_with("Nats-"))
+        .filter_map(|(name, values)| Some((name.to_string(), values.first()?.as_str().to_string())))
+        .collect();
     Envelope {
         event_id: header("Nats-Msg-Id").unwrap_or_default(),
         event_type: m.subject.rsplit('.').next().unwrap_or_default().to_string(),
