@@ -51,7 +51,7 @@ struct Instance {
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let _log_guards = platform::logging::init(&args.log_dir, "cluster", &[])
+    let _log_guards = platform::logging::init(&args.log_dir, "cluster", &[], None)
         .with_context(|| format!("cannot write logs under {}", args.log_dir.display()))?;
     let exe = std::env::current_exe().context("cannot find the cafe binary")?;
     let ns: String =

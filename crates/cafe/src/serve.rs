@@ -52,12 +52,9 @@ async fn first_manager(args: &ServeArgs, db: &Db) -> anyhow::Result<()> {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.service.as_str();
-    let _log_guards = platform::logging::init(&args.common.log_dir, name, &[])
+    let _log_guards = platform::logging::init(&args.common.log_dir, name, &[], args.common.otlp_endpoint.as_deref())
         .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
     platform::failpoint::arm(args.resilience.failpoint.clone());
-    if let Some(endpoint) = &args.common.otlp_endpoint {
-        platform::trace::export_to(endpoint);
-    }
     let trust = trust_of(&args)?;
     let listener = server::bind(SocketAddr::new(args.host, args.port)).await?;
     let addr = listener.local_addr()?;
@@ -131,6 +128,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(service = name, "stopping: readiness down, draining in-flight requests");
     cancel.cancel();
     tracker.wait().await;
+    platform::trace::shutdown().await;
     tracing::info!(service = name, "stopped");
     Ok(())
 }

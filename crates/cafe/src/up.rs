@@ -48,8 +48,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     platform::failpoint::arm(args.resilience.failpoint.clone());
     let names = ServiceName::ALL.map(ServiceName::as_str);
-    let _log_guards = platform::logging::init(&args.common.log_dir, "cafe", &names)
-        .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
+    let _log_guards =
+        platform::logging::init(&args.common.log_dir, "cafe", &names, args.common.otlp_endpoint.as_deref())
+            .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
 
     let cafe = Cafe::build(args).await?;
     if let Some(path) = &cafe.manager_created {
@@ -68,6 +69,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         stop.stop();
     });
     cafe.run_until_stopped().await;
+    platform::trace::shutdown().await;
     Ok(())
 }
 
@@ -103,10 +105,11 @@ impl Cafe {
     ///
     /// `config`'s failpoints are not armed here: they crash the whole process, so [`run`]
     /// arms them for the binary. The trace exporter (`--otlp-endpoint`) is one per process:
-    /// the first cafe built with one decides where spans go.
+    /// [`run`] installs it with the log subscriber; a process without one (a test's) gets it
+    /// from the first cafe built with an endpoint.
     pub async fn build(config: UpArgs) -> anyhow::Result<Cafe> {
         if let Some(endpoint) = &config.common.otlp_endpoint {
-            platform::trace::export_to(endpoint);
+            platform::trace::export_to(endpoint, "cafe")?;
         }
         let trust =
             if config.auth.is_on() { Trust::from_dir(&config.data_dir.join("keys"), "cafe")? } else { Trust::off() };

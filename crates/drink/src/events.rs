@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use contracts::events::{DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered};
 use contracts::{Event, EventType, Payload};
 use futures::future::BoxFuture;
-use platform::event::TRACEPARENT;
 use platform::outbox::{consumer_span, read_in_span, Handler};
 use platform::{Conn, Ctx};
 
@@ -41,11 +40,8 @@ pub fn status_changed(ctx: &Ctx, d: &Drink) -> Event {
 }
 
 /// The event continues the trace `traceparent` (the order's), or none.
-fn in_trace(mut event: Event, traceparent: Option<String>) -> Event {
-    match traceparent {
-        Some(t) => event.headers.insert(TRACEPARENT.to_string(), t),
-        None => event.headers.remove(TRACEPARENT),
-    };
+fn in_trace(mut event: Event, traceparent: Option<&str>) -> Event {
+    event.headers = traceparent.map(platform::trace::continuing).unwrap_or_default();
     event
 }
 
@@ -153,14 +149,14 @@ impl OrderPolicy {
     ) -> Result<Vec<Event>, sqlx::Error> {
         let mut lines = Vec::with_capacity(orders.len());
         for (event, order) in orders {
-            let trace = read_in_span(service, event, || platform::trace::current().map(|c| c.header())).await;
+            let trace = read_in_span(service, event, platform::trace::traceparent).await;
             lines.push((OrderLine::from(*order), trace));
         }
         let traces: HashMap<i64, Option<String>> = lines.iter().map(|(l, t)| (l.order_id, t.clone())).collect();
         let drinks = crate::store::insert_all(conn, &lines, DrinkStatus::Received).await?;
         Ok(drinks
             .iter()
-            .map(|d| in_trace(order_info_received(&self.ctx, d), traces.get(&d.order_id).cloned().flatten()))
+            .map(|d| in_trace(order_info_received(&self.ctx, d), traces.get(&d.order_id).and_then(Option::as_deref)))
             .collect())
     }
 }

@@ -5,7 +5,6 @@
 
 use contracts::Payload;
 use platform::db::{values_list, ROWS_PER_STATEMENT};
-use platform::event::TRACEPARENT;
 use platform::{Conn, Ctx, Migration, PageRequest};
 
 use crate::domain::{change_to, Change, Drink, DrinkStatus, OrderLine};
@@ -39,7 +38,7 @@ pub async fn insert(conn: &mut Conn, line: &OrderLine, status: DrinkStatus) -> R
     .bind(line.qty)
     .bind(status.as_str())
     .bind(platform::time::now())
-    .bind(platform::trace::current().map(|c| c.header()))
+    .bind(platform::trace::traceparent())
     .fetch_optional(&mut *conn)
     .await
 }
@@ -119,7 +118,7 @@ pub async fn change_status(ctx: &Ctx, id: i64, to: DrinkStatus) -> Result<Drink,
                     .fetch_optional(change.conn())
                     .await?;
             if let Some(Some(trace)) = order_trace {
-                event.headers.insert(TRACEPARENT.to_string(), trace);
+                event.headers = platform::trace::continuing(&trace);
             }
             change.raise(event);
             change.commit().await?;

@@ -9,8 +9,8 @@ use std::ops::Deref;
 use axum::http::{Method, StatusCode};
 use contracts::events::{DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
 use contracts::{DrinkStatus, Event, OrderStatus, Payload, PaymentStatus};
+use opentelemetry::trace::{TraceContextExt, TraceId};
 use platform::testing::TestService;
-use platform::trace::TraceContext;
 use serde_json::{json, Value};
 
 struct TestApp(TestService);
@@ -259,20 +259,26 @@ async fn events_about_other_things_change_nothing() {
 /// or by a barista's request, continue the trace its `Ordered` came in.
 #[tokio::test]
 async fn a_drinks_events_continue_its_orders_trace() {
+    let _spans = platform::trace::record_here();
     let app = spawn_app().await;
-    let (one, batched) = (TraceContext::root(), TraceContext::root());
-    let in_trace = |ctx: TraceContext, order_id: i64| platform::trace::scope(ctx, async move { ordered(order_id) });
-    app.deliver(in_trace(one, 1).await).await;
-    let batch = [in_trace(batched, 2).await, ordered(3)];
+    let trace_of = |e: &Event| {
+        let id = platform::trace::extract(&e.headers).span().span_context().trace_id();
+        (e.order_id(), e.event_type(), (id != TraceId::INVALID).then_some(id))
+    };
+    // Each order placed in a trace of its own.
+    let in_trace = |order_id: i64| tracing::info_span!("place").in_scope(|| ordered(order_id));
+    let (first, second) = (in_trace(1), in_trace(2));
+    let (one, batched) = (trace_of(&first).2, trace_of(&second).2);
+    assert!(one.is_some() && batched.is_some() && one != batched);
+    app.deliver(first).await;
+    let batch = [second, ordered(3)];
     app.consume(&crate::events::OrderPolicy { ctx: app.ctx.clone() }, &batch).await;
     for order in [1, 2] {
         let id = app.drink_of(order).await["id"].clone();
         assert_eq!(app.patch(&id, "Receipted").await.0, StatusCode::OK);
     }
 
-    let trace_of = |e: &Event| (e.order_id(), e.event_type(), e.trace().map(|t| t.trace_id));
     let traces: Vec<_> = app.raised_events().await.iter().map(trace_of).collect();
-    let (one, batched) = (Some(one.trace_id), Some(batched.trace_id));
     assert_eq!(traces[0], (1, "OrderInfoReceived", one));
     assert!(traces.contains(&(2, "OrderInfoReceived", batched)), "{traces:?}");
     // Raised in a batch without a trace of its own: a new trace, not another order's.

@@ -181,11 +181,7 @@ fn forwarded_headers(incoming: &HeaderMap, local_port: Option<u16>) -> HeaderMap
         }
     }
     // The upstream's span is a child of the gateway's own.
-    if let Some(ctx) = platform::trace::current() {
-        if let Ok(v) = HeaderValue::from_str(&ctx.header()) {
-            out.insert(HeaderName::from_static("traceparent"), v);
-        }
-    }
+    platform::trace::inject_http(&mut out);
     if !out.contains_key("x-forwarded-proto") {
         out.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static("http"));
     }

@@ -3,7 +3,9 @@
 //! their own random salt and parameters, so raising the cost later leaves old hashes readable.
 //!
 //! Hashing takes tens of milliseconds of CPU on purpose, so it runs on tokio's blocking
-//! threads: on a runtime thread it would stall every other request that thread serves.
+//! threads: on a runtime thread it would stall every other request that thread serves. At
+//! most [`AT_ONCE`] run at a time (each holds 19 MiB): a burst of sign-ins waits its turn
+//! instead of taking the process's memory.
 
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
@@ -38,22 +40,31 @@ impl Hash {
 /// default parameters (a test keeps it so) from a random password nobody kept.
 const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$M5kbFaOJsuatqgDowDxwHA$WYCLd0MRL7RvnuZbWEqyNgn3clRML/1ibQwAwXp4Q8s";
 
+/// How many hashes are computed at once, at most.
+const AT_ONCE: usize = 4;
+
+/// Runs `work` on a blocking thread once one of the [`AT_ONCE`] turns is free.
+async fn in_turn<T: Send + 'static>(work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(AT_ONCE);
+    let _turn = TURNS.acquire().await.map_err(|e| Error::Hashing(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Hashing(e.to_string()))?
+}
+
 /// Hashes `password` with a fresh salt from the operating system's random source.
 pub async fn hash(password: Password) -> Result<Hash, Error> {
-    tokio::task::spawn_blocking(move || {
+    in_turn(move || {
         Argon2::default()
             .hash_password(password.expose().as_bytes())
             .map(|h| Hash(h.to_string()))
             .map_err(|e| Error::Hashing(e.to_string()))
     })
     .await
-    .map_err(|e| Error::Hashing(e.to_string()))?
 }
 
 /// Does `password` match `hash`? With no hash (an unknown user) it is checked against
 /// [`DUMMY`] all the same, and the answer is no.
 pub async fn verify(password: String, hash: Option<Hash>) -> Result<bool, Error> {
-    tokio::task::spawn_blocking(move || {
+    in_turn(move || {
         let known = hash.is_some();
         let phc = hash.map(|h| h.0);
         let phc = phc.as_deref().unwrap_or(DUMMY);
@@ -65,7 +76,6 @@ pub async fn verify(password: String, hash: Option<Hash>) -> Result<bool, Error>
         }
     })
     .await
-    .map_err(|e| Error::Hashing(e.to_string()))?
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ where
     F: std::future::Future<Output = Result<T, Error>> + Send + 'static,
     T: Send + 'static,
 {
-    match svc.ctx.tracker().spawn(platform::trace::carry(step).in_current_span()).await {
+    match svc.ctx.tracker().spawn(step.in_current_span()).await {
         Ok(result) => result.map_err(Problem::from),
         Err(e) => {
             tracing::error!(error = %e, "saga step failed");

@@ -151,15 +151,15 @@ impl ServiceClient {
     /// One attempt at one instance; a 2xx answer's body.
     async fn call_one(&self, base: &str, path: &str, body: &Bytes) -> Result<Bytes, CallError> {
         // The caller's span goes along as the parent of the dependency's server span.
-        let traceparent = crate::trace::current().map(|c| c.header()).unwrap_or_default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        crate::trace::inject_http(&mut headers);
         let unavailable =
             |reason: String, sent: bool| CallError::Unavailable { dependency: self.dependency, reason, sent };
-        let mut req = self.http.post(format!("{base}{path}"));
+        let mut req = self.http.post(format!("{base}{path}")).headers(headers);
         if let Some(credential) = &self.credential {
             req = req.header(reqwest::header::AUTHORIZATION, credential.header());
         }
         let res = req
-            .header("traceparent", traceparent)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.clone())
             .timeout(self.timeout)

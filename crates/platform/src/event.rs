@@ -27,7 +27,7 @@ pub trait Payload: Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 
     fn knows(event_type: &str) -> bool;
 }
 
-/// Headers travelling beside an event's JSON (W3C `traceparent`, ...).
+/// Headers travelling beside an event's JSON (the W3C trace context).
 pub type Headers = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -47,9 +47,7 @@ impl<P: Payload> Event<P> {
     /// A new event from `source` with a fresh id, stamped with the current trace context.
     pub fn new(source: &str, payload: P) -> Event<P> {
         let mut headers = Headers::new();
-        if let Some(trace) = crate::trace::current() {
-            headers.insert(TRACEPARENT.to_string(), trace.header());
-        }
+        crate::trace::inject(&mut headers);
         Event {
             event_id: uuid::Uuid::new_v4().to_string(),
             timestamp: crate::time::now(),
@@ -67,11 +65,6 @@ impl<P: Payload> Event<P> {
         self.payload.order_id()
     }
 
-    /// The trace context the event was raised in.
-    pub fn trace(&self) -> Option<crate::trace::TraceContext> {
-        self.headers.get(TRACEPARENT).and_then(|h| crate::trace::TraceContext::parse(h))
-    }
-
     /// The event as an outbox stores it.
     pub fn envelope(&self) -> Result<Envelope, serde_json::Error> {
         Ok(Envelope {
@@ -82,9 +75,6 @@ impl<P: Payload> Event<P> {
         })
     }
 }
-
-/// The W3C trace context header.
-pub const TRACEPARENT: &str = "traceparent";
 
 /// An event as stored in an outbox and carried by a bus.
 #[derive(Debug, Clone, PartialEq)]

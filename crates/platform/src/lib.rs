@@ -6,7 +6,8 @@
 //! - [`outbox`]: transactional outbox, relay, idempotent inbox, batch consumer.
 //! - [`bus`], [`embedded`], [`nats`]: the event bus and its two implementations.
 //! - [`client`]: calls to another service, with a timeout and a circuit breaker.
-//! - [`health`], [`server`], [`access_log`], [`logging`], [`metrics`]: running, observing, stopping.
+//! - [`health`], [`server`], [`access_log`], [`logging`], [`metrics`], [`trace`]: running,
+//!   observing, stopping.
 //! - [`backoff`], [`shutdown`]: retrying after a failure, and pausing without holding up a stop.
 
 pub mod access_log;

@@ -6,6 +6,9 @@
 //! writer from each event's target, not by per-layer filters: per-layer filters can drop
 //! the next event on a thread after a library asks whether a level is enabled without
 //! logging (tokio-rs/tracing#2519), and lost log lines are worse than no log at all.
+//!
+//! With an OTLP endpoint the same subscriber also makes the spans of traces and exports them
+//! ([`crate::trace`]); their target is enabled whatever `RUST_LOG` says.
 
 use std::io;
 use std::path::Path;
@@ -40,11 +43,27 @@ impl<'a> MakeWriter<'a> for ByService {
     }
 }
 
-/// Installs the global subscriber. `process` names the combined log (`cafe` for the
-/// all-in-one, the service name for `cafe serve`). Keep the guards until exit.
-pub fn init(log_dir: &Path, process: &str, services: &[&'static str]) -> io::Result<Vec<WorkerGuard>> {
+/// Installs the global subscriber, and the W3C propagator. `process` names the combined log
+/// (`cafe` for the all-in-one, the service name for `cafe serve`). With `otlp_endpoint`,
+/// spans are exported there (see [`crate::trace::layer`]). Keep the guards until exit.
+pub fn init(
+    log_dir: &Path,
+    process: &str,
+    services: &[&'static str],
+    otlp_endpoint: Option<&str>,
+) -> io::Result<Vec<WorkerGuard>> {
+    crate::trace::propagate_w3c();
     let mut guards = Vec::new();
-    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let traces = match otlp_endpoint {
+        Some(endpoint) => crate::trace::layer(endpoint, process)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?,
+        None => None,
+    };
+    let exporting = traces.is_some();
+    if exporting {
+        env = env.add_directive(format!("{}=info", crate::trace::SPANS).parse().expect("a valid directive"));
+    }
 
     let (all, g) = daily_file(&log_dir.join(process), process)?;
     guards.push(g);
@@ -58,9 +77,13 @@ pub fn init(log_dir: &Path, process: &str, services: &[&'static str]) -> io::Res
         (!files.is_empty()).then(|| tracing_subscriber::fmt::layer().with_ansi(false).with_writer(ByService { files }));
     let _ = tracing_subscriber::registry()
         .with(env)
+        .with(traces)
         .with(tracing_subscriber::fmt::layer().with_writer(io::stderr))
         .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(all))
         .with(per_service)
         .try_init();
+    if let (true, Some(endpoint)) = (exporting, otlp_endpoint) {
+        tracing::info!(endpoint, "exporting traces");
+    }
     Ok(guards)
 }

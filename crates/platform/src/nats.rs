@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::bus::{deliver_until_done, BusError, EventBus, Subscription};
-use crate::event::{Envelope, Headers, TRACEPARENT};
+use crate::event::{Envelope, Headers};
 use crate::shutdown::sleep_or_cancel;
 
 const BATCH: usize = 256;
@@ -53,11 +53,20 @@ fn sanitize(s: &str) -> String {
 impl NatsBus {
     /// Connects (retrying in the background if the server is not up yet) and makes sure
     /// the namespace's stream exists.
+    /// Credentials in the URL (`nats://user:password@host`, or `nats://token@host`) are
+    /// sent to the server: the client would otherwise drop them.
     pub async fn connect(url: &str, namespace: &str) -> Result<NatsBus, BusError> {
-        let client = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
-            .connect(url)
+        let addr: async_nats::ServerAddr =
+            url.parse().map_err(|e| BusError::Unavailable(format!("not a NATS URL: {}: {e}", crate::redacted(url))))?;
+        let mut options =
+            async_nats::ConnectOptions::new().retry_on_initial_connect().connection_timeout(Duration::from_secs(5));
+        match (addr.username(), addr.password()) {
+            (Some(user), Some(password)) => options = options.user_and_password(user.into(), password.into()),
+            (Some(token), None) => options = options.token(token.into()),
+            (None, _) => {}
+        }
+        let client = options
+            .connect(addr)
             .await
             .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {}: {e}", crate::redacted(url))))?;
         let bus = NatsBus {
@@ -274,10 +283,13 @@ impl EventBus for NatsBus {
 fn envelope_of(m: &Message) -> Envelope {
     let headers = m.headers.as_ref();
     let header = |name: &str| headers.and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
-    let mut carried = Headers::new();
-    if let Some(trace) = header(TRACEPARENT) {
-        carried.insert(TRACEPARENT.to_string(), trace);
-    }
+    // Every header but NATS's own is the event's, as published.
+    let carried: Headers = headers
+        .into_iter()
+        .flat_map(|h| h.iter())
+        .filter(|(name, _)| !AsRef::<str>::as_ref(name).starts_with("Nats-"))
+        .filter_map(|(name, values)| Some((name.to_string(), values.first()?.as_str().to_string())))
+        .collect();
     Envelope {
         event_id: header("Nats-Msg-Id").unwrap_or_default(),
         event_type: m.subject.rsplit('.').next().unwrap_or_default().to_string(),

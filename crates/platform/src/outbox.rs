@@ -19,6 +19,7 @@ use sqlx::Row;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::backoff::Backoff;
 use crate::bus::EventBus;
@@ -258,17 +259,27 @@ pub async fn consumer_span<P: Payload, T, E>(
     event: &Event<P>,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let event_type = event.event_type();
-    let span = tracing::debug_span!("event", event_id = %event.event_id, event_type, order_id = event.order_id());
-    crate::trace::in_span(
-        service,
-        || format!("{event_type} consume"),
-        crate::trace::Kind::Consumer,
-        event.trace(),
-        fut.instrument(span),
-        |r| r.is_err(),
-    )
-    .await
+    let (event_type, order_id) = (event.event_type(), event.order_id());
+    if !crate::trace::enabled() {
+        return fut.instrument(tracing::debug_span!("event", event_id = %event.event_id, event_type, order_id)).await;
+    }
+    let span = tracing::info_span!(
+        target: crate::trace::SPANS,
+        "event",
+        otel.name = format!("{event_type} consume"),
+        otel.kind = "consumer",
+        service.name = service,
+        event_id = %event.event_id,
+        event_type,
+        order_id,
+        otel.status_code = tracing::field::Empty,
+    );
+    let _ = span.set_parent(crate::trace::extract(&event.headers));
+    let out = fut.instrument(span.clone()).await;
+    if out.is_err() {
+        span.record("otel.status_code", "error");
+    }
+    out
 }
 
 /// `read()` in `event`'s consumer span: for a handler that reads each event of a batch on

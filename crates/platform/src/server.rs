@@ -6,12 +6,17 @@
 //! listener closes and in-flight requests get up to `grace` to finish.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::access_log::AccessLog;
 use crate::auth::Auth;
@@ -21,8 +26,8 @@ use crate::metrics::Metrics;
 use crate::problem::{method_not_allowed_fallback, not_found_fallback};
 
 /// Adds what every service has to its own routes: health, metrics, problem+json
-/// fallbacks, the body limit, request metrics, the access log, and finding out who calls
-/// (`auth`), which the role rules beside the routes then read.
+/// fallbacks, the body limit, request metrics, the request's span, the access log, and
+/// finding out who calls (`auth`), which the role rules beside the routes then read.
 pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<AccessLog>, auth: &Auth) -> Router {
     let router = routes
         .merge(health.routes())
@@ -31,12 +36,35 @@ pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<Ac
         .fallback(not_found_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::record))
-        .route_layer(axum::middleware::from_fn_with_state(metrics.service(), crate::trace::server_span))
+        .route_layer(axum::middleware::from_fn_with_state(Arc::<str>::from(metrics.service()), request_span))
         .layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::identify));
     match access {
         Some(log) => router.layer(axum::middleware::from_fn_with_state(log, crate::access_log::record)),
         None => router,
     }
+}
+
+/// One span per request while traces are exported: a server span of `service` named after the
+/// route it matched (`POST /orders`), the child of the caller's context, failed on a 5xx.
+async fn request_span(State(service): State<Arc<str>>, req: Request, next: Next) -> Response {
+    if !crate::trace::enabled() {
+        return next.run(req).await;
+    }
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| req.uri().path(), |p| p.as_str());
+    let span = tracing::info_span!(
+        target: crate::trace::SPANS,
+        "request",
+        otel.name = format!("{} {route}", req.method()),
+        otel.kind = "server",
+        service.name = &*service,
+        otel.status_code = tracing::field::Empty,
+    );
+    let _ = span.set_parent(crate::trace::extract_http(req.headers()));
+    let res = next.run(req).instrument(span.clone()).await;
+    if res.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    res
 }
 
 /// Binds `addr` (port 0 picks a free port).
