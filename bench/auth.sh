@@ -9,50 +9,17 @@
 #   DURATION_S=20 THREADS=2 CONNECTIONS=100 DOCS=docs/BENCHMARKS.md SKIP_BUILD=1 KEEP_RUN=1
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
-DURATION_S=${DURATION_S:-20}
-THREADS=${THREADS:-2}
-CONNECTIONS=${CONNECTIONS:-100}
-DOCS=${DOCS-docs/BENCHMARKS.md}
-KEEP_RUN=${KEEP_RUN:-}
-SKIP_BUILD=${SKIP_BUILD:-}
-BUILD_TIMEOUT=${BUILD_TIMEOUT:-2400}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-CAFE_BIN=${CAFE_BIN:-$TARGET_DIR/release/cafe}
-REF_TARGET_DIR=${REF_TARGET_DIR:-target/bench-reference}
-REF_BIN="$REF_TARGET_DIR/release/bench-reference"
-
 BENCH=auth.sh
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-run_wrk() { # run_wrk URL OUTFILE
-	timeout $((DURATION_S + 60)) wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION_S}s" --latency \
-		-s bench/post_order.lua "$1" | tee "$2" >&2
-}
 rate() { awk '/^Requests\/sec/ {print $2}' "$1"; }
 p99() { awk '$1 == "99%" {print $2}' "$1"; }
 created() { awk '$1 == "created" {print $2}' "$1"; }
 
 need_tools wrk curl python3
-if [[ -z $SKIP_BUILD ]]; then
-	log "building cafe (release) and the reference server"
-	timeout "$BUILD_TIMEOUT" cargo build --release -p cafe >&2
-	CARGO_TARGET_DIR=$REF_TARGET_DIR timeout "$BUILD_TIMEOUT" \
-		cargo build --release --manifest-path bench/reference/Cargo.toml >&2
-fi
-[[ -x $CAFE_BIN && -x $REF_BIN ]] || die "the binaries are missing"
-
-REF_PORT=$(free_port)
-"$REF_BIN" "$REF_PORT" "$RUN/reference.db" >"$RUN/reference.log" 2>&1 &
-REF_PID=$!
-PIDS+=("$REF_PID")
-wait_http "http://127.0.0.1:$REF_PORT/health" 30 "$REF_PID" || die "reference server did not start"
-log "wrk POST /orders against the reference"
-run_wrk "http://127.0.0.1:$REF_PORT/orders" "$RUN/ref.txt"
-stop_pid "$REF_PID"
+build reference
+wrk_reference "$RUN/ref.txt"
 
 for mode in off on; do
 	BASE=$(free_base)

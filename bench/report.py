@@ -9,7 +9,7 @@ Reads, from the run directory RUN:
   latency.json   bench/latency.py's result polling /orderinfos
   latency_drinks.json  the same polling /drinks
   catchup_siege.json  bench/catchup.py's result after siege
-  meta.json      {"date", "commit", "command", "cpus", "cpu_model", "kernel", "rustc", ...}
+  meta.json      {"date", "commit", "command", "machine", "loadavg", "threads", ...}
 
 Prints the section on stdout. With --docs FILE it also writes it into FILE: a section with the
 same heading is replaced, otherwise it is appended at the end.
@@ -23,8 +23,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import section  # noqa: E402  (read, read_json and the section rule, shared by both reports)
-from section import read, read_json  # noqa: E402
+import section  # noqa: E402  (the run, the verdict and the section rule, shared by both reports)
+from section import verdict  # noqa: E402
 
 TARGET_ORDERS_PER_S = 2000
 TARGET_RATIO = 0.05
@@ -92,19 +92,15 @@ def fmt_ms(x):
     return f"{x:,.0f} ms" if x >= 100 else f"{x:.2f} ms"
 
 
-def verdict(ok):
-    return "n/a" if ok is None else ("yes" if ok else "**no**")
-
-
 def build(run):
-    meta = read_json(os.path.join(run, "meta.json"))
-    ref = parse_wrk(read(os.path.join(run, "ref_wrk.txt")))
-    cafe = parse_wrk(read(os.path.join(run, "cafe_wrk.txt")))
-    catchup = read_json(os.path.join(run, "catchup.json"))
-    siege = parse_siege(read(os.path.join(run, "siege.out")), read(os.path.join(run, "siege.err")))
-    light = read_json(os.path.join(run, "latency.json"))
-    after_siege = read_json(os.path.join(run, "catchup_siege.json"))
-    light_drinks = read_json(os.path.join(run, "latency_drinks.json"))
+    meta = run.meta
+    ref = parse_wrk(run.text("ref_wrk.txt"))
+    cafe = parse_wrk(run.text("cafe_wrk.txt"))
+    catchup = run.json("catchup.json")
+    siege = parse_siege(run.text("siege.out"), run.text("siege.err"))
+    light = run.json("latency.json")
+    after_siege = run.json("catchup_siege.json")
+    light_drinks = run.json("latency_drinks.json")
 
     orders_per_s = cafe.get("created_per_s")
     ref_rps = ref.get("created_per_s") or ref.get("rps")
@@ -120,7 +116,7 @@ def build(run):
     sock = cafe.get("socket_errors", {})
     sock_txt = ", ".join(f"{k} {v}" for k, v in sock.items() if v) or "none"
 
-    lines = [
+    return [
         f"### {meta.get('date', '?')}, commit {meta.get('commit', '?')}",
         "",
         f"Command: `{meta.get('command', 'bash bench/orders.sh')}` "
@@ -128,50 +124,45 @@ def build(run):
         f"siege -c{meta.get('connections', 100)} -t{meta.get('siege_time', '20S')}, "
         f"{light.get('count', meta.get('light_count', 200))} light-load orders).",
         "",
-        f"Machine: {meta.get('cpus', '?')} × {meta.get('cpu_model', '?')}, "
-        f"{meta.get('mem', '?')} RAM, Linux {meta.get('kernel', '?')}, {meta.get('rustc', '?')}; "
+        f"Machine: {meta.get('machine', '?')}; "
         f"1-minute load average around the cafe wrk run: {meta.get('loadavg', '?')}.",
         "",
-        "| measure | result | target | met |",
-        "|---|---|---|---|",
-        f"| reference `POST /orders` (axum + SQLite WAL, one insert) | "
-        f"{fmt_int(ref_rps)} req/s, p50 {fmt_ms(ref.get('p50_ms'))}, p99 {fmt_ms(ref.get('p99_ms'))} | | |",
-        f"| cafe `POST /orders` through the gateway (wrk) | {fmt_int(orders_per_s)} orders/s | "
-        f"≥ {TARGET_ORDERS_PER_S:,} orders/s | {verdict(ge(orders_per_s, TARGET_ORDERS_PER_S))} |",
-        f"| cafe latency under that load | p50 {fmt_ms(cafe.get('p50_ms'))}, p99 {fmt_ms(cafe.get('p99_ms'))} | | |",
-        f"| cafe ÷ reference | {'n/a' if ratio is None else f'{ratio * 100:.1f} %'} | "
-        f"≥ {TARGET_RATIO * 100:.0f} % | {verdict(ge(ratio, TARGET_RATIO))} |",
-        f"| answers other than 201 under wrk | {fmt_int(cafe.get('non201'))}"
-        f"{f' ({statuses})' if statuses else ''}; socket errors: {sock_txt} | | |",
-        f"| views caught up after the load (`/deliverypages` and `/mypages` = `/orders`) | "
-        f"{'never, within the timeout' if views_ms is None else fmt_ms(views_ms)} "
-        f"(orders {fmt_int(catchup.get('orders'))}) | ≤ {TARGET_CATCHUP_MS:,} ms | "
-        f"{verdict(None if not catchup else (views_ms is not None and views_ms <= TARGET_CATCHUP_MS))} |",
-        f"| drinks caught up after the load (`/drinks` = `/orders`) | "
-        f"{'never, within the timeout' if catchup.get('drinks_ms') is None else fmt_ms(catchup.get('drinks_ms'))} | | |",
-        f"| light load: 201 → drink in `/orderinfos` | p50 {fmt_ms(light.get('p50_ms'))}, "
-        f"p99 {fmt_ms(light_p99)}, max {fmt_ms(light.get('max_ms'))}"
-        f"{missed} | "
-        f"p99 < {TARGET_P99_MS} ms | {verdict(None if light_p99 is None else light_p99 < TARGET_P99_MS)} |",
-        f"| light load: one `/orderinfos?size=20&sort=id,desc` poll's round trip | "
-        f"p50 {fmt_ms(light.get('poll_p50_ms'))}, p99 {fmt_ms(light.get('poll_p99_ms'))} | | |",
-        f"| light load: 201 → drink in `/drinks?size=20&sort=id,desc` | p50 {fmt_ms(light_drinks.get('p50_ms'))}, "
-        f"p99 {fmt_ms(light_drinks.get('p99_ms'))} (one poll: p50 {fmt_ms(light_drinks.get('poll_p50_ms'))}, "
-        f"p99 {fmt_ms(light_drinks.get('poll_p99_ms'))}) | | |",
-        f"| light load: `POST /orders` round trip | p50 {fmt_ms(light.get('post_p50_ms'))}, "
-        f"p99 {fmt_ms(light.get('post_p99_ms'))} | | |",
-        f"| siege `POST /orders` through the gateway | {fmt_int(siege.get('transactions'))} transactions, "
-        f"{siege.get('availability', 'n/a')} % availability, "
-        f"{fmt_int(siege.get('transaction_rate'))} trans/s, "
-        f"{fmt_int(siege.get('failed_transactions'))} failed, "
-        f"longest {siege.get('longest_transaction', 'n/a')} s | | |",
-        f"| caught up after siege: views, drinks | "
-        f"{'never, within the timeout' if after_siege.get('views_ms') is None else fmt_ms(after_siege.get('views_ms'))}, "
-        f"{'never, within the timeout' if after_siege.get('drinks_ms') is None else fmt_ms(after_siege.get('drinks_ms'))} "
-        f"(orders {fmt_int(after_siege.get('orders'))}) | | |",
-        "",
-    ]
-    return section.with_notes(lines, meta)
+    ] + section.table(["measure", "result", "target", "met"], [
+        ["reference `POST /orders` (axum + SQLite WAL, one insert)",
+         f"{fmt_int(ref_rps)} req/s, p50 {fmt_ms(ref.get('p50_ms'))}, p99 {fmt_ms(ref.get('p99_ms'))}"],
+        ["cafe `POST /orders` through the gateway (wrk)", f"{fmt_int(orders_per_s)} orders/s",
+         f"≥ {TARGET_ORDERS_PER_S:,} orders/s", verdict(ge(orders_per_s, TARGET_ORDERS_PER_S))],
+        ["cafe latency under that load", f"p50 {fmt_ms(cafe.get('p50_ms'))}, p99 {fmt_ms(cafe.get('p99_ms'))}"],
+        ["cafe ÷ reference", "n/a" if ratio is None else f"{ratio * 100:.1f} %",
+         f"≥ {TARGET_RATIO * 100:.0f} %", verdict(ge(ratio, TARGET_RATIO))],
+        ["answers other than 201 under wrk",
+         f"{fmt_int(cafe.get('non201'))}{f' ({statuses})' if statuses else ''}; socket errors: {sock_txt}"],
+        ["views caught up after the load (`/deliverypages` and `/mypages` = `/orders`)",
+         f"{'never, within the timeout' if views_ms is None else fmt_ms(views_ms)} "
+         f"(orders {fmt_int(catchup.get('orders'))})",
+         f"≤ {TARGET_CATCHUP_MS:,} ms",
+         verdict(None if not catchup else (views_ms is not None and views_ms <= TARGET_CATCHUP_MS))],
+        ["drinks caught up after the load (`/drinks` = `/orders`)",
+         "never, within the timeout" if catchup.get("drinks_ms") is None else fmt_ms(catchup.get("drinks_ms"))],
+        ["light load: 201 → drink in `/orderinfos`",
+         f"p50 {fmt_ms(light.get('p50_ms'))}, p99 {fmt_ms(light_p99)}, max {fmt_ms(light.get('max_ms'))}{missed}",
+         f"p99 < {TARGET_P99_MS} ms", verdict(None if light_p99 is None else light_p99 < TARGET_P99_MS)],
+        ["light load: one `/orderinfos?size=20&sort=id,desc` poll's round trip",
+         f"p50 {fmt_ms(light.get('poll_p50_ms'))}, p99 {fmt_ms(light.get('poll_p99_ms'))}"],
+        ["light load: 201 → drink in `/drinks?size=20&sort=id,desc`",
+         f"p50 {fmt_ms(light_drinks.get('p50_ms'))}, p99 {fmt_ms(light_drinks.get('p99_ms'))} "
+         f"(one poll: p50 {fmt_ms(light_drinks.get('poll_p50_ms'))}, p99 {fmt_ms(light_drinks.get('poll_p99_ms'))})"],
+        ["light load: `POST /orders` round trip",
+         f"p50 {fmt_ms(light.get('post_p50_ms'))}, p99 {fmt_ms(light.get('post_p99_ms'))}"],
+        ["siege `POST /orders` through the gateway",
+         f"{fmt_int(siege.get('transactions'))} transactions, {siege.get('availability', 'n/a')} % availability, "
+         f"{fmt_int(siege.get('transaction_rate'))} trans/s, {fmt_int(siege.get('failed_transactions'))} failed, "
+         f"longest {siege.get('longest_transaction', 'n/a')} s"],
+        ["caught up after siege: views, drinks",
+         f"{'never, within the timeout' if after_siege.get('views_ms') is None else fmt_ms(after_siege.get('views_ms'))}, "
+         f"{'never, within the timeout' if after_siege.get('drinks_ms') is None else fmt_ms(after_siege.get('drinks_ms'))} "
+         f"(orders {fmt_int(after_siege.get('orders'))})"],
+    ]) + [""]
 
 
 if __name__ == "__main__":

@@ -27,37 +27,23 @@
 #   CAFE_BIN                 the binary (default: target/release/cafe)
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-
 DURATION_S=${DURATION_S:-60}
 CONCURRENCY=${CONCURRENCY:-100}
 PAYMENT_DELAY=${PAYMENT_DELAY:-400-620}
 CAFE_ARGS=${CAFE_ARGS:-}
 SETTLE_TIMEOUT=${SETTLE_TIMEOUT:-120}
-DOCS=${DOCS-docs/BENCHMARKS.md}
-KEEP_RUN=${KEEP_RUN:-}
-SKIP_BUILD=${SKIP_BUILD:-}
-BUILD_TIMEOUT=${BUILD_TIMEOUT:-2400}
-STARTUP_TIMEOUT=${STARTUP_TIMEOUT:-120}
 
 BODY='{"phoneNumber":"010-8765-4321","productName":"coffee","qty":2,"amt":1000}'
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-CAFE_BIN=${CAFE_BIN:-$TARGET_DIR/release/cafe}
 
 BENCH=resilience.sh
 # shellcheck source=bench/lib.sh
-source "$ROOT/bench/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # --- tools -----------------------------------------------------------------------------------
 need_tools siege curl
 
 # --- build -----------------------------------------------------------------------------------
-if [[ -z $SKIP_BUILD ]]; then
-	log "building cafe (release)"
-	timeout "$BUILD_TIMEOUT" cargo build --release -p cafe >&2
-fi
-[[ -x $CAFE_BIN ]] || die "$CAFE_BIN is missing"
+build
 
 # --- cafe ------------------------------------------------------------------------------------
 BASE=$(free_base)
@@ -70,30 +56,14 @@ ORDER=$(url_of order)
 [[ -n $GATEWAY && -n $ORDER ]] || die "no gateway or order URL in: $READY"
 wait_http "$GATEWAY/actuator/health" "$STARTUP_TIMEOUT" "$CAFE_PID" || die "gateway health never answered 200"
 
-code=$(curl -sS -o "$RUN/first_order.json" -w '%{http_code}' --max-time 10 -X POST \
-	-H 'Content-Type: application/json' -d "$BODY" "$GATEWAY/orders" || true)
-[[ $code == 201 ]] || die "the warm-up POST /orders answered $code: $(head -c 300 "$RUN/first_order.json" 2>/dev/null)"
+place_order "the warm-up"
 WARMUP=1
 
 # --- siege -----------------------------------------------------------------------------------
 # verbose: one line per answer (status and latency); failures: never abort on 503s, which
 # siege counts as failed transactions; connection = close: a new connection per request.
-cat >"$RUN/siegerc" <<'EOF'
-verbose = true
-color = off
-quiet = false
-json_output = false
-logging = false
-show-logfile = false
-parser = false
-protocol = HTTP/1.1
-connection = close
-delay = 0.0
-benchmark = true
-failures = 1000000
-limit = 1000
-timeout = 30
-EOF
+write_siegerc "verbose = true" "color = off" "quiet = false" "json_output = false" "benchmark = true" \
+	"failures = 1000000" "limit = 1000" "timeout = 30"
 LOADAVG=$(cut -d' ' -f1 /proc/loadavg)
 python3 bench/circuit.py --order "$ORDER" --stop "$RUN/stop" --max $((DURATION_S + 120)) >"$RUN/circuit.jsonl" &
 PIDS+=("$!")
@@ -115,30 +85,7 @@ kill -0 "$CAFE_PID" 2>/dev/null || log "cafe is no longer running!"
 stop_pid "$CAFE_PID"
 
 # --- report ----------------------------------------------------------------------------------
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-	commit="$commit + uncommitted changes"
-fi
-command="bash bench/resilience.sh"
-for var in DURATION_S CONCURRENCY PAYMENT_DELAY CAFE_ARGS; do
-	case "$var=${!var}" in
-	DURATION_S=60 | CONCURRENCY=100 | PAYMENT_DELAY=400-620 | CAFE_ARGS=) ;;
-	*) command="$var=\"${!var}\" $command" ;;
-	esac
-done
-DATE=$(date -u +%F) COMMIT=$commit COMMAND=$command LOADAVG=$LOADAVG WARMUP=$WARMUP \
-	MACHINE="$(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r), $(rustc --version 2>/dev/null || echo rustc)" \
-	DELAY=$PAYMENT_DELAY CAFE_ARGS=$CAFE_ARGS CONCURRENCY=$CONCURRENCY DURATION="${DURATION_S}S" \
-	python3 - "$RUN/meta.json" <<'EOF'
-import json, os, sys
-e = os.environ
-keys = ["date", "commit", "command", "loadavg", "machine", "delay", "cafe_args", "concurrency", "duration"]
-meta = {k: e[k.upper()] for k in keys}
-meta["warmup"] = int(e["WARMUP"])
-with open(sys.argv[1], "w") as f:
-    json.dump(meta, f)
-EOF
-
-echo
-python3 bench/resilience_report.py "$RUN" ${DOCS:+--docs "$DOCS"}
-[[ -z $DOCS ]] || log "written into $DOCS"
+write_meta "command=$(bench_command DURATION_S=60 CONCURRENCY=100 PAYMENT_DELAY=400-620 CAFE_ARGS=)" \
+	"loadavg=$LOADAVG" "warmup=$WARMUP" "delay=$PAYMENT_DELAY" "cafe_args=$CAFE_ARGS" \
+	"concurrency=$CONCURRENCY" "duration=${DURATION_S}S"
+report resilience_report.py

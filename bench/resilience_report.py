@@ -20,8 +20,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import section  # noqa: E402  (read, read_json and the section rule, shared by both reports)
-from section import read, read_json  # noqa: E402
+import section  # noqa: E402  (the run, the verdict and the section rule, shared by both reports)
+from section import verdict  # noqa: E402
 
 TARGET_TPS = 175
 TARGET_SHARE_201 = 0.99
@@ -101,11 +101,11 @@ def fmt_s(x):
 
 
 def build(run):
-    meta = read_json(os.path.join(run, "meta.json"))
-    answers = parse_answers(read(os.path.join(run, "siege.out")))
-    siege = parse_siege_summary(read(os.path.join(run, "siege.err")))
-    circuit = parse_circuit(read(os.path.join(run, "circuit.jsonl")))
-    books = read_json(os.path.join(run, "consistency.json"))
+    meta = run.meta
+    answers = parse_answers(run.text("siege.out"))
+    siege = parse_siege_summary(run.text("siege.err"))
+    circuit = parse_circuit(run.text("circuit.jsonl"))
+    books = run.json("consistency.json")
 
     total = sum(len(v) for v in answers.values())
     created = answers.get(201, [])
@@ -121,9 +121,6 @@ def build(run):
         if created
         else "n/a"
     )
-
-    def met(ok):
-        return "n/a" if ok is None else ("yes" if ok else "**no**")
 
     violations = books.get("violations") or {}
     broken = sum(v for v in violations.values() if isinstance(v, int))
@@ -149,7 +146,7 @@ def build(run):
         else f"{listed:+,} (listed {books.get('orders', 0):,}, 201 answers {books.get('created', 0):,})"
     )
 
-    lines = [
+    return [
         f"### Resilience (demonstration 5), {meta.get('date', '?')}, commit {meta.get('commit', '?')}",
         "",
         f"Command: `{meta.get('command', 'bash bench/resilience.sh')}`: release build, "
@@ -162,31 +159,33 @@ def build(run):
         "",
         f"Machine: {meta.get('machine', '?')}; 1-minute load average before the run: {meta.get('loadavg', '?')}.",
         "",
-        "| measure | cafe | original, circuit breaker | original, breaker + 10 payment replicas | target | met |",
-        "|---|---|---|---|---|---|",
-        f"| transactions/s (201 answers per second) | {'n/a' if tps is None else f'{tps:.2f}'} "
-        f"(siege: {siege.get('transaction_rate', 'n/a')}) | {ORIGINAL_CB['tps']} | {ORIGINAL_HPA['tps']} | "
-        f"≥ {TARGET_TPS} | {met(None if tps is None else tps >= TARGET_TPS)} |",
-        f"| availability (siege) | {siege.get('availability', 'n/a')} % | {ORIGINAL_CB['availability']} % | "
-        f"{ORIGINAL_HPA['availability']} % | | |",
-        f"| share of 201 answers | {'n/a' if share is None else f'{share * 100:.2f} %'} ({len(created):,} of {total:,}) | "
-        f"| | ≥ {TARGET_SHARE_201 * 100:.0f} % | {met(None if share is None else share >= TARGET_SHARE_201)} |",
-        f"| answers by status; siege errors | {others or 'none'}; {siege.get('errors', 0)} errors"
-        f"{', siege aborted' if siege.get('aborted') else ''} | | | | |",
-        f"| slowest 503 | {fmt_s(slowest_503)} ({fast_503:,} of {len(busy):,} 503s under 100 ms) | | | | |",
-        f"| 201 latency | {lat_201} | average {ORIGINAL_CB['response_s']} s, longest {ORIGINAL_CB['longest_s']} s "
-        f"| average {ORIGINAL_HPA['response_s']} s | | |",
-        f"| payment circuit during the load | opened {circuit['opened']} times, not closed for "
-        f"{circuit['not_closed_s']:.1f} s of {circuit['span_s']:.1f} s; worst failure ratio in its window "
-        f"{circuit['worst_ratio'] * 100:.1f} % | | | | |",
-        f"| orders and payments after settling | {consistency} | | | every pair consistent | "
-        f"{met(None if not books or books.get('error') else (books.get('consistent') and broken == 0))} |",
-        f"| orders listed − 201 answers (incl. {meta.get('warmup', 0)} warm-up): placements still in flight "
-        f"when siege stopped | {listed_txt} | | | 0 to {concurrency} (none lost) | "
-        f"{met(None if listed is None else 0 <= listed <= concurrency)} |",
-        "",
-    ]
-    return section.with_notes(lines, meta)
+    ] + section.table(
+        ["measure", "cafe", "original, circuit breaker", "original, breaker + 10 payment replicas", "target", "met"],
+        [
+            ["transactions/s (201 answers per second)",
+             f"{'n/a' if tps is None else f'{tps:.2f}'} (siege: {siege.get('transaction_rate', 'n/a')})",
+             ORIGINAL_CB["tps"], ORIGINAL_HPA["tps"], f"≥ {TARGET_TPS}",
+             verdict(None if tps is None else tps >= TARGET_TPS)],
+            ["availability (siege)", f"{siege.get('availability', 'n/a')} %", f"{ORIGINAL_CB['availability']} %",
+             f"{ORIGINAL_HPA['availability']} %"],
+            ["share of 201 answers",
+             f"{'n/a' if share is None else f'{share * 100:.2f} %'} ({len(created):,} of {total:,})", "", "",
+             f"≥ {TARGET_SHARE_201 * 100:.0f} %", verdict(None if share is None else share >= TARGET_SHARE_201)],
+            ["answers by status; siege errors",
+             f"{others or 'none'}; {siege.get('errors', 0)} errors{', siege aborted' if siege.get('aborted') else ''}"],
+            ["slowest 503", f"{fmt_s(slowest_503)} ({fast_503:,} of {len(busy):,} 503s under 100 ms)"],
+            ["201 latency", lat_201, f"average {ORIGINAL_CB['response_s']} s, longest {ORIGINAL_CB['longest_s']} s",
+             f"average {ORIGINAL_HPA['response_s']} s"],
+            ["payment circuit during the load",
+             f"opened {circuit['opened']} times, not closed for {circuit['not_closed_s']:.1f} s of "
+             f"{circuit['span_s']:.1f} s; worst failure ratio in its window {circuit['worst_ratio'] * 100:.1f} %"],
+            ["orders and payments after settling", consistency, "", "", "every pair consistent",
+             verdict(None if not books or books.get("error") else (books.get("consistent") and broken == 0))],
+            [f"orders listed − 201 answers (incl. {meta.get('warmup', 0)} warm-up): placements still in flight "
+             "when siege stopped", listed_txt, "", "", f"0 to {concurrency} (none lost)",
+             verdict(None if listed is None else 0 <= listed <= concurrency)],
+        ],
+    ) + [""]
 
 
 if __name__ == "__main__":

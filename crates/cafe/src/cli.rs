@@ -182,10 +182,6 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     #[command(flatten)]
-    pub resilience: ResilienceArgs,
-    #[command(flatten)]
-    pub auth: AuthArgs,
-    #[command(flatten)]
     pub keys: KeyArgs,
 }
 
@@ -247,10 +243,6 @@ pub struct UpArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
-    #[command(flatten)]
-    pub resilience: ResilienceArgs,
-    #[command(flatten)]
-    pub auth: AuthArgs,
 }
 
 impl UpArgs {
@@ -272,6 +264,8 @@ impl UpArgs {
     }
 }
 
+/// What `cafe up` and `cafe serve` both take: where logs and traces go, how a stopping
+/// server drains, and the resilience and auth settings of the services they run.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Where application and access logs go (`<log-dir>/<service>/`, rolled daily, 30 kept).
@@ -287,6 +281,10 @@ pub struct CommonArgs {
     /// OTLP/HTTP collector to export traces to (`<endpoint>/v1/traces`, JSON). Off when unset.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    #[command(flatten)]
+    pub resilience: ResilienceArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 impl CommonArgs {

@@ -4,13 +4,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use contracts::ServiceName;
 use platform::access_log::AccessLog;
 use platform::embedded::EmbeddedBus;
-use platform::health::Health;
 use platform::nats::NatsBus;
 use platform::{server, Db, EventBus};
 use tokio_util::sync::CancellationToken;
@@ -23,7 +21,7 @@ use crate::trust::Trust;
 /// What this process verifies and signs with: the keys from the environment (auth on), or
 /// nothing (auth off).
 fn trust_of(args: &ServeArgs) -> anyhow::Result<Trust> {
-    if !args.auth.is_on() {
+    if !args.common.auth.is_on() {
         return Ok(Trust::off());
     }
     let k = &args.keys;
@@ -54,7 +52,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.service.as_str();
     let _log_guards = platform::logging::init(&args.common.log_dir, name, &[], args.common.otlp_endpoint.as_deref())
         .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
-    platform::failpoint::arm(args.resilience.failpoint.clone());
+    platform::failpoint::arm(args.common.resilience.failpoint.clone());
     let trust = trust_of(&args)?;
     let listener = server::bind(SocketAddr::new(args.host, args.port)).await?;
     let addr = listener.local_addr()?;
@@ -66,16 +64,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match args.service {
         ServiceName::Gateway => {
             let routes = gateway::default_routes(|svc| args.upstreams.of(svc));
-            let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30), args.auth.limits()));
-            tracker.spawn(gw.clone().watch_readiness(cancel.clone()));
-            let health = Health::default();
-            let app = server::app(
-                gateway::router(gw, addr.port()),
-                &health,
-                &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
-                Some(access),
-                &trust.auth,
-            );
+            let (gw, app, health) =
+                services::gateway_app(routes, args.common.auth.limits(), addr.port(), access, &trust.auth);
+            tracker.spawn(gw.watch_readiness(cancel.clone()));
             tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
         }
         service => {
@@ -94,11 +85,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?)
                 }
             };
-            let wiring = args.resilience.wiring(
+            let wiring = args.common.resilience.wiring(
                 &args.upstreams.payment_url,
                 &args.upstreams.delivery_url,
                 trust.clone(),
-                args.auth.menu()?,
+                args.common.auth.menu()?,
             );
             // Before serving: a client told identity is ready can sign in as the first manager.
             if service == ServiceName::Identity && trust.is_on() {

@@ -171,6 +171,29 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The gateway in front of `routes` (upstream calls bounded at 30 s, `limits` on clients),
+/// as `cafe up` and `cafe serve gateway` both serve it on `port`: the app (health, metrics,
+/// access log, `auth`) and the health it reports, and the gateway, whose readiness a lone
+/// gateway process watches.
+pub fn gateway_app(
+    routes: Vec<gateway::Route>,
+    limits: gateway::Limits,
+    port: u16,
+    access: AccessLog,
+    auth: &platform::auth::Auth,
+) -> (Arc<gateway::Gateway>, Router, Health) {
+    let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30), limits));
+    let health = Health::default();
+    let app = server::app(
+        gateway::router(gw.clone(), port),
+        &health,
+        &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
+        Some(access),
+        auth,
+    );
+    (gw, app, health)
+}
+
 /// Readiness: the service's database and the broker answer.
 pub fn health_of(db: &Db, bus: &Arc<dyn EventBus>) -> Health {
     let (db, bus) = (db.clone(), bus.clone());

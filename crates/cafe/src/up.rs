@@ -20,7 +20,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{Path, State};
@@ -46,7 +45,7 @@ use crate::trust::Trust;
 /// built and served until SIGTERM or Ctrl-C.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    platform::failpoint::arm(args.resilience.failpoint.clone());
+    platform::failpoint::arm(args.common.resilience.failpoint.clone());
     let names = ServiceName::ALL.map(ServiceName::as_str);
     let _log_guards =
         platform::logging::init(&args.common.log_dir, "cafe", &names, args.common.otlp_endpoint.as_deref())
@@ -111,8 +110,11 @@ impl Cafe {
         if let Some(endpoint) = &config.common.otlp_endpoint {
             platform::trace::export_to(endpoint, "cafe")?;
         }
-        let trust =
-            if config.auth.is_on() { Trust::from_dir(&config.data_dir.join("keys"), "cafe")? } else { Trust::off() };
+        let trust = if config.common.auth.is_on() {
+            Trust::from_dir(&config.data_dir.join("keys"), "cafe")?
+        } else {
+            Trust::off()
+        };
         // Bind everything first: a taken port fails here, before anything runs.
         let port_of = |s: ServiceName| if config.port == 0 { 0 } else { config.port.saturating_add(s.port_offset()) };
         let gateway_listener = server::bind(SocketAddr::new(config.host, port_of(ServiceName::Gateway))).await?;
@@ -130,11 +132,11 @@ impl Cafe {
                 .await
                 .with_context(|| format!("cannot open the event log under {}", config.data_dir.display()))?,
         );
-        let wiring = config.resilience.wiring(
+        let wiring = config.common.resilience.wiring(
             &local(addrs[&ServiceName::Payment]),
             &local(addrs[&ServiceName::Delivery]),
             trust.clone(),
-            config.auth.menu()?,
+            config.common.auth.menu()?,
         );
         let mut slots = BTreeMap::new();
         let mut access_writers = Vec::new();
@@ -160,19 +162,13 @@ impl Cafe {
         // The gateway, and beside it (never on its port) the admin switch.
         let gateway = gateway_listener.local_addr()?;
         let admin = admin_listener.local_addr()?;
-        let gw = Arc::new(gateway::Gateway::new(
-            gateway::default_routes(|service| vec![local(addrs[&service])]),
-            Duration::from_secs(30),
-            config.auth.limits(),
-        ));
         let (gw_access, writer) = AccessLog::open(&config.common.log_dir, ServiceName::Gateway.as_str())?;
         access_writers.push(writer);
-        let gw_health = Health::default();
-        let gw_app = server::app(
-            gateway::router(gw, gateway.port()),
-            &gw_health,
-            &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
-            Some(gw_access),
+        let (_, gw_app, gw_health) = services::gateway_app(
+            gateway::default_routes(|service| vec![local(addrs[&service])]),
+            config.common.auth.limits(),
+            gateway.port(),
+            gw_access,
             &trust.auth,
         );
         let admin_app = server::app(

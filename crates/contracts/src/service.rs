@@ -30,16 +30,10 @@ impl ServiceName {
         ServiceName::Identity,
     ];
 
-    /// The services behind the gateway, in port order (base+1 ..).
-    pub const BEHIND_GATEWAY: [ServiceName; 7] = [
-        ServiceName::Order,
-        ServiceName::Payment,
-        ServiceName::Drink,
-        ServiceName::Customercenter,
-        ServiceName::Delivery,
-        ServiceName::Deliverycenter,
-        ServiceName::Identity,
-    ];
+    /// The services behind the gateway, in port order (base+1 ..): all of them but the
+    /// gateway, which comes first.
+    pub const BEHIND_GATEWAY: [ServiceName; ServiceName::ALL.len() - 1] =
+        *ServiceName::ALL.last_chunk().expect("the gateway is not the only service");
 
     pub fn as_str(self) -> &'static str {
         platform::spelling::name(&self)

@@ -6,12 +6,11 @@
 //! did not exist, and a search by another's number finds nothing.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use platform::auth::{allow, Caller, Role};
-use platform::hal::{hal, parse_id, query_id, query_param};
+use platform::hal::{parse_id, query_id, query_param};
 use platform::problem::FieldError;
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
@@ -61,9 +60,8 @@ async fn rows_for(
             _ => return Ok(MY_PAGES.page::<MyPage>(base, &page, &[], 0)),
         },
     };
-    let (rows, total) = store::page(ctx, &page, phone.as_ref()).await?;
-    let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
-    Ok(MY_PAGES.page(base, &page, &items, total))
+    let rows = store::page(ctx, &page, phone.as_ref()).await?;
+    Ok(MY_PAGES.page_of(base, &page, rows, |p| p.id))
 }
 
 async fn list(
@@ -83,7 +81,7 @@ async fn one(
 ) -> Result<Response, Problem> {
     let id = parse_id(&id, "my page")?;
     let p = store::find(ctx.db().pool(), id).await?.filter(|p| may_see(&caller, p)).ok_or(Error::NotFound(id))?;
-    Ok(hal(StatusCode::OK, MY_PAGES.item(&base, id, &p)))
+    Ok(MY_PAGES.found(&base, id, &p))
 }
 
 /// A customer's orders: a page, possibly empty. The number may be given with hyphens.
@@ -110,5 +108,5 @@ async fn by_order(
         .await?
         .filter(|p| may_see(&caller, p))
         .ok_or(Error::NotFoundForOrder(order_id))?;
-    Ok(hal(StatusCode::OK, MY_PAGES.item(&base, p.id, &p)))
+    Ok(MY_PAGES.found(&base, p.id, &p))
 }

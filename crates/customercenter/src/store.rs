@@ -5,7 +5,7 @@
 //! stage is visible in SQL too.
 
 use futures::future::BoxFuture;
-use platform::db::{fetch_in, values_list, ROWS_PER_STATEMENT};
+use platform::db::{fetch_in, find_by_key, values_list, ROWS_PER_STATEMENT};
 use platform::view::Table;
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
@@ -58,23 +58,20 @@ impl TryFrom<Record> for MyPage {
     }
 }
 
-async fn one<'e>(e: impl Executor<'e, Database = Any>, sql: &str, key: i64) -> Result<Option<MyPage>, sqlx::Error> {
-    sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(MyPage::try_from).transpose()
-}
-
 /// Customers see a row once its order is known to exist: a payment approved and then voided
 /// for a placement that failed leaves a row with no order behind it, which stays hidden.
 const PLACED: &str = "product_name IS NOT NULL";
 
 pub async fn find<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<MyPage>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE id = $1 AND {PLACED}"), id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE id = $1 AND {PLACED}"), id).await
 }
 
 pub async fn find_by_order<'e>(
     e: impl Executor<'e, Database = Any>,
     order_id: i64,
 ) -> Result<Option<MyPage>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE order_id = $1 AND {PLACED}"), order_id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM my_pages WHERE order_id = $1 AND {PLACED}"), order_id)
+        .await
 }
 
 impl Table for MyPage {

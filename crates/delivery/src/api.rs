@@ -5,13 +5,12 @@
 //! mark deliveries; only the cafe's own services (order) record a cancellation.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use contracts::calls::RecordCancellation;
 use platform::auth::{allow, Role, SERVICES};
-use platform::hal::{created, hal, parse_id, query_id};
+use platform::hal::{parse_id, query_id};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, Ctx, JsonBody, Problem, Resource};
 
@@ -82,10 +81,7 @@ fn status_change(body: &JsonBody) -> Result<DeliveryStatus, Problem> {
 }
 
 async fn list_deliveries(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let page = DELIVERIES.page_request(q.as_deref())?;
-    let (rows, total) = store::page_deliveries(&ctx, &page).await?;
-    let items: Vec<_> = rows.into_iter().map(|d| (d.id, d)).collect();
-    Ok(DELIVERIES.page(&base, &page, &items, total))
+    DELIVERIES.list(&base, q.as_deref(), async |page| store::page_deliveries(&ctx, page).await, |d| d.id).await
 }
 
 async fn one_delivery(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
@@ -93,7 +89,7 @@ async fn one_delivery(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<Stri
     let d = store::find_delivery(ctx.db().pool(), id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
-    Ok(hal(StatusCode::OK, DELIVERIES.item(&base, id, &d)))
+    Ok(DELIVERIES.found(&base, id, &d))
 }
 
 async fn delivery_by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
@@ -101,7 +97,7 @@ async fn delivery_by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): R
     let d = store::delivery_of_order(ctx.db().pool(), order_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no delivery for order {order_id}")))?;
-    Ok(hal(StatusCode::OK, DELIVERIES.item(&base, d.id, &d)))
+    Ok(DELIVERIES.found(&base, d.id, &d))
 }
 
 /// A rider reports the drink delivered. Repeating it is a no-op; a cancelled delivery
@@ -117,14 +113,11 @@ async fn change_delivery(
     tracing::Span::current().record("delivery_id", id);
     status_change(&body)?;
     let d = store::mark_delivered(&ctx, id).await?.ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
-    Ok(hal(StatusCode::OK, DELIVERIES.item(&base, id, &d)))
+    Ok(DELIVERIES.found(&base, id, &d))
 }
 
 async fn list_cancellations(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let page = CANCELLATIONS.page_request(q.as_deref())?;
-    let (rows, total) = store::page_cancellations(&ctx, &page).await?;
-    let items: Vec<_> = rows.into_iter().map(|c| (c.id, c)).collect();
-    Ok(CANCELLATIONS.page(&base, &page, &items, total))
+    CANCELLATIONS.list(&base, q.as_deref(), async |page| store::page_cancellations(&ctx, page).await, |c| c.id).await
 }
 
 async fn one_cancellation(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
@@ -132,7 +125,7 @@ async fn one_cancellation(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<
     let c = store::find_cancellation(ctx.db().pool(), id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no cancellation {id}")))?;
-    Ok(hal(StatusCode::OK, CANCELLATIONS.item(&base, id, &c)))
+    Ok(CANCELLATIONS.found(&base, id, &c))
 }
 
 async fn cancellation_by_order(
@@ -144,7 +137,7 @@ async fn cancellation_by_order(
     let c = store::cancellation_of_order(ctx.db().pool(), order_id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no cancellation for order {order_id}")))?;
-    Ok(hal(StatusCode::OK, CANCELLATIONS.item(&base, c.id, &c)))
+    Ok(CANCELLATIONS.found(&base, c.id, &c))
 }
 
 /// Order records a cancellation here before it deletes the order. 201 the first time, 200
@@ -155,22 +148,15 @@ async fn record_cancellation(State(ctx): State<Ctx>, base: BaseUrl, body: JsonBo
     tracing::Span::current().record("order_id", call.order_id);
     let recorded = store::record_cancellation(&ctx, &call).await?;
     let c = &recorded.cancellation;
-    let item = CANCELLATIONS.item(&base, c.id, c);
-    if recorded.created {
-        Ok(created(&CANCELLATIONS.item_href(&base, c.id), item))
-    } else {
-        Ok(hal(StatusCode::OK, item))
-    }
+    Ok(CANCELLATIONS.saved(&base, c.id, c, recorded.created))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use platform::testing::json_body as body;
     use serde_json::json;
 
-    fn body(v: serde_json::Value) -> JsonBody {
-        JsonBody(v.as_object().cloned().unwrap_or_default())
-    }
+    use super::*;
 
     #[test]
     fn only_delivered_may_be_patched() {

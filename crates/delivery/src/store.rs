@@ -13,6 +13,7 @@
 
 use contracts::calls::RecordCancellation;
 use contracts::Payload;
+use platform::db::find_by_key;
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
 
@@ -59,37 +60,29 @@ impl TryFrom<Record> for Cancellation {
     }
 }
 
-async fn one<'e, T: TryFrom<Record, Error = sqlx::Error>>(
-    e: impl Executor<'e, Database = Any>,
-    sql: &str,
-    key: i64,
-) -> Result<Option<T>, sqlx::Error> {
-    sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(T::try_from).transpose()
-}
-
 pub async fn find_delivery<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<Delivery>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1"), id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1"), id).await
 }
 
 pub async fn delivery_of_order<'e>(
     e: impl Executor<'e, Database = Any>,
     order_id: i64,
 ) -> Result<Option<Delivery>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE order_id = $1"), order_id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE order_id = $1"), order_id).await
 }
 
 pub async fn find_cancellation<'e>(
     e: impl Executor<'e, Database = Any>,
     id: i64,
 ) -> Result<Option<Cancellation>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE id = $1"), id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE id = $1"), id).await
 }
 
 pub async fn cancellation_of_order<'e>(
     e: impl Executor<'e, Database = Any>,
     order_id: i64,
 ) -> Result<Option<Cancellation>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE order_id = $1"), order_id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE order_id = $1"), order_id).await
 }
 
 async fn set_status(conn: &mut Conn, d: &Delivery) -> Result<(), sqlx::Error> {
@@ -182,19 +175,8 @@ async fn page_of<T: TryFrom<Record, Error = sqlx::Error>>(
     table: &str,
     page: &PageRequest,
 ) -> Result<(Vec<T>, i64), sqlx::Error> {
-    let rows = sqlx::query_as::<_, Record>(&format!(
-        "SELECT {COLUMNS} FROM {table} ORDER BY {} LIMIT $1 OFFSET $2",
-        page.order_by
-    ))
-    .bind(page.size)
-    .bind(page.offset())
-    .fetch_all(ctx.db().pool())
-    .await?
-    .into_iter()
-    .map(T::try_from)
-    .collect::<Result<Vec<T>, _>>()?;
-    let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(ctx.db().pool()).await?;
-    Ok((rows, total))
+    let (rows, total) = platform::db::page_where::<Record>(ctx.db().pool(), COLUMNS, table, &[], page).await?;
+    Ok((rows.into_iter().map(T::try_from).collect::<Result<_, _>>()?, total))
 }
 
 pub async fn page_deliveries(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Delivery>, i64), sqlx::Error> {

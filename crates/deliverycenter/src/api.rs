@@ -3,12 +3,11 @@
 //! Who may read (SPEC §9) is declared beside each route: riders and managers.
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use platform::auth::{allow, Role};
-use platform::hal::{hal, parse_id, query_id};
+use platform::hal::{parse_id, query_id};
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
 use crate::error::Error;
@@ -32,20 +31,17 @@ pub fn router(ctx: Ctx) -> Router {
 }
 
 async fn list(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let page = DELIVERY_PAGES.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&ctx, &page).await?;
-    let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
-    Ok(DELIVERY_PAGES.page(&base, &page, &items, total))
+    DELIVERY_PAGES.list(&base, q.as_deref(), async |page| store::page(&ctx, page).await, |p| p.id).await
 }
 
 async fn one(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "delivery page")?;
     let p = store::find(ctx.db().pool(), id).await?.ok_or(Error::NotFound(id))?;
-    Ok(hal(StatusCode::OK, DELIVERY_PAGES.item(&base, id, &p)))
+    Ok(DELIVERY_PAGES.found(&base, id, &p))
 }
 
 async fn by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
     let p = store::find_by_order(ctx.db().pool(), order_id).await?.ok_or(Error::NotFoundForOrder(order_id))?;
-    Ok(hal(StatusCode::OK, DELIVERY_PAGES.item(&base, p.id, &p)))
+    Ok(DELIVERY_PAGES.found(&base, p.id, &p))
 }

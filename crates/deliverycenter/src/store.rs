@@ -5,7 +5,7 @@
 //! stage is visible in SQL too.
 
 use futures::future::BoxFuture;
-use platform::db::{fetch_in, values_list, ROWS_PER_STATEMENT};
+use platform::db::{fetch_in, find_by_key, values_list, ROWS_PER_STATEMENT};
 use platform::view::Table;
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
@@ -62,23 +62,15 @@ impl TryFrom<Record> for DeliveryPage {
     }
 }
 
-async fn one<'e>(
-    e: impl Executor<'e, Database = Any>,
-    sql: &str,
-    key: i64,
-) -> Result<Option<DeliveryPage>, sqlx::Error> {
-    sqlx::query_as::<_, Record>(sql).bind(key).fetch_optional(e).await?.map(DeliveryPage::try_from).transpose()
-}
-
 pub async fn find<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<DeliveryPage>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM delivery_pages WHERE id = $1"), id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM delivery_pages WHERE id = $1"), id).await
 }
 
 pub async fn find_by_order<'e>(
     e: impl Executor<'e, Database = Any>,
     order_id: i64,
 ) -> Result<Option<DeliveryPage>, sqlx::Error> {
-    one(e, &format!("SELECT {COLUMNS} FROM delivery_pages WHERE order_id = $1"), order_id).await
+    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM delivery_pages WHERE order_id = $1"), order_id).await
 }
 
 impl Table for DeliveryPage {

@@ -6,12 +6,11 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use platform::auth::{allow, Role};
-use platform::hal::{hal, parse_id};
+use platform::hal::parse_id;
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 
@@ -60,16 +59,13 @@ impl From<Error> for Problem {
 }
 
 async fn list(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let page = DRINKS.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&svc.ctx, &page).await?;
-    let items: Vec<_> = rows.into_iter().map(|d| (d.id, d)).collect();
-    Ok(DRINKS.page(&base, &page, &items, total))
+    DRINKS.list(&base, q.as_deref(), async |page| store::page(&svc.ctx, page).await, |d| d.id).await
 }
 
 async fn one(State(svc): State<Arc<Service>>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "drink")?;
     let drink = store::find(&svc.ctx, id).await?.ok_or(Error::NotFound(id))?;
-    Ok(hal(StatusCode::OK, DRINKS.item(&base, id, &drink)))
+    Ok(DRINKS.found(&base, id, &drink))
 }
 
 /// A barista accepts (`Receipted`) or makes (`Made`) a drink. Repeating the current status
@@ -85,7 +81,7 @@ async fn change_status(
     tracing::Span::current().record("drink_id", id);
     let StatusChange { status } = status_change(&body)?;
     let drink = store::change_status(&svc.ctx, id, status).await?;
-    Ok(hal(StatusCode::OK, DRINKS.item(&base, id, &drink)))
+    Ok(DRINKS.found(&base, id, &drink))
 }
 
 /// A `PATCH /drinks/{id}` body: any known status; the state machine decides which changes
@@ -104,10 +100,7 @@ fn status_change(body: &JsonBody) -> Result<StatusChange, Problem> {
 }
 
 async fn queue(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let page = ORDERINFOS.page_request(q.as_deref())?;
-    let (rows, total) = store::queue(&svc.ctx, &page).await?;
-    let items: Vec<_> = rows.into_iter().map(|d| (d.id, d)).collect();
-    Ok(ORDERINFOS.page(&base, &page, &items, total))
+    ORDERINFOS.list(&base, q.as_deref(), async |page| store::queue(&svc.ctx, page).await, |d| d.id).await
 }
 
 /// A drink seen from the queue; it is shown whatever its status, so a link from the queue
@@ -119,7 +112,7 @@ async fn queue_item(
 ) -> Result<Response, Problem> {
     let id = parse_id(&id, "orderinfo")?;
     let drink = store::find(&svc.ctx, id).await?.ok_or(Error::NotFound(id))?;
-    Ok(hal(StatusCode::OK, ORDERINFOS.item(&base, id, &drink)))
+    Ok(ORDERINFOS.found(&base, id, &drink))
 }
 
 #[cfg(test)]

@@ -63,10 +63,8 @@ pub struct Drink {
 /// `macros` feature, which the workspace does not enable.
 impl<'r> sqlx::FromRow<'r, AnyRow> for Drink {
     fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
-        let status: String = row.try_get("status")?;
-        let status = DrinkStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "status".into(),
-            source: format!("unknown drink status '{status}'").into(),
+        let status = platform::db::parse_column(row, "status", |s| {
+            DrinkStatus::parse(s).ok_or_else(|| format!("unknown drink status '{s}'"))
         })?;
         Ok(Drink {
             id: row.try_get("id")?,

@@ -141,16 +141,7 @@ pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Drink>, sqlx::Error> {
 }
 
 pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<Drink>, i64), sqlx::Error> {
-    let rows = sqlx::query_as::<_, Drink>(&format!(
-        "SELECT {COLUMNS} FROM drinks ORDER BY {} LIMIT $1 OFFSET $2",
-        page.order_by
-    ))
-    .bind(page.size)
-    .bind(page.offset())
-    .fetch_all(ctx.db().pool())
-    .await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM drinks").fetch_one(ctx.db().pool()).await?;
-    Ok((rows, total))
+    platform::db::page_where(ctx.db().pool(), COLUMNS, "drinks", &[], page).await
 }
 
 /// The barista queue: drinks still to accept or make, oldest first unless asked otherwise.

@@ -4,8 +4,6 @@
 
 mod auth;
 
-use std::ops::Deref;
-
 use axum::http::{Method, StatusCode};
 use contracts::events::{DrinkChanged, OrderCanceled, OrderInfoReceived, Ordered, PaymentChanged};
 use contracts::{DrinkStatus, Event, OrderStatus, Payload, PaymentStatus};
@@ -13,15 +11,7 @@ use opentelemetry::trace::{TraceContextExt, TraceId};
 use platform::testing::TestService;
 use serde_json::{json, Value};
 
-struct TestApp(TestService);
-
-impl Deref for TestApp {
-    type Target = TestService;
-
-    fn deref(&self) -> &TestService {
-        &self.0
-    }
-}
+platform::test_app!(TestApp);
 
 async fn spawn_app() -> TestApp {
     spawn_behind(platform::testing::signed::open).await
@@ -53,6 +43,12 @@ impl TestApp {
 
     async fn raised_types(&self) -> Vec<&'static str> {
         self.raised_events().await.iter().map(|e| e.event_type()).collect()
+    }
+
+    /// Order `order_id` arrives: the id of the drink it is received as.
+    async fn receive(&self, order_id: i64) -> Value {
+        self.deliver(ordered(order_id)).await;
+        self.drink_of(order_id).await["id"].clone()
     }
 
     async fn drink_of(&self, order_id: i64) -> Value {
@@ -159,8 +155,7 @@ async fn an_order_becomes_one_received_drink_in_the_queue() {
 #[tokio::test]
 async fn a_barista_accepts_then_makes_a_drink() {
     let app = spawn_app().await;
-    app.deliver(ordered(1)).await;
-    let id = app.drink_of(1).await["id"].clone();
+    let id = app.receive(1).await;
 
     let (status, drink) = app.patch(&id, "Receipted").await;
     assert_eq!((status, drink["status"].as_str()), (StatusCode::OK, Some("Receipted")));
@@ -190,8 +185,7 @@ async fn a_barista_accepts_then_makes_a_drink() {
 #[tokio::test]
 async fn illegal_and_unknown_changes_are_refused() {
     let app = spawn_app().await;
-    app.deliver(ordered(2)).await;
-    let id = app.drink_of(2).await["id"].clone();
+    let id = app.receive(2).await;
     app.patch(&id, "Made").await;
 
     let (status, problem) = app.patch(&id, "Receipted").await;
@@ -209,8 +203,7 @@ async fn illegal_and_unknown_changes_are_refused() {
 #[tokio::test]
 async fn a_cancelled_order_cancels_its_drink_whatever_its_state_once() {
     let app = spawn_app().await;
-    app.deliver(ordered(3)).await;
-    let id = app.drink_of(3).await["id"].clone();
+    let id = app.receive(3).await;
     app.patch(&id, "Made").await;
 
     app.deliver(order_canceled(3)).await;

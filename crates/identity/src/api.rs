@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::PhoneNumber;
 use platform::auth::{allow, Caller, Refusal, Role, SIGNED_IN};
-use platform::hal::{created, hal, parse_id};
+use platform::hal::{created, parse_id};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 use serde::Serialize;
@@ -170,10 +170,7 @@ async fn add_staff(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBod
 }
 
 async fn list(State(svc): State<Arc<Service>>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
-    let page = USERS.page_request(q.as_deref())?;
-    let (rows, total) = store::page(svc.ctx.db(), &page).await.map_err(Error::from)?;
-    let items: Vec<_> = rows.into_iter().map(|a| (a.id, a)).collect();
-    Ok(USERS.page(&base, &page, &items, total))
+    USERS.list(&base, q.as_deref(), async |page| store::page(svc.ctx.db(), page).await, |a| a.id).await
 }
 
 /// One account: a manager sees any, anyone else only their own (another's is not found,
@@ -194,7 +191,7 @@ async fn one(
     if !allowed {
         return Err(Error::NotFound(id).into());
     }
-    Ok(hal(StatusCode::OK, USERS.item(&base, id, &account)))
+    Ok(USERS.found(&base, id, &account))
 }
 
 /// Who the caller's token says they are.
@@ -220,13 +217,10 @@ async fn me(caller: Caller) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use platform::testing::json_body as body;
     use serde_json::json;
 
     use super::*;
-
-    fn body(v: Value) -> JsonBody {
-        JsonBody(v.as_object().unwrap().clone())
-    }
 
     fn fields(p: Problem) -> Vec<String> {
         p.errors.into_iter().map(|e| e.field).collect()

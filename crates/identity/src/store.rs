@@ -23,13 +23,10 @@ const COLUMNS: &str = "id, username, role, phone_number, create_time";
 /// is corruption, reported as such rather than read as a default.
 impl<'r> FromRow<'r, AnyRow> for Account {
     fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
-        let role: String = row.try_get("role")?;
         Ok(Account {
             id: row.try_get("id")?,
             username: row.try_get("username")?,
-            role: role
-                .parse()
-                .map_err(|e: String| sqlx::Error::ColumnDecode { index: "role".into(), source: e.into() })?,
+            role: platform::db::parse_column(row, "role", str::parse)?,
             phone_number: row.try_get("phone_number")?,
             create_time: row.try_get("create_time")?,
         })
@@ -82,14 +79,5 @@ pub async fn find(db: &Db, id: i64) -> Result<Option<Account>, sqlx::Error> {
 }
 
 pub async fn page(db: &Db, page: &PageRequest) -> Result<(Vec<Account>, i64), sqlx::Error> {
-    let rows = sqlx::query_as::<_, Account>(&format!(
-        "SELECT {COLUMNS} FROM accounts ORDER BY {} LIMIT $1 OFFSET $2",
-        page.order_by
-    ))
-    .bind(page.size)
-    .bind(page.offset())
-    .fetch_all(db.pool())
-    .await?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts").fetch_one(db.pool()).await?;
-    Ok((rows, total))
+    platform::db::page_where(db.pool(), COLUMNS, "accounts", &[], page).await
 }

@@ -118,7 +118,7 @@ pub fn priced_order(body: &JsonBody, menu: &Menu, customer: Option<&str>) -> Res
 async fn menu(State(svc): State<Arc<Service>>, base: BaseUrl) -> Response {
     hal(
         StatusCode::OK,
-        json!({"_embedded": {"menu": svc.menu.items()}, "_links": {"self": {"href": base.href("/menu")}}}),
+        json!({"_embedded": {"menu": svc.config.menu.items()}, "_links": {"self": {"href": base.href("/menu")}}}),
     )
 }
 
@@ -131,7 +131,7 @@ async fn place(
 ) -> Result<Response, Problem> {
     let new = match caller {
         Caller::Open => new_order(&body)?,
-        _ => priced_order(&body, &svc.menu, caller.customer_phone())?,
+        _ => priced_order(&body, &svc.config.menu, caller.customer_phone())?,
     };
     let order = to_the_end(&svc, {
         let svc = svc.clone();
@@ -149,10 +149,9 @@ async fn list(
     base: BaseUrl,
     RawQuery(q): RawQuery,
 ) -> Result<Response, Problem> {
-    let page = ORDERS.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&svc.ctx, &page, caller.customer_phone()).await?;
-    let items: Vec<_> = rows.into_iter().map(|o| (o.id, o)).collect();
-    Ok(ORDERS.page(&base, &page, &items, total))
+    ORDERS
+        .list(&base, q.as_deref(), async |page| store::page(&svc.ctx, page, caller.customer_phone()).await, |o| o.id)
+        .await
 }
 
 async fn one(
@@ -164,7 +163,7 @@ async fn one(
     let id = parse_id(&id, "order")?;
     let order =
         store::find(&svc.ctx, id).await?.filter(|o| caller.may_see(&o.phone_number)).ok_or(Error::NotFound(id))?;
-    Ok(hal(StatusCode::OK, ORDERS.item(&base, id, &order)))
+    Ok(ORDERS.found(&base, id, &order))
 }
 
 /// Cancelling records the cancellation in delivery's ledger first; only then is the order
@@ -202,18 +201,15 @@ where
 
 #[cfg(test)]
 mod tests {
+    use platform::testing::json_body as body;
     use serde_json::json;
 
     use super::*;
 
-    fn body(v: serde_json::Value) -> JsonBody {
-        JsonBody(v.as_object().unwrap().clone())
-    }
-
     #[test]
     fn a_new_order_names_every_bad_field() {
         let p = new_order(&body(json!({"phoneNumber": "12-34", "productName": "", "qty": 0, "amt": "1"}))).unwrap_err();
-        let names: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        let names = p.fields();
         assert_eq!((p.status, names), (400, vec!["phoneNumber", "productName", "qty", "amt"]));
     }
 

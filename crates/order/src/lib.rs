@@ -60,12 +60,8 @@ pub struct Config {
 
 pub struct Service {
     pub ctx: Ctx,
-    pub payment: ServiceClient,
-    pub delivery: ServiceClient,
-    pub settle_after: Duration,
-    pub retry_after_secs: u64,
-    pub payment_retries: u32,
-    pub menu: Menu,
+    /// As given, but for `settle_after`, which is never shorter than the longest placement.
+    pub config: Config,
     /// Rings when a placement left a pending order behind for the reconciler.
     unsettled: tokio::sync::Notify,
 }
@@ -78,17 +74,8 @@ pub fn start(ctx: Ctx, config: Config) -> Router {
     if config.settle_after < longest {
         tracing::info!(?longest, "settling pending orders only after the longest placement");
     }
-    let settle_after = config.settle_after.max(longest);
-    let svc = Arc::new(Service {
-        ctx,
-        payment: config.payment,
-        delivery: config.delivery,
-        settle_after,
-        retry_after_secs: config.retry_after_secs,
-        payment_retries: config.payment_retries,
-        menu: config.menu,
-        unsettled: tokio::sync::Notify::new(),
-    });
+    let config = Config { settle_after: config.settle_after.max(longest), ..config };
+    let svc = Arc::new(Service { ctx, config, unsettled: tokio::sync::Notify::new() });
     svc.ctx.tracker().spawn(svc.clone().reconcile_forever());
     api::router(svc)
 }
@@ -129,7 +116,7 @@ impl Service {
         }
         let retry_after_secs = match refused {
             Some(CallError::CircuitOpen { retry_after, .. }) => retry_after.as_secs_f64().ceil() as u64,
-            _ => self.retry_after_secs,
+            _ => self.config.retry_after_secs,
         };
         Err(Error::PaymentUnavailable { retry_after_secs })
     }
@@ -141,6 +128,7 @@ impl Service {
     pub async fn cancel_order(&self, id: i64, caller: &Caller) -> Result<(), Error> {
         store::find(&self.ctx, id).await?.filter(|o| caller.may_see(&o.phone_number)).ok_or(Error::NotFound(id))?;
         let recorded = self
+            .config
             .delivery
             .post::<_, CancellationAnswer>(calls::RECORD_CANCELLATION, &RecordCancellation { order_id: id })
             .await;
@@ -152,7 +140,7 @@ impl Service {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cancellation not recorded; order kept");
-                return Err(Error::CancellationNotRecorded { retry_after_secs: self.retry_after_secs });
+                return Err(Error::CancellationNotRecorded { retry_after_secs: self.config.retry_after_secs });
             }
         }
         match store::delete(&self.ctx, id).await? {
@@ -168,13 +156,13 @@ impl Service {
     /// the earlier attempt's error is what counts: that attempt may have charged, so the
     /// caller must void.
     async fn pay(&self, charge: &Charge) -> Result<PaymentAnswer, CallError> {
-        self.payment.post_retrying(calls::CHARGE, charge, self.payment_retries).await
+        self.config.payment.post_retrying(calls::CHARGE, charge, self.config.payment_retries).await
     }
 
     /// Voids the payment of a pending order and drops the order. On failure the order stays
     /// `Pending` for the reconciler.
     async fn void(&self, order_id: i64) -> bool {
-        match self.payment.post::<_, PaymentAnswer>(calls::VOID_PAYMENT, &VoidPayment { order_id }).await {
+        match self.config.payment.post::<_, PaymentAnswer>(calls::VOID_PAYMENT, &VoidPayment { order_id }).await {
             Ok(_) => match store::drop_pending(&self.ctx, order_id).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -196,7 +184,7 @@ impl Service {
     /// Only orders older than `settle_after` are touched, so in-flight placements are never
     /// raced.
     async fn reconcile_forever(self: Arc<Self>) {
-        let every = self.settle_after.max(Duration::from_millis(200));
+        let every = self.config.settle_after.max(Duration::from_millis(200));
         loop {
             let remaining = match self.reconcile_once().await {
                 Ok(remaining) => remaining,
@@ -222,7 +210,7 @@ impl Service {
     /// One pass: voids and drops the stale pending orders. Returns how many pending orders
     /// (stale or not) are still there.
     pub async fn reconcile_once(&self) -> Result<usize, sqlx::Error> {
-        let stale = store::stale_pending(&self.ctx, &time_ago(self.settle_after)).await?;
+        let stale = store::stale_pending(&self.ctx, &time_ago(self.config.settle_after)).await?;
         for order in stale {
             if self.void(order.id).await {
                 tracing::info!(order_id = order.id, "settled a pending order left behind");

@@ -2,9 +2,12 @@
 //! transaction held across the network): insert `Pending`, then confirm as `Ordered` with
 //! the `Ordered` event in the same transaction as the status change.
 
-use contracts::Payload;
+use contracts::{Event, Payload};
+use platform::db::parse_column;
 use platform::{Ctx, Migration, PageRequest};
-use sqlx::any::AnyRow;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::QueryAs;
+use sqlx::Any;
 use sqlx::{FromRow, Row};
 
 use crate::domain::{NewOrder, Order, OrderStatus};
@@ -29,16 +32,14 @@ const COLUMNS: &str = "id, phone_number, product_name, qty, amt, status, create_
 /// status is corruption, reported as such rather than read as a default.
 impl<'r> FromRow<'r, AnyRow> for Order {
     fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
-        let status: String = row.try_get("status")?;
         Ok(Order {
             id: row.try_get("id")?,
             phone_number: row.try_get("phone_number")?,
             product_name: row.try_get("product_name")?,
             qty: row.try_get("qty")?,
             amt: row.try_get("amt")?,
-            status: OrderStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
-                index: "status".into(),
-                source: format!("unknown order status {status:?}").into(),
+            status: parse_column(row, "status", |s| {
+                OrderStatus::parse(s).ok_or_else(|| format!("unknown order status {s:?}"))
             })?,
             create_time: row.try_get("create_time")?,
         })
@@ -63,19 +64,24 @@ pub async fn insert_pending(ctx: &Ctx, new: &NewOrder) -> Result<Order, sqlx::Er
 /// `Pending` → `Ordered`, raising `Ordered`, in one commit. `None` if the order is no
 /// longer pending (the reconciler voided it meanwhile).
 pub async fn confirm(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
-    let mut change = ctx.begin::<Payload>().await?;
-    let order = sqlx::query_as::<_, Order>(&format!(
-        "UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}"
-    ))
-    .bind(OrderStatus::Ordered.as_str())
-    .bind(id)
-    .bind(OrderStatus::Pending.as_str())
-    .fetch_optional(change.conn())
-    .await?;
+    let sql = format!("UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}");
+    let confirm = sqlx::query_as(&sql).bind(OrderStatus::Ordered.as_str()).bind(id).bind(OrderStatus::Pending.as_str());
+    change_one(ctx, confirm, crate::events::ordered).await
+}
+
+/// Runs `change`, which changes at most one order and returns it, and raises `event` for the
+/// order it changed, in one commit. `None` if it changed none.
+async fn change_one<'q>(
+    ctx: &Ctx,
+    change: QueryAs<'q, Any, Order, AnyArguments<'q>>,
+    event: fn(&Ctx, &Order) -> Event,
+) -> Result<Option<Order>, sqlx::Error> {
+    let mut tx = ctx.begin::<Payload>().await?;
+    let order = change.fetch_optional(tx.conn()).await?;
     if let Some(order) = &order {
-        change.raise(crate::events::ordered(ctx, order));
+        tx.raise(event(ctx, order));
     }
-    change.commit().await?;
+    tx.commit().await?;
     Ok(order)
 }
 
@@ -118,40 +124,15 @@ pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
 
 /// A page of the placed orders, all of them or those under one phone number.
 pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<Order>, i64), sqlx::Error> {
-    let (filter, next) = match phone {
-        Some(_) => ("status = $1 AND phone_number = $2", 3),
-        None => ("status = $1", 2),
-    };
-    let rows_sql = format!(
-        "SELECT {COLUMNS} FROM orders WHERE {filter} ORDER BY {} LIMIT ${next} OFFSET ${}",
-        page.order_by,
-        next + 1
-    );
-    let count_sql = format!("SELECT COUNT(*) FROM orders WHERE {filter}");
-    let mut rows = sqlx::query_as::<_, Order>(&rows_sql).bind(OrderStatus::Ordered.as_str());
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql).bind(OrderStatus::Ordered.as_str());
-    if let Some(phone) = phone {
-        rows = rows.bind(phone);
-        count = count.bind(phone);
-    }
-    let rows = rows.bind(page.size).bind(page.offset()).fetch_all(ctx.db().pool()).await?;
-    let total = count.fetch_one(ctx.db().pool()).await?;
-    Ok((rows, total))
+    let mut filter = vec![("status", OrderStatus::Ordered.as_str())];
+    filter.extend(phone.map(|phone| ("phone_number", phone)));
+    platform::db::page_where(ctx.db().pool(), COLUMNS, "orders", &filter, page).await
 }
 
 /// Deletes an `Ordered` order, raising `OrderCanceled`, in one commit. `None` if it was not
 /// there (a concurrent cancel won).
 pub async fn delete(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
-    let mut change = ctx.begin::<Payload>().await?;
-    let order =
-        sqlx::query_as::<_, Order>(&format!("DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}"))
-            .bind(id)
-            .bind(OrderStatus::Ordered.as_str())
-            .fetch_optional(change.conn())
-            .await?;
-    if let Some(order) = &order {
-        change.raise(crate::events::order_canceled(ctx, order));
-    }
-    change.commit().await?;
-    Ok(order)
+    let sql = format!("DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}");
+    let delete = sqlx::query_as(&sql).bind(id).bind(OrderStatus::Ordered.as_str());
+    change_one(ctx, delete, crate::events::order_canceled).await
 }

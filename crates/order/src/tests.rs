@@ -5,7 +5,6 @@
 
 mod auth;
 
-use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -65,15 +64,7 @@ fn cancellation(order_id: i64) -> Value {
            "_links": {"self": {"href": href}, "cancellation": {"href": href}}})
 }
 
-struct TestApp(TestService);
-
-impl Deref for TestApp {
-    type Target = TestService;
-
-    fn deref(&self) -> &TestService {
-        &self.0
-    }
-}
+platform::test_app!(TestApp);
 
 const RETRY_AFTER_SECS: u64 = 2;
 

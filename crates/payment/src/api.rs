@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use contracts::calls::{Charge, VoidPayment};
 use platform::auth::{allow, Caller, Role, SERVICES};
-use platform::hal::{created, hal, parse_id, query_id, HAL_JSON};
+use platform::hal::{parse_id, query_id, HAL_JSON};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 use serde::Serialize;
@@ -78,12 +78,7 @@ async fn pay(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) -> 
         tokio::time::sleep(Duration::from_millis(processing_delay_ms(range, random()))).await;
     }
     let (payment, charged) = store::approve(&svc.ctx, &charge).await.map_err(Error::from)?;
-    let item = PAYMENTS.item(&base, payment.id, &payment);
-    if charged {
-        Ok(created(&PAYMENTS.item_href(&base, payment.id), item))
-    } else {
-        Ok(hal(StatusCode::OK, item))
-    }
+    Ok(PAYMENTS.saved(&base, payment.id, &payment, charged))
 }
 
 /// Order gives up on a placement: whatever the order holds is voided, and a later charge
@@ -93,7 +88,7 @@ async fn void(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody) ->
     let VoidPayment { order_id } = void_payment(&body)?;
     tracing::Span::current().record("order_id", order_id);
     let payment = store::void(&svc.ctx, order_id).await.map_err(Error::from)?;
-    Ok(hal(StatusCode::OK, PAYMENTS.item(&base, payment.id, &payment)))
+    Ok(PAYMENTS.found(&base, payment.id, &payment))
 }
 
 /// Every payment, or a customer's own.
@@ -103,10 +98,9 @@ async fn list(
     base: BaseUrl,
     RawQuery(q): RawQuery,
 ) -> Result<Response, Problem> {
-    let page = PAYMENTS.page_request(q.as_deref())?;
-    let (rows, total) = store::page(&svc.ctx, &page, caller.customer_phone()).await.map_err(Error::from)?;
-    let items: Vec<_> = rows.into_iter().map(|p| (p.id, p)).collect();
-    Ok(PAYMENTS.page(&base, &page, &items, total))
+    PAYMENTS
+        .list(&base, q.as_deref(), async |page| store::page(&svc.ctx, page, caller.customer_phone()).await, |p| p.id)
+        .await
 }
 
 async fn one(
@@ -121,7 +115,7 @@ async fn one(
         .map_err(Error::from)?
         .filter(|p| caller.may_see(&p.phone_number))
         .ok_or(Error::NotFound(id))?;
-    Ok(hal(StatusCode::OK, PAYMENTS.item(&base, id, &payment)))
+    Ok(PAYMENTS.found(&base, id, &payment))
 }
 
 /// The search index, as Spring Data REST lists a repository's searches.
@@ -170,7 +164,7 @@ async fn find_by_order_id(
         .map_err(Error::from)?
         .filter(|p| caller.may_see(&p.phone_number))
         .ok_or(Error::NoneForOrder(order_id))?;
-    Ok(hal(StatusCode::OK, PAYMENTS.item(&base, payment.id, &payment)))
+    Ok(PAYMENTS.found(&base, payment.id, &payment))
 }
 
 /// A random number for the simulated delay: std's `RandomState` is seeded randomly per
@@ -183,18 +177,15 @@ fn random() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use platform::testing::json_body as body;
     use serde_json::json;
 
     use super::*;
 
-    fn body(v: serde_json::Value) -> JsonBody {
-        JsonBody(v.as_object().unwrap().clone())
-    }
-
     #[test]
     fn a_charge_names_every_bad_field() {
         let p = charge(&body(json!({"orderId": 0, "phoneNumber": "", "amt": 10_000_001}))).unwrap_err();
-        let names: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
+        let names = p.fields();
         assert_eq!(names, ["orderId", "phoneNumber", "amt"]);
         let ok = charge(&body(json!({"orderId": 3, "phoneNumber": "010-1", "amt": 0}))).unwrap();
         assert_eq!(ok, Charge { order_id: 3, phone_number: "010-1".into(), amt: 0 });

@@ -4,6 +4,7 @@
 
 use contracts::calls::Charge;
 use contracts::Payload;
+use platform::db::parse_column;
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
@@ -29,15 +30,13 @@ const COLUMNS: &str = "id, order_id, phone_number, amt, status, create_time";
 /// status is corruption, reported as such rather than read as a default.
 impl<'r> FromRow<'r, AnyRow> for Payment {
     fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
-        let status: String = row.try_get("status")?;
         Ok(Payment {
             id: row.try_get("id")?,
             order_id: row.try_get("order_id")?,
             phone_number: row.try_get("phone_number")?,
             amt: row.try_get("amt")?,
-            status: PaymentStatus::parse(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
-                index: "status".into(),
-                source: format!("unknown payment status {status:?}").into(),
+            status: parse_column(row, "status", |s| {
+                PaymentStatus::parse(s).ok_or_else(|| format!("unknown payment status {s:?}"))
             })?,
             create_time: row.try_get("create_time")?,
         })
@@ -136,23 +135,6 @@ pub async fn find_by_order(ctx: &Ctx, order_id: i64) -> Result<Option<Payment>, 
 
 /// A page of the payments, all of them or those under one phone number.
 pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<Payment>, i64), sqlx::Error> {
-    let (filter, next) = match phone {
-        Some(_) => ("WHERE phone_number = $1", 2),
-        None => ("", 1),
-    };
-    let rows_sql = format!(
-        "SELECT {COLUMNS} FROM payments {filter} ORDER BY {} LIMIT ${next} OFFSET ${}",
-        page.order_by,
-        next + 1
-    );
-    let count_sql = format!("SELECT COUNT(*) FROM payments {filter}");
-    let mut rows = sqlx::query_as::<_, Payment>(&rows_sql);
-    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-    if let Some(phone) = phone {
-        rows = rows.bind(phone);
-        count = count.bind(phone);
-    }
-    let rows = rows.bind(page.size).bind(page.offset()).fetch_all(ctx.db().pool()).await?;
-    let total = count.fetch_one(ctx.db().pool()).await?;
-    Ok((rows, total))
+    let filter: Vec<_> = phone.map(|phone| ("phone_number", phone)).into_iter().collect();
+    platform::db::page_where(ctx.db().pool(), COLUMNS, "payments", &filter, page).await
 }

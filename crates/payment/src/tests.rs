@@ -4,23 +4,13 @@
 
 mod auth;
 
-use std::ops::Deref;
-
 use axum::http::{header, Method, StatusCode};
 use contracts::events::{DrinkChanged, PaymentChanged};
 use contracts::{DrinkStatus, Event, EventType, Payload, PaymentStatus};
 use platform::testing::TestService;
 use serde_json::{json, Value};
 
-struct TestApp(TestService);
-
-impl Deref for TestApp {
-    type Target = TestService;
-
-    fn deref(&self) -> &TestService {
-        &self.0
-    }
-}
+platform::test_app!(TestApp);
 
 async fn spawn_app() -> TestApp {
     spawn_behind(platform::testing::signed::open).await

@@ -225,6 +225,20 @@ mod tests {
         }
     }
 
+    /// A circuit (default settings) opened at 1 s by twenty failed calls.
+    fn opened() -> State {
+        let mut s = State::new(Settings::default());
+        calls(&mut s, 1.0, 0, 20);
+        s
+    }
+
+    /// [`opened`], its sleep window over and its trial call let through at 6 s.
+    fn on_trial() -> State {
+        let mut s = opened();
+        s.try_acquire(secs(6.0)).unwrap();
+        s
+    }
+
     #[test]
     fn stays_closed_below_the_minimum_number_of_calls() {
         let mut s = State::new(Settings::default());
@@ -261,8 +275,7 @@ mod tests {
 
     #[test]
     fn half_open_after_the_sleep_window_lets_one_trial_through() {
-        let mut s = State::new(Settings::default());
-        calls(&mut s, 1.0, 0, 20);
+        let mut s = opened();
         assert!(s.try_acquire(secs(5.9)).is_err());
         assert_eq!(s.phase(secs(6.0)), Phase::HalfOpen);
         assert!(s.try_acquire(secs(6.0)).is_ok());
@@ -271,9 +284,7 @@ mod tests {
 
     #[test]
     fn a_successful_trial_closes_the_circuit() {
-        let mut s = State::new(Settings::default());
-        calls(&mut s, 1.0, 0, 20);
-        s.try_acquire(secs(6.0)).unwrap();
+        let mut s = on_trial();
         s.record(secs(6.2), true);
         assert_eq!(s.phase(secs(6.2)), Phase::Closed);
         assert_eq!(s.counts(secs(6.2)), (0, 0));
@@ -282,9 +293,7 @@ mod tests {
 
     #[test]
     fn a_failed_trial_opens_it_again() {
-        let mut s = State::new(Settings::default());
-        calls(&mut s, 1.0, 0, 20);
-        s.try_acquire(secs(6.0)).unwrap();
+        let mut s = on_trial();
         s.record(secs(6.5), false);
         assert_eq!(s.phase(secs(6.5)), Phase::Open);
         assert!(s.try_acquire(secs(11.0)).is_err());

@@ -13,6 +13,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+use crate::hal::PageRequest;
+
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 pub type Conn = sqlx::AnyConnection;
 
@@ -275,6 +277,66 @@ pub fn values_list(rows: usize, cols: usize) -> String {
         out.push(')');
     }
     out
+}
+
+/// One page of the rows of `table` that meet every `column = value` of `filter` (none: every
+/// row), in the page's order, and how many rows meet it in all. The column names are the
+/// caller's own constants; the values are bound.
+pub async fn page_where<R>(
+    pool: &AnyPool,
+    columns: &str,
+    table: &str,
+    filter: &[(&str, &str)],
+    page: &PageRequest,
+) -> Result<(Vec<R>, i64), sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let conditions: Vec<String> =
+        filter.iter().enumerate().map(|(i, (column, _))| format!("{column} = ${}", i + 1)).collect();
+    let filtered = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    let next = filter.len() + 1;
+    let rows_sql = format!(
+        "SELECT {columns} FROM {table}{filtered} ORDER BY {} LIMIT ${next} OFFSET ${}",
+        page.order_by,
+        next + 1
+    );
+    let count_sql = format!("SELECT COUNT(*) FROM {table}{filtered}");
+    let mut rows = sqlx::query_as::<_, R>(&rows_sql);
+    let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+    for (_, value) in filter {
+        rows = rows.bind(*value);
+        count = count.bind(*value);
+    }
+    let rows = rows.bind(page.size).bind(page.offset()).fetch_all(pool).await?;
+    let total = count.fetch_one(pool).await?;
+    Ok((rows, total))
+}
+
+/// The row `sql` finds for `key` (its one parameter), if any: read as the stored record `R`,
+/// then made the `T` it stands for.
+pub async fn find_by_key<'e, R, T>(
+    e: impl Executor<'e, Database = sqlx::Any>,
+    sql: &str,
+    key: i64,
+) -> Result<Option<T>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    T: TryFrom<R, Error = sqlx::Error>,
+{
+    sqlx::query_as::<_, R>(sql).bind(key).fetch_optional(e).await?.map(T::try_from).transpose()
+}
+
+/// A column stored as a name (a status, a role), read back with `parse`. A name `parse` does
+/// not know is corruption: a decode error of the column saying what `parse` said, never a
+/// default.
+pub fn parse_column<T>(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, sqlx::Error> {
+    let stored: String = sqlx::Row::try_get(row, column)?;
+    parse(&stored).map_err(|why| sqlx::Error::ColumnDecode { index: column.into(), source: why.into() })
 }
 
 /// Rows per multi-row statement: well under every backend's limit on bound values.

@@ -153,6 +153,52 @@ impl Resource {
         res
     }
 
+    /// [`Resource::page`] of `rows` as a store reads them, with how many there are in all;
+    /// `id` names each row's item.
+    pub fn page_of<T: Serialize>(
+        &self,
+        base: &BaseUrl,
+        page: &PageRequest,
+        (rows, total): (Vec<T>, i64),
+        id: impl Fn(&T) -> i64,
+    ) -> Response {
+        let items: Vec<(i64, T)> = rows.into_iter().map(|row| (id(&row), row)).collect();
+        self.page(base, page, &items, total)
+    }
+
+    /// The page `query` asks for (`?page=&size=&sort=`), as `read` reads it: its rows and
+    /// how many there are in all. `id` names each row's item.
+    pub async fn list<T: Serialize, E>(
+        &self,
+        base: &BaseUrl,
+        query: Option<&str>,
+        read: impl AsyncFnOnce(&PageRequest) -> Result<(Vec<T>, i64), E>,
+        id: impl Fn(&T) -> i64,
+    ) -> Result<Response, Problem>
+    where
+        Problem: From<E>,
+    {
+        let page = self.page_request(query)?;
+        let rows = read(&page).await?;
+        Ok(self.page_of(base, &page, rows, id))
+    }
+
+    /// An item written by a request that is safe to repeat: `201 Created` with `Location`
+    /// when this request `created` it, `200 OK` with the item as it stands when an earlier one did.
+    pub fn saved<T: Serialize>(&self, base: &BaseUrl, id: i64, fields: &T, created: bool) -> Response {
+        let item = self.item(base, id, fields);
+        if created {
+            self::created(&self.item_href(base, id), item)
+        } else {
+            hal(StatusCode::OK, item)
+        }
+    }
+
+    /// `200 OK` with one item.
+    pub fn found<T: Serialize>(&self, base: &BaseUrl, id: i64, fields: &T) -> Response {
+        hal(StatusCode::OK, self.item(base, id, fields))
+    }
+
     /// Parses `?page=&size=&sort=` against this resource's sortable fields.
     pub fn page_request(&self, query: Option<&str>) -> Result<PageRequest, Problem> {
         PageRequest::parse(query.unwrap_or(""), self.sortable)

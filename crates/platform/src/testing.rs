@@ -34,7 +34,34 @@ use crate::ctx::Ctx;
 use crate::db::{Db, Migration};
 use crate::embedded::EmbeddedBus;
 use crate::event::{Envelope, Event, Payload};
+use crate::json::JsonBody;
 use crate::outbox::{Handler, Outbox};
+
+/// Declares `$name`, the test module's own handle on a [`TestService`]: a type of the
+/// module, so the module can give it the calls its tests make, which derefs to the service.
+///
+/// ```ignore
+/// platform::test_app!(TestApp);
+///
+/// impl TestApp {
+///     async fn place(&self) -> Answer { self.request(Method::POST, "/orders", Some(body)).await }
+/// }
+/// ```
+#[macro_export]
+macro_rules! test_app {
+    ($(#[$meta:meta])* $vis:vis $name:ident) => {
+        $(#[$meta])*
+        $vis struct $name($crate::testing::TestService);
+
+        impl ::std::ops::Deref for $name {
+            type Target = $crate::testing::TestService;
+
+            fn deref(&self) -> &$crate::testing::TestService {
+                &self.0
+            }
+        }
+    };
+}
 
 /// One service under test. Dropping it stops its consumers and removes its directory.
 pub struct TestService {
@@ -50,6 +77,17 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+}
+
+impl Answer {
+    /// The `field` of each item a HAL page embeds under `collection`, as numbers: the ids
+    /// (or order ids) a page shows. None when the answer is no page.
+    pub fn listed(&self, collection: &str, field: &str) -> Vec<i64> {
+        self.body["_embedded"][collection]
+            .as_array()
+            .map(|items| items.iter().map(|item| item[field].as_i64().expect("a numeric field")).collect())
+            .unwrap_or_default()
+    }
 }
 
 impl TestService {
@@ -102,6 +140,15 @@ impl TestService {
 
     pub async fn get(&self, uri: &str) -> Answer {
         self.request(Method::GET, uri, None).await
+    }
+
+    /// GETs each uri of `rows` and checks the status it is answered: a table of reads and
+    /// of the requests refused.
+    pub async fn check_statuses(&self, rows: &[(&str, StatusCode)]) {
+        for (uri, status) in rows {
+            let answer = self.get(uri).await;
+            assert_eq!(answer.status, *status, "GET {uri}: {}", answer.body);
+        }
     }
 
     /// Hands `events` to `handler` as one batch, as the bus would: inbox, effect, outbox, one commit.
@@ -250,6 +297,11 @@ pub fn envelope_by_hand(source: &str, event_type: &str, fields: Value) -> Envelo
                                       "eventType": event_type});
     body.as_object_mut().expect("an object").extend(fields.as_object().expect("fields as an object").clone());
     Envelope { event_id, event_type: event_type.into(), body: body.to_string(), headers: Default::default() }
+}
+
+/// `fields`, an object, as a handler receives it in a request body.
+pub fn json_body(fields: Value) -> JsonBody {
+    JsonBody(fields.as_object().expect("a JSON object").clone())
 }
 
 /// Every ordering of `items` (Heap's algorithm), repeated items included: `n!` orderings.

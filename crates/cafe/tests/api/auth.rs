@@ -88,6 +88,11 @@ fn row(method: Method, path: impl Into<String>, want: [u16; 5]) -> Row {
     Row { method, path: path.into(), body: None, want, unchanged: None }
 }
 
+/// A PATCH of `path`'s status to `status`, which a refusal must leave as it was.
+fn status_change(path: String, status: &str, want: [u16; 5]) -> Row {
+    row(Method::PATCH, path.clone(), want).body(json!({ "status": status })).unchanged(path)
+}
+
 impl Row {
     fn body(mut self, body: Value) -> Row {
         self.body = Some(body);
@@ -149,17 +154,13 @@ async fn every_row_of_the_table_lets_in_exactly_the_roles_it_names_and_refusals_
         row(Method::GET, "/drinks", baristas),
         row(Method::GET, format!("/drinks/{drink_a}"), baristas),
         row(Method::GET, "/orderinfos", baristas),
-        row(Method::PATCH, format!("/drinks/{drink_a}"), baristas)
-            .body(json!({"status": "Receipted"}))
-            .unchanged(format!("/drinks/{drink_a}")),
+        status_change(format!("/drinks/{drink_a}"), "Receipted", baristas),
         row(Method::GET, "/deliveries", riders),
         row(Method::GET, format!("/deliveries/{delivery_b}"), riders),
         row(Method::GET, "/cancellations", riders),
         row(Method::GET, "/deliverypages", riders),
         row(Method::GET, format!("/deliverypages/search/findByOrderId?orderId={b}"), riders),
-        row(Method::PATCH, format!("/deliveries/{delivery_b}"), riders)
-            .body(json!({"status": "Delivered"}))
-            .unchanged(format!("/deliveries/{delivery_b}")),
+        status_change(format!("/deliveries/{delivery_b}"), "Delivered", riders),
         row(Method::GET, "/mypages", customers),
         row(Method::GET, format!("/mypages/search/findByPhoneNumber?phoneNumber={PHONE_A}"), customers),
         row(Method::GET, "/payments", customers),

@@ -14,4 +14,5 @@ mod demos;
 mod errors;
 mod infra;
 mod races;
+mod users;
 mod views;

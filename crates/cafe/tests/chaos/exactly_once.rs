@@ -5,21 +5,15 @@
 //! its order. Client errors while a process is down are expected; a 201 that is later lost
 //! is not.
 
-use std::collections::HashSet;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use contracts::ServiceName;
-use reqwest::{Method, StatusCode};
 
-use crate::common::{
-    check_settled, eventually, id, make_queued_drinks, order_body, spawn_with, Mode, Rng, NATS_ADDR, POLL,
-};
+use crate::common::{check_settled, eventually, make_queued_drinks, spawn_with, Load, Mode, Rng, NATS_ADDR, POLL};
 
 const ORDERS: u64 = 300;
-const CLIENTS: u64 = 12;
 /// Every service that a kill may hit (the gateway is the front door, not under test here).
 const TARGETS: [ServiceName; 7] = ServiceName::BEHIND_GATEWAY;
 /// After the last client is done, how long everything may take to agree: an event a killed
@@ -57,82 +51,35 @@ async fn every_order_is_paid_made_and_shown_once_while_processes_die_and_nats_re
     plan.sort_by_key(|(at, _)| *at);
     eprintln!("plan: {plan:?}");
 
-    let placed = Arc::new(AtomicU64::new(0));
-    let attempts = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    // Every order a client was told was created (201): none may be lost.
-    let created = Arc::new(Mutex::new(Vec::<i64>::new()));
-    // Nothing may run forever, whatever the binary does.
-    let give_up = Instant::now() + Duration::from_secs(240);
-
-    let mut clients = tokio::task::JoinSet::new();
-    for c in 0..CLIENTS {
-        let (app, placed, attempts, created) = (app.clone(), placed.clone(), attempts.clone(), created.clone());
-        let mut think = Rng::quiet(rng.next());
-        clients.spawn(async move {
-            let mut n = 0u64;
-            while placed.load(Ordering::SeqCst) < ORDERS && Instant::now() < give_up {
-                n += 1;
-                attempts.fetch_add(1, Ordering::SeqCst);
-                let body =
-                    order_body(c * 10_000 + n, "Espresso", (n % 5 + 1) as i64, ((c * 997 + n * 31) % 20_000) as i64);
-                match app.try_request(Method::POST, "/orders", Some(&body)).await {
-                    Ok(r) if r.status == StatusCode::CREATED => {
-                        created.lock().unwrap().push(id(&r.json));
-                        placed.fetch_add(1, Ordering::SeqCst);
-                        // A customer's pause between orders spreads the run over some seconds,
-                        // so the kills land among steady traffic rather than all at once.
-                        tokio::time::sleep(Duration::from_millis(think.between(0, 400))).await;
-                    }
-                    // A process down or restarting, NATS away, a fast 503: expected; again soon.
-                    _ => tokio::time::sleep(POLL * 5).await,
-                }
-            }
-        });
+    let load = Load {
+        clients: 12,
+        orders: ORDERS,
+        give_up: Duration::from_secs(240),
+        retry: POLL * 5,
+        barista_pause: Duration::from_millis(100),
+        think_ms: 400,
     }
-
-    // The baristas: make every drink in the queue, ignoring errors while drink is down.
-    let barista = {
-        let (app, done) = (app.clone(), done.clone());
-        tokio::spawn(async move {
-            let mut made = 0u64;
-            while !done.load(Ordering::SeqCst) && Instant::now() < give_up {
-                made += make_queued_drinks(&app).await;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            made
-        })
-    };
+    .start(&app, &mut rng);
 
     let started = Instant::now();
     for (at, blow) in &plan {
-        eventually(Duration::from_secs(120), async || (placed.load(Ordering::SeqCst) >= *at).then_some(()))
-            .await
-            .unwrap_or_else(|t| panic!("{at} orders placed before {blow:?}: {t:?}"));
+        load.until_placed(*at, Duration::from_secs(120), format!("{blow:?}")).await;
         match blow {
             Blow::Kill { service, slot } => {
                 let killed = app.kill9_instance(*service, *slot).await;
-                let (pid, orders) = (killed.pid, placed.load(Ordering::SeqCst));
+                let (pid, orders) = (killed.pid, load.placed());
                 eprintln!("{:>5.1}s: kill -9 {service}#{slot} (pid {pid}) after {orders} orders", secs(started));
             }
             Blow::RestartNats => {
-                eprintln!("{:>5.1}s: restarting NATS after {} orders", secs(started), placed.load(Ordering::SeqCst));
+                eprintln!("{:>5.1}s: restarting NATS after {} orders", secs(started), load.placed());
                 restart_nats().await;
                 eprintln!("{:>5.1}s: NATS is back", secs(started));
             }
         }
     }
 
-    while clients.join_next().await.is_some() {}
-    done.store(true, Ordering::SeqCst);
-    let made = barista.await.unwrap();
-    eprintln!(
-        "{:>5.1}s: {} orders placed in {} attempts; baristas made {made} drinks while it ran",
-        secs(started),
-        placed.load(Ordering::SeqCst),
-        attempts.load(Ordering::SeqCst)
-    );
-    assert!(placed.load(Ordering::SeqCst) >= ORDERS, "the clients could not place {ORDERS} orders in time");
+    let placed = load.finish().await;
+    eprintln!("{:>5.1}s: {placed}", secs(started));
 
     // Settle: make whatever is still queued, until everything agrees.
     let settling = Instant::now();
@@ -157,8 +104,7 @@ async fn every_order_is_paid_made_and_shown_once_while_processes_die_and_nats_re
     let payments = app.all("payments").await;
     let voided = payments.iter().filter(|p| p["status"] == "Canceled").count();
     eprintln!("{} orders, {} payments of which {voided} voided placements", orders.len(), payments.len());
-    let listed: HashSet<i64> = orders.iter().map(id).collect();
-    let lost: Vec<i64> = created.lock().unwrap().iter().copied().filter(|o| !listed.contains(o)).collect();
+    let lost = placed.lost(&orders);
     assert!(lost.is_empty(), "orders answered 201 but gone after the chaos: {lost:?}");
 }
 

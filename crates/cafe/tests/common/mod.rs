@@ -19,6 +19,7 @@
 #![allow(unused_macros, unused_imports)]
 
 pub mod cluster;
+pub mod load;
 pub mod settle;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub use cluster::{check_infra, require_infra, running_in_ci, Instance, NATS_ADDR, POSTGRES_ADDR};
+pub use load::Load;
 pub use platform::testing::{eventually, POLL};
 pub use settle::{check_settled, make_queued_drinks};
 
@@ -150,21 +152,20 @@ impl Reply {
 /// NATS is skipped, or fails under CI ([`require_infra`]).
 macro_rules! in_both_modes {
     ($($name:ident),* $(,)?) => {
-        mod all_in_one {
+        in_both_modes!(@flags []; $($name),*);
+    };
+    // Each test's cafe takes these `cafe up` / `cafe cluster` flags.
+    (@flags $flags:tt; $($name:ident),*) => {
+        in_both_modes!(@mode all_in_one AllInOne $flags; $($name),*);
+        in_both_modes!(@mode distributed Distributed $flags; $($name),*);
+    };
+    (@mode $module:ident $mode:ident $flags:tt; $($name:ident),*) => {
+        mod $module {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    if let Some(app) = crate::common::spawn(crate::common::Mode::AllInOne).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod distributed {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    if let Some(app) = crate::common::spawn(crate::common::Mode::Distributed).await {
+                    let mode = crate::common::Mode::$mode;
+                    if let Some(app) = crate::common::spawn_with(mode, &$flags, &[]).await {
                         super::$name(app).await;
                     }
                 }
@@ -176,28 +177,7 @@ macro_rules! in_both_modes {
 /// Like `in_both_modes!`, with auth on (SPEC §9): each test gets a cafe that checks tokens.
 macro_rules! in_both_modes_with_auth {
     ($($name:ident),* $(,)?) => {
-        mod all_in_one {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let mode = crate::common::Mode::AllInOne;
-                    if let Some(app) = crate::common::spawn_with(mode, &["--auth", "on"], &[]).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
-        mod distributed {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let mode = crate::common::Mode::Distributed;
-                    if let Some(app) = crate::common::spawn_with(mode, &["--auth", "on"], &[]).await {
-                        super::$name(app).await;
-                    }
-                }
-            )*
-        }
+        in_both_modes!(@flags ["--auth", "on"]; $($name),*);
     };
 }
 

@@ -1,38 +1,16 @@
 //! SPEC §9 for the customer center, with real signed tokens: customers read their own rows
 //! only, managers every row, no one else any.
 
-use axum::http::{header, Method};
+use axum::http::Method;
 use customercenter::events::UpdateMyPage;
-use platform::testing::{Answer, TestService};
+use platform::testing::signed::{expect, Signed, Who};
 
 use crate::helpers::spawn_behind;
 use crate::mypages::happy_path;
-use platform::testing::signed::{Signed, Who};
 use Who::*;
 
 const ANN: &str = "01011112222";
 const BOB: &str = "01033334444";
-
-/// `answer` has `status`; a 401 also challenges for a bearer token.
-fn expect(answer: &Answer, status: u16, what: &str) {
-    assert_eq!(answer.status.as_u16(), status, "{what}: {}", answer.body);
-    if status == 401 {
-        assert_eq!(answer.headers[header::WWW_AUTHENTICATE], "Bearer", "{what}");
-    }
-}
-
-/// The orders a page of rows shows.
-fn orders(page: &Answer) -> Vec<i64> {
-    page.body["_embedded"]["mypages"]
-        .as_array()
-        .map(|rows| rows.iter().map(|r| r["orderId"].as_i64().unwrap()).collect())
-        .unwrap_or_default()
-}
-
-async fn call(app: &TestService, signed: &Signed, who: Who, uri: &str) -> Answer {
-    signed.act_as(who);
-    app.request(Method::GET, uri, None).await
-}
 
 #[tokio::test]
 async fn a_customer_reads_only_their_own_rows_and_a_manager_every_row() {
@@ -65,15 +43,15 @@ async fn a_customer_reads_only_their_own_rows_and_a_manager_every_row() {
         (Service, 403, [403; 4], [vec![], vec![], vec![]]),
     ] {
         for (uri, shown) in searches.iter().zip(shown) {
-            let page = call(&app, &signed, who, uri).await;
+            let page = signed.send(&app, who, Method::GET, uri, None).await;
             expect(&page, searched, &format!("{who:?} searches {uri}"));
-            assert_eq!(orders(&page), shown, "{who:?} searches {uri}");
+            assert_eq!(page.listed("mypages", "orderId"), shown, "{who:?} searches {uri}");
             if searched == 200 {
                 assert_eq!(page.body["page"]["totalElements"], shown.len(), "{who:?} counts {uri}");
             }
         }
         for (uri, status) in reads.iter().zip(read) {
-            expect(&call(&app, &signed, who, uri).await, status, &format!("{who:?} reads {uri}"));
+            expect(&signed.send(&app, who, Method::GET, uri, None).await, status, &format!("{who:?} reads {uri}"));
         }
     }
 }

@@ -46,8 +46,7 @@ async fn cancelling_marks_the_started_delivery_cancelled() {
 #[tokio::test]
 async fn a_delivered_order_cannot_be_cancelled() {
     let app = spawn_app().await;
-    app.deliver(&[TestApp::made_event(2)]).await;
-    let id = app.get("/deliveries/search/findByOrderId?orderId=2").await.body["id"].as_i64().unwrap();
+    let id = app.start(2).await;
     assert_eq!(app.patch_status(id, "Delivered").await.status, StatusCode::OK);
 
     let refused = app.cancel_order(2).await;

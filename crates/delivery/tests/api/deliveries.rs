@@ -49,8 +49,7 @@ async fn a_cancelled_order_starts_no_delivery() {
 #[tokio::test]
 async fn a_started_delivery_is_delivered_once() {
     let app = spawn_app().await;
-    app.deliver(&[TestApp::made_event(9)]).await;
-    let id = app.get("/deliveries/search/findByOrderId?orderId=9").await.body["id"].as_i64().unwrap();
+    let id = app.start(9).await;
 
     let first = app.patch_status(id, "Delivered").await;
     assert_eq!(first.status, StatusCode::OK);
@@ -70,8 +69,7 @@ async fn a_started_delivery_is_delivered_once() {
 #[tokio::test]
 async fn patch_refuses_bad_statuses_unknown_ids_and_cancelled_deliveries() {
     let app = spawn_app().await;
-    app.deliver(&[TestApp::made_event(4)]).await;
-    let id = app.get("/deliveries/search/findByOrderId?orderId=4").await.body["id"].as_i64().unwrap();
+    let id = app.start(4).await;
 
     let bad = app.patch_status(id, "Delivery Started").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -98,12 +96,15 @@ async fn reads_page_sort_and_search() {
         page.body["_embedded"]["deliveries"].as_array().unwrap().iter().map(|d| d["orderId"].clone()).collect();
     assert_eq!(orders, [json!(3), json!(2)]);
 
-    assert_eq!(app.get("/deliveries?sort=secret").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/deliveries/999").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/deliveries/abc").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/deliveries/search/findByOrderId?orderId=x").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/deliveries/search/findByOrderId").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/deliveries/search/findByOrderId?orderId=77").await.status, StatusCode::NOT_FOUND);
+    app.check_statuses(&[
+        ("/deliveries?sort=secret", StatusCode::BAD_REQUEST),
+        ("/deliveries/999", StatusCode::NOT_FOUND),
+        ("/deliveries/abc", StatusCode::NOT_FOUND),
+        ("/deliveries/search/findByOrderId?orderId=x", StatusCode::BAD_REQUEST),
+        ("/deliveries/search/findByOrderId", StatusCode::BAD_REQUEST),
+        ("/deliveries/search/findByOrderId?orderId=77", StatusCode::NOT_FOUND),
+    ])
+    .await;
 }
 
 /// On PostgreSQL the two run in truly concurrent transactions; the per-order guard is what

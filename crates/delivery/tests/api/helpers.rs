@@ -1,5 +1,3 @@
-use std::ops::Deref;
-
 use axum::http::Method;
 use axum::Router;
 use contracts::calls::RecordCancellation;
@@ -8,16 +6,10 @@ use contracts::{DrinkStatus, Event, Payload};
 use platform::testing::{Answer, TestService};
 use serde_json::json;
 
-/// The delivery service under test, with the calls its tests make.
-pub struct TestApp(TestService);
-
-impl Deref for TestApp {
-    type Target = TestService;
-
-    fn deref(&self) -> &TestService {
-        &self.0
-    }
-}
+platform::test_app!(
+    /// The delivery service under test, with the calls its tests make.
+    pub TestApp
+);
 
 /// A fresh delivery service, answering as `delivery:8085`. The outbox relay is not started,
 /// so what it raises stays in the outbox for [`TestService::raised`].
@@ -49,6 +41,13 @@ impl TestApp {
             status: DrinkStatus::Made,
         };
         Event::new("drink", Payload::Made(made))
+    }
+
+    /// Order `order_id`'s drink is made: the id of the delivery that starts.
+    pub async fn start(&self, order_id: i64) -> i64 {
+        self.deliver(&[TestApp::made_event(order_id)]).await;
+        let started = self.get(&format!("/deliveries/search/findByOrderId?orderId={order_id}")).await;
+        started.body["id"].as_i64().expect("a delivery started")
     }
 
     /// What the service raised so far, in order.

@@ -130,11 +130,14 @@ async fn reads_page_sort_and_refuse_bad_input() {
     assert_eq!(page.body["page"], json!({"size": 2, "totalElements": 3, "totalPages": 2, "number": 0}));
     assert_eq!(page.body["_embedded"]["deliverypages"][0]["orderId"], 1);
     assert_eq!(app.get("/deliverypages?sort=status,desc").await.body["_embedded"]["deliverypages"][0]["orderId"], 1);
-    assert_eq!(app.get("/deliverypages?sort=amt").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(app.get("/deliverypages/99").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/deliverypages/x").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/deliverypages/search/findByOrderId?orderId=99").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/deliverypages/search/findByOrderId?orderId=-1").await.status, StatusCode::BAD_REQUEST);
+    app.check_statuses(&[
+        ("/deliverypages?sort=amt", StatusCode::BAD_REQUEST),
+        ("/deliverypages/99", StatusCode::NOT_FOUND),
+        ("/deliverypages/x", StatusCode::NOT_FOUND),
+        ("/deliverypages/search/findByOrderId?orderId=99", StatusCode::NOT_FOUND),
+        ("/deliverypages/search/findByOrderId?orderId=-1", StatusCode::BAD_REQUEST),
+    ])
+    .await;
 }
 
 /// On PostgreSQL the batches run in truly concurrent transactions; the per-order guard is

@@ -1,13 +1,13 @@
 //! SPEC §9 for order, with real signed tokens: who may read, place and cancel which orders,
 //! and prices from the menu. Every refusal leaves the orders as they were.
 
-use axum::http::{header, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use contracts::EventType;
+use platform::testing::signed::{expect, Signed, Who};
 use platform::testing::Answer;
 use serde_json::{json, Value};
 
 use super::{cancellation, down, payment, spawn_app, spawn_behind, stand_in, Calls, TestApp};
-use platform::testing::signed::{Signed, Who};
 use Who::*;
 
 const ANN: &str = "01011112222";
@@ -32,8 +32,7 @@ async fn cafe() -> Cafe {
 
 impl Cafe {
     async fn call(&self, who: Who, method: Method, uri: &str, body: Option<Value>) -> Answer {
-        self.signed.act_as(who);
-        self.app.request(method, uri, body).await
+        self.signed.send(&self.app, who, method, uri, body).await
     }
 
     /// A latte for `phone`, placed by a manager: its id.
@@ -46,22 +45,7 @@ impl Cafe {
 
     /// The ids of every order, as a manager lists them.
     async fn orders(&self) -> Vec<i64> {
-        ids(&self.call(Manager, Method::GET, "/orders", None).await)
-    }
-}
-
-fn ids(page: &Answer) -> Vec<i64> {
-    page.body["_embedded"]["orders"]
-        .as_array()
-        .map(|a| a.iter().map(|o| o["id"].as_i64().unwrap()).collect())
-        .unwrap_or_default()
-}
-
-/// `answer` has `status`; a 401 also challenges for a bearer token.
-fn expect(answer: &Answer, status: u16, what: &str) {
-    assert_eq!(answer.status.as_u16(), status, "{what}: {}", answer.body);
-    if status == 401 {
-        assert_eq!(answer.headers[header::WWW_AUTHENTICATE], "Bearer", "{what}");
+        self.call(Manager, Method::GET, "/orders", None).await.listed("orders", "id")
     }
 }
 
@@ -82,7 +66,7 @@ async fn reading_orders_needs_a_sign_in_and_a_customer_sees_only_their_own() {
     ] {
         let list = cafe.call(who, Method::GET, "/orders", None).await;
         expect(&list, statuses[0], &format!("{who:?} lists"));
-        assert_eq!(ids(&list), listed, "{who:?} lists");
+        assert_eq!(list.listed("orders", "id"), listed, "{who:?} lists");
         if statuses[0] == 200 {
             assert_eq!(list.body["page"]["totalElements"], listed.len(), "{who:?} counts");
         }
@@ -133,9 +117,8 @@ async fn customers_and_managers_place_orders_and_no_one_else() {
 async fn a_customer_cancels_only_their_own_orders_and_only_managers_cancel_anyones() {
     let cafe = cafe().await;
     let (ann, bob) = (cafe.order_for(ANN).await, cafe.order_for(BOB).await);
-    for (who, status) in [(Anonymous, 401), (Customer(BOB), 404), (Barista, 403), (Rider, 403), (Service, 403)] {
-        expect(&cafe.call(who, Method::DELETE, &format!("/orders/{ann}"), None).await, status, &format!("{who:?}"));
-    }
+    let refused = [(Anonymous, 401), (Customer(BOB), 404), (Barista, 403), (Rider, 403), (Service, 403)];
+    cafe.signed.check_table(&cafe.app, Method::DELETE, &format!("/orders/{ann}"), None, refused).await;
     assert_eq!(cafe.orders().await, [ann, bob], "every order is still there");
     assert!(cafe.recorded.lock().unwrap().is_empty(), "delivery was never asked");
     assert_eq!(cafe.app.raised_types().await, [EventType::Ordered, EventType::Ordered]);

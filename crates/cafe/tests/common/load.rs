@@ -1,0 +1,155 @@
+//! Load while a test breaks the cafe: clients placing orders, each trying again after an
+//! error until it is told 201, while a barista makes every queued drink. The crash test
+//! (`kill -9` of `cafe up`) and the chaos test (service processes and NATS) both run it, then
+//! check that no order a client was told was created is lost.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::{eventually, id, make_queued_drinks, order_body, Rng, TestApp};
+
+/// How the load runs.
+pub struct Load {
+    /// Clients placing orders at once.
+    pub clients: u64,
+    /// Orders to place in all: the clients stop once this many were created.
+    pub orders: u64,
+    /// When the clients and the barista stop anyway, whatever the cafe does.
+    pub give_up: Duration,
+    /// A client's wait after an error (the cafe down or restarting, a fast 503).
+    pub retry: Duration,
+    /// The barista's pause between two rounds of the queue.
+    pub barista_pause: Duration,
+    /// A client's pause after a 201, up to this many ms (a customer's; it spreads the run
+    /// over some seconds, so breaks land among steady traffic). 0: none.
+    pub think_ms: u64,
+}
+
+/// A [`Load`] under way.
+pub struct Loading {
+    orders: u64,
+    placed: Arc<AtomicU64>,
+    attempts: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    /// Every order a client was told was created (201): none may be lost.
+    created: Arc<Mutex<Vec<i64>>>,
+    clients: JoinSet<()>,
+    barista: JoinHandle<u64>,
+}
+
+/// A [`Load`] done: what the clients placed, and what the barista made while it ran.
+#[derive(Debug)]
+pub struct Placed {
+    pub placed: u64,
+    pub attempts: u64,
+    pub made: u64,
+    pub created: Vec<i64>,
+}
+
+impl Load {
+    /// Starts the clients and the barista on `app`. With a think time, each client's pauses
+    /// come from its own generator, seeded from `rng`.
+    pub fn start(self, app: &Arc<TestApp>, rng: &mut Rng) -> Loading {
+        let placed = Arc::new(AtomicU64::new(0));
+        let attempts = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let created = Arc::new(Mutex::new(Vec::new()));
+        let give_up = Instant::now() + self.give_up;
+
+        let mut clients = JoinSet::new();
+        for c in 0..self.clients {
+            let (app, placed, attempts, created) = (app.clone(), placed.clone(), attempts.clone(), created.clone());
+            let mut think = (self.think_ms > 0).then(|| Rng::quiet(rng.next()));
+            let (orders, retry, think_ms) = (self.orders, self.retry, self.think_ms);
+            clients.spawn(async move {
+                let mut n = 0u64;
+                while placed.load(Ordering::SeqCst) < orders && Instant::now() < give_up {
+                    n += 1;
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    let body = order_body(
+                        c * 10_000 + n,
+                        "Espresso",
+                        (n % 5 + 1) as i64,
+                        ((c * 997 + n * 31) % 20_000) as i64,
+                    );
+                    match app.try_request(Method::POST, "/orders", Some(&body)).await {
+                        Ok(r) if r.status == StatusCode::CREATED => {
+                            created.lock().unwrap().push(id(&r.json));
+                            placed.fetch_add(1, Ordering::SeqCst);
+                            if let Some(think) = &mut think {
+                                tokio::time::sleep(Duration::from_millis(think.between(0, think_ms))).await;
+                            }
+                        }
+                        // The cafe or a process of it down or restarting, a fast 503: expected.
+                        _ => tokio::time::sleep(retry).await,
+                    }
+                }
+            });
+        }
+
+        // Errors are ignored: drink may be down.
+        let barista = {
+            let (app, done, pause) = (app.clone(), done.clone(), self.barista_pause);
+            tokio::spawn(async move {
+                let mut made = 0u64;
+                while !done.load(Ordering::SeqCst) && Instant::now() < give_up {
+                    made += make_queued_drinks(&app).await;
+                    tokio::time::sleep(pause).await;
+                }
+                made
+            })
+        };
+        Loading { orders: self.orders, placed, attempts, done, created, clients, barista }
+    }
+}
+
+impl Loading {
+    /// Orders created so far.
+    pub fn placed(&self) -> u64 {
+        self.placed.load(Ordering::SeqCst)
+    }
+
+    /// Waits, at most `within`, until `at` orders are created; panics otherwise, saying what
+    /// was to come `before` them.
+    pub async fn until_placed(&self, at: u64, within: Duration, before: impl std::fmt::Display) {
+        eventually(within, async || (self.placed() >= at).then_some(()))
+            .await
+            .unwrap_or_else(|t| panic!("{at} orders placed before {before}: {t:?}"));
+    }
+
+    /// Waits for the clients, then stops the barista; panics if the clients could not place
+    /// all the orders in time.
+    pub async fn finish(mut self) -> Placed {
+        while self.clients.join_next().await.is_some() {}
+        self.done.store(true, Ordering::SeqCst);
+        let made = (&mut self.barista).await.unwrap();
+        let placed = Placed {
+            placed: self.placed(),
+            attempts: self.attempts.load(Ordering::SeqCst),
+            made,
+            created: std::mem::take(&mut *self.created.lock().unwrap()),
+        };
+        assert!(placed.placed >= self.orders, "the clients could not place {} orders in time: {placed}", self.orders);
+        placed
+    }
+}
+
+impl Placed {
+    /// The orders answered 201 that are not among `orders` (a collection's items).
+    pub fn lost(&self, orders: &[Value]) -> Vec<i64> {
+        let listed: std::collections::HashSet<i64> = orders.iter().map(id).collect();
+        self.created.iter().copied().filter(|o| !listed.contains(o)).collect()
+    }
+}
+
+impl std::fmt::Display for Placed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Placed { placed, attempts, made, .. } = self;
+        write!(f, "{placed} orders placed in {attempts} attempts; baristas made {made} drinks while it ran")
+    }
+}
