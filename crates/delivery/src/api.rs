@@ -14,7 +14,7 @@ use platform::hal::{parse_id, query_id};
 use platform::json::{checked, Fields};
 use platform::{BaseUrl, Ctx, JsonBody, Problem, Resource};
 
-use crate::domain::DeliveryStatus;
+use crate::domain::{Cancellation, Delivery, DeliveryStatus};
 use crate::{store, Error};
 
 pub const DELIVERIES: Resource = Resource {
@@ -29,22 +29,35 @@ pub const CANCELLATIONS: Resource = Resource {
     sortable: &[("id", "id"), ("orderId", "order_id"), ("status", "status")],
 };
 
+/// A delivery or a cancellation, as its resource shows it.
+trait Shown: store::Stored + serde::Serialize {
+    const RESOURCE: Resource;
+}
+
+impl Shown for Delivery {
+    const RESOURCE: Resource = DELIVERIES;
+}
+
+impl Shown for Cancellation {
+    const RESOURCE: Resource = CANCELLATIONS;
+}
+
 /// Who sees the deliveries and delivers.
 const RIDERS: &[Role] = &[Role::Rider, Role::Manager];
 
 pub fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/deliveries", get(list_deliveries).route_layer(allow(RIDERS)))
-        .route("/deliveries/{id}", get(one_delivery).patch(change_delivery).route_layer(allow(RIDERS)))
-        .route("/deliveries/search/findByOrderId", get(delivery_by_order).route_layer(allow(RIDERS)))
+        .route("/deliveries/{id}", get(one::<Delivery>).patch(change_delivery).route_layer(allow(RIDERS)))
+        .route("/deliveries/search/findByOrderId", get(by_order::<Delivery>).route_layer(allow(RIDERS)))
         .route(
             "/cancellations",
             get(list_cancellations)
                 .route_layer(allow(RIDERS))
                 .merge(post(record_cancellation).route_layer(allow(SERVICES))),
         )
-        .route("/cancellations/{id}", get(one_cancellation).route_layer(allow(RIDERS)))
-        .route("/cancellations/search/findByOrderId", get(cancellation_by_order).route_layer(allow(RIDERS)))
+        .route("/cancellations/{id}", get(one::<Cancellation>).route_layer(allow(RIDERS)))
+        .route("/cancellations/search/findByOrderId", get(by_order::<Cancellation>).route_layer(allow(RIDERS)))
         .with_state(ctx)
 }
 
@@ -84,20 +97,22 @@ async fn list_deliveries(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): Raw
     DELIVERIES.list(&base, q.as_deref(), async |page| store::page_deliveries(&ctx, page).await, |d| d.id).await
 }
 
-async fn one_delivery(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
-    let id = parse_id(&id, "delivery")?;
-    let d = store::find_delivery(ctx.db().pool(), id)
+/// `GET /deliveries/{id}` or `/cancellations/{id}`.
+async fn one<T: Shown>(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
+    let id = parse_id(&id, T::RESOURCE.rel)?;
+    let item = store::find::<T>(ctx.db().pool(), id)
         .await?
-        .ok_or_else(|| Problem::not_found(format!("no delivery {id}")))?;
-    Ok(DELIVERIES.found(&base, id, &d))
+        .ok_or_else(|| Problem::not_found(format!("no {} {id}", T::RESOURCE.rel)))?;
+    Ok(T::RESOURCE.found(&base, id, &item))
 }
 
-async fn delivery_by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+/// `GET /deliveries/search/findByOrderId?orderId=` or the same of `/cancellations`.
+async fn by_order<T: Shown>(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
     let order_id = query_id(q.as_deref(), "orderId")?;
-    let d = store::delivery_of_order(ctx.db().pool(), order_id)
+    let item = store::of_order::<T>(ctx.db().pool(), order_id)
         .await?
-        .ok_or_else(|| Problem::not_found(format!("no delivery for order {order_id}")))?;
-    Ok(DELIVERIES.found(&base, d.id, &d))
+        .ok_or_else(|| Problem::not_found(format!("no {} for order {order_id}", T::RESOURCE.rel)))?;
+    Ok(T::RESOURCE.found(&base, item.id(), &item))
 }
 
 /// A rider reports the drink delivered. Repeating it is a no-op; a cancelled delivery
@@ -120,29 +135,6 @@ async fn list_cancellations(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): 
     CANCELLATIONS.list(&base, q.as_deref(), async |page| store::page_cancellations(&ctx, page).await, |c| c.id).await
 }
 
-async fn one_cancellation(State(ctx): State<Ctx>, base: BaseUrl, Path(id): Path<String>) -> Result<Response, Problem> {
-    let id = parse_id(&id, "cancellation")?;
-    let c = store::find_cancellation(ctx.db().pool(), id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no cancellation {id}")))?;
-    Ok(CANCELLATIONS.found(&base, id, &c))
-}
-
-async fn cancellation_by_order(
-    State(ctx): State<Ctx>,
-    base: BaseUrl,
-    RawQuery(q): RawQuery,
-) -> Result<Response, Problem> {
-    let order_id = query_id(q.as_deref(), "orderId")?;
-    let c = store::cancellation_of_order(ctx.db().pool(), order_id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no cancellation for order {order_id}")))?;
-    Ok(CANCELLATIONS.found(&base, c.id, &c))
-}
-
-/// Order records a cancellation here before it deletes the order. 201 the first time, 200
-/// with the same entry on a repeat (order's retries are safe), 409 once delivered.
-#[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn record_cancellation(State(ctx): State<Ctx>, base: BaseUrl, body: JsonBody) -> Result<Response, Problem> {
     let call = new_cancellation(&body)?;
     tracing::Span::current().record("order_id", call.order_id);

@@ -29,7 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 const COLUMNS: &str = "id, order_id, status";
 
 #[derive(sqlx::FromRow)]
-struct Record {
+pub(crate) struct Record {
     id: i64,
     order_id: i64,
     status: String,
@@ -60,29 +60,41 @@ impl TryFrom<Record> for Cancellation {
     }
 }
 
-pub async fn find_delivery<'e>(e: impl Executor<'e, Database = Any>, id: i64) -> Result<Option<Delivery>, sqlx::Error> {
-    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE id = $1"), id).await
+/// A row of one of the two tables, a delivery or a cancellation in the ledger: each order has
+/// at most one of each, found by its own id or by the order's.
+pub(crate) trait Stored: TryFrom<Record, Error = sqlx::Error> {
+    const TABLE: &'static str;
+    fn id(&self) -> i64;
 }
 
-pub async fn delivery_of_order<'e>(
-    e: impl Executor<'e, Database = Any>,
-    order_id: i64,
-) -> Result<Option<Delivery>, sqlx::Error> {
-    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM deliveries WHERE order_id = $1"), order_id).await
+impl Stored for Delivery {
+    const TABLE: &'static str = "deliveries";
+    fn id(&self) -> i64 {
+        self.id
+    }
 }
 
-pub async fn find_cancellation<'e>(
+impl Stored for Cancellation {
+    const TABLE: &'static str = "cancellations";
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+/// The row with this `id`.
+pub(crate) async fn find<'e, T: Stored>(
     e: impl Executor<'e, Database = Any>,
     id: i64,
-) -> Result<Option<Cancellation>, sqlx::Error> {
-    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE id = $1"), id).await
+) -> Result<Option<T>, sqlx::Error> {
+    find_by_key::<Record, T>(e, &format!("SELECT {COLUMNS} FROM {} WHERE id = $1", T::TABLE), id).await
 }
 
-pub async fn cancellation_of_order<'e>(
+/// The order's row, if it has one.
+pub(crate) async fn of_order<'e, T: Stored>(
     e: impl Executor<'e, Database = Any>,
     order_id: i64,
-) -> Result<Option<Cancellation>, sqlx::Error> {
-    find_by_key::<Record, _>(e, &format!("SELECT {COLUMNS} FROM cancellations WHERE order_id = $1"), order_id).await
+) -> Result<Option<T>, sqlx::Error> {
+    find_by_key::<Record, T>(e, &format!("SELECT {COLUMNS} FROM {} WHERE order_id = $1", T::TABLE), order_id).await
 }
 
 async fn set_status(conn: &mut Conn, d: &Delivery) -> Result<(), sqlx::Error> {
@@ -99,8 +111,8 @@ async fn set_status(conn: &mut Conn, d: &Delivery) -> Result<(), sqlx::Error> {
 #[tracing::instrument(level = "debug", skip_all, fields(order_id = order_id))]
 pub async fn start_delivery(conn: &mut Conn, order_id: i64) -> Result<Option<Delivery>, sqlx::Error> {
     platform::db::guard(conn, order_id).await?;
-    let cancelled = cancellation_of_order(&mut *conn, order_id).await?.is_some();
-    let existing = delivery_of_order(&mut *conn, order_id).await?;
+    let cancelled = of_order::<Cancellation>(&mut *conn, order_id).await?.is_some();
+    let existing = of_order::<Delivery>(&mut *conn, order_id).await?;
     if !starts_delivery(cancelled, existing.as_ref()) {
         tracing::debug!(cancelled, "no delivery to start");
         return Ok(None);
@@ -123,9 +135,9 @@ pub async fn start_delivery(conn: &mut Conn, order_id: i64) -> Result<Option<Del
 pub async fn mark_delivered(ctx: &Ctx, id: i64) -> Result<Option<Delivery>, Error> {
     let mut change = ctx.begin::<Payload>().await?;
     // The order id never changes, so it can be read before the guard; the status is read again after.
-    let Some(seen) = find_delivery(change.conn(), id).await? else { return Ok(None) };
+    let Some(seen) = find::<Delivery>(change.conn(), id).await? else { return Ok(None) };
     platform::db::guard(change.conn(), seen.order_id).await?;
-    let Some(current) = find_delivery(change.conn(), id).await? else { return Ok(None) };
+    let Some(current) = find::<Delivery>(change.conn(), id).await? else { return Ok(None) };
     let Some(delivered) = current.deliver()? else { return Ok(Some(current)) };
     set_status(change.conn(), &delivered).await?;
     change.raise(events::delivered(ctx, &delivered));
@@ -147,10 +159,10 @@ pub async fn record_cancellation(ctx: &Ctx, call: &RecordCancellation) -> Result
     let order_id = call.order_id;
     let mut change = ctx.begin::<Payload>().await?;
     platform::db::guard(change.conn(), order_id).await?;
-    if let Some(cancellation) = cancellation_of_order(change.conn(), order_id).await? {
+    if let Some(cancellation) = of_order::<Cancellation>(change.conn(), order_id).await? {
         return Ok(Recorded { cancellation, created: false });
     }
-    let cancelled_delivery = match delivery_of_order(change.conn(), order_id).await? {
+    let cancelled_delivery = match of_order::<Delivery>(change.conn(), order_id).await? {
         Some(d) => d.cancel()?,
         None => None,
     };
