@@ -42,3 +42,34 @@ async fn a_barista_added_from_the_command_line_signs_in_and_works() {
     let r = app.post("/auth/token", &serde_json::json!({"username": "lee", "password": "short"})).await;
     r.expect_problem(401, "lee was never added");
 }
+
+/// `--menu FILE` sets the prices order charges: what is on it is priced from it, what is not
+/// is refused naming the product; and no answer invites another site's pages to call (no CORS
+/// headers, since no origin is configured).
+#[tokio::test]
+async fn the_menu_file_sets_the_prices_and_no_origin_is_invited() {
+    let dir = tempfile::tempdir().unwrap();
+    let menu = dir.path().join("menu.json");
+    std::fs::write(&menu, r#"[{"productName": "flat white", "price": 5200}]"#).unwrap();
+    let app = spawn_app_with(&["--auth", "on", "--menu", menu.to_str().unwrap()]).await;
+    app.post("/customers", &serde_json::json!({"phoneNumber": "010-7777-0001", "password": "a long password"}))
+        .await
+        .expect(201, "register");
+    let me = app.sign_in("01077770001", "a long password").await;
+    let order = |product: &str| serde_json::json!({"productName": product, "qty": 2});
+    let placed = app.request_as(Some(&me), Method::POST, "/orders", Some(&order("flat white"))).await;
+    assert_eq!(placed.expect(201, "a flat white is on this menu")["amt"], 10_400);
+    let refused = app.request_as(Some(&me), Method::POST, "/orders", Some(&order("latte"))).await;
+    refused.expect_problem(422, "the shipped menu's latte is not on this one");
+    let menu = app.get("/menu").await;
+    assert!(menu.text.contains("flat white") && !menu.text.contains("latte"), "{}", menu.text);
+
+    let res = reqwest::Client::new()
+        .request(Method::OPTIONS, app.url("/orders"))
+        .header("Origin", "https://elsewhere.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().keys().all(|k| !k.as_str().starts_with("access-control-")), "{:?}", res.headers());
+}
