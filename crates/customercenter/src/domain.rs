@@ -1,7 +1,22 @@
-//! "My page" of an order and the merge rule that keeps it convergent: a field is filled by
-//! the first event that knows it, and the status only moves to a higher-ranked stage, every
-//! cancellation above every step of progress. Both are commutative and idempotent, so any
-//! order and any repeat of the same events give the same row. Pure: no I/O.
+//! "My page" of an order and the merge rule that keeps it convergent: the status only moves
+//! to a higher-ranked stage, every cancellation above every step of progress, and each field
+//! comes from the source that wins it, whatever arrives first:
+//!
+//! | field | sources | wins |
+//! |---|---|---|
+//! | `phoneNumber` | `Ordered`, `PaymentApproved`, `OrderInfoReceived` | `Ordered`; before it, the first (hyphens stripped) |
+//! | `productName`, `qty` | `Ordered`, `OrderInfoReceived` | `Ordered`; before it, the first |
+//! | `amt` | `Ordered`, `PaymentApproved` | `Ordered`; before it, the first |
+//! | `paymentId` | `PaymentApproved` | the one payment of the order |
+//! | `drinkId` | `OrderInfoReceived`, `Receipted`, `Made` | the one drink of the order |
+//! | `deliveryId` | `DeliveryStarted`, `Delivered` | the one delivery of the order |
+//!
+//! The payment's and the drink's copies of the order's fields can disagree with it (payment
+//! keeps a phone number as its caller spelled it; a copy made by an older version or for a
+//! reused order id says something else), so "first known wins" alone would show whichever
+//! event came first. The order's own `Ordered` overwrites them instead; every other source
+//! only fills what is still unknown. Once `Ordered` is in, nothing moves those fields again,
+//! so any order and any repeat of the same events give the same row. Pure: no I/O.
 
 use platform::view::{advance, fill, Merge};
 use serde::{Deserialize, Serialize};
@@ -145,12 +160,23 @@ impl Merge for MyPage {
         fill(&mut row.payment_id, &fact.payment_id);
         fill(&mut row.drink_id, &fact.drink_id);
         fill(&mut row.delivery_id, &fact.delivery_id);
-        fill(&mut row.phone_number, &fact.phone_number.as_deref().map(phone_key));
-        fill(&mut row.product_name, &fact.product_name);
-        fill(&mut row.qty, &fact.qty);
-        fill(&mut row.amt, &fact.amt);
+        // Only `Ordered` tells the stage `Ordered`: the order's own fields, over any copy.
+        let ordered = fact.status == MyPageStatus::Ordered;
+        take(&mut row.phone_number, &fact.phone_number.as_deref().map(phone_key), ordered);
+        take(&mut row.product_name, &fact.product_name, ordered);
+        take(&mut row.qty, &fact.qty, ordered);
+        take(&mut row.amt, &fact.amt, ordered);
         advance(&mut row.status, fact.status, MyPageStatus::rank);
         row
+    }
+}
+
+/// `value` into `slot`: over what it holds when `wins`, otherwise only if it holds nothing.
+fn take<T: Clone>(slot: &mut Option<T>, value: &Option<T>, wins: bool) {
+    if wins && value.is_some() {
+        slot.clone_from(value);
+    } else {
+        fill(slot, value);
     }
 }
 
@@ -262,6 +288,22 @@ mod tests {
         let expected = MyPage { delivery_id: None, ..full_row(MyPageStatus::PaymentCanceled) };
         for p in permutations(&facts) {
             assert_eq!(fold(&p).as_ref(), Some(&expected));
+        }
+    }
+
+    #[test]
+    fn the_orders_own_fields_win_over_the_copies_in_any_order() {
+        let charged = MyPage { phone_number: Some("010-9876-5432".into()), amt: Some(5000), ..payment_approved() };
+        let copied =
+            MyPage { product_name: Some("Mocha".into()), qty: Some(1), phone_number: Some("x".into()), ..received() };
+        let facts = [charged.clone(), copied, ordered(), charged];
+        for p in permutations(&facts) {
+            let row = fold(&p).unwrap();
+            assert_eq!(
+                (row.phone_number.as_deref(), row.product_name.as_deref(), row.qty, row.amt),
+                (Some("01012345678"), Some("latte"), Some(2), Some(6000)),
+                "{p:?}"
+            );
         }
     }
 

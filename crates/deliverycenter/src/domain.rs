@@ -1,7 +1,17 @@
 //! The delivery page of an order and the merge rule that keeps it convergent: a field is
 //! filled by the first event that knows it, and the status only moves to a higher-ranked
-//! stage. Both are commutative and idempotent, so any order and any repeat of the same events
-//! give the same page. Pure: no I/O.
+//! stage. Each field has one source, so "first known" never has to choose between two
+//! values:
+//!
+//! | field | source |
+//! |---|---|
+//! | `amt`, `productName`, `qty`, `phoneNumber` | `Ordered` (the order's own record; the other copies, payment's and drink's, are not read here) |
+//! | `deliveryId` | `DeliveryStarted` (the one delivery of the order; `Delivered` and `DeliveryCanceled` tell only the stage, the latter's id being the ledger entry's) |
+//! | `status` | the highest-ranked of `Ordered`, `DeliveryStarted`, `Delivered`, `DeliveryCanceled` |
+//!
+//! Both rules are commutative and idempotent, so any order and any repeat of the same events
+//! give the same page. A field given a second source must say which wins (as "my page" does
+//! for the order's fields). Pure: no I/O.
 
 use platform::view::{advance, fill, Merge};
 use serde::{Deserialize, Serialize};

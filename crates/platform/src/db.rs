@@ -6,6 +6,10 @@
 //! in the log before it returns, so `kill -9` loses nothing (only a power cut could lose the
 //! last commits), and it has one connection per database, because SQLite serialises writers
 //! anyway and one connection cannot deadlock on lock upgrades.
+//!
+//! No wait is unbounded ([`Timeouts`]): a statement that waits too long for a lock another
+//! transaction holds, or runs too long, fails, and the request answers 503 with
+//! `Retry-After` ([`gave_up_waiting`]) instead of holding its connection and its client.
 
 use std::path::Path;
 use std::time::Duration;
@@ -20,6 +24,53 @@ pub type Conn = sqlx::AnyConnection;
 
 /// PostgreSQL connections per process unless configured.
 pub const DEFAULT_POOL: u32 = 8;
+
+/// How long a statement may wait, or run, before it fails rather than hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A wait for a lock another transaction holds (a row, a table, an advisory lock; on
+    /// SQLite, the database's one write lock): PostgreSQL's `lock_timeout`, SQLite's busy
+    /// timeout. Every transaction here is short, so a lock held longer is a stuck holder,
+    /// not a queue worth joining.
+    pub lock: Duration,
+    /// A whole statement, waits included: PostgreSQL's `statement_timeout`. Well above any
+    /// page or batch the services run, so it only ends what would otherwise run unbounded.
+    /// (SQLite's statements run in-process on a local file; only their lock wait is bounded.)
+    pub statement: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { lock: Duration::from_secs(5), statement: Duration::from_secs(30) }
+    }
+}
+
+/// Did the database give up on a statement because it waited or ran too long (or another
+/// transaction's locks made it a deadlock victim)? Nothing was changed, and the same request
+/// may well succeed a moment later: the client gets 503 with `Retry-After`, not 500.
+pub fn gave_up_waiting(e: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = e.code() else { return false };
+    if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        sqlite_gave_up(&code)
+    } else if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        postgres_gave_up(&code)
+    } else {
+        false
+    }
+}
+
+/// SQLSTATE `55P03` lock_not_available (`lock_timeout`, `NOWAIT`), `57014` query_canceled
+/// (`statement_timeout`, a cancel request), `40P01` deadlock_detected.
+fn postgres_gave_up(sqlstate: &str) -> bool {
+    matches!(sqlstate, "55P03" | "57014" | "40P01")
+}
+
+/// `SQLITE_BUSY` (5: another connection holds the lock past the busy timeout) and
+/// `SQLITE_LOCKED` (6), with their extended codes (`SQLITE_BUSY_SNAPSHOT` = 517, ...): the
+/// primary code is the low byte.
+fn sqlite_gave_up(code: &str) -> bool {
+    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -72,6 +123,11 @@ impl Db {
     /// has one). Every process of a cluster holds its own pool against the server's
     /// `max_connections` (100 by default), so pools stay small.
     pub async fn connect_pooled(url: &str, pool: u32) -> Result<Db, sqlx::Error> {
+        Db::connect_bounded(url, pool, Timeouts::default()).await
+    }
+
+    /// Like [`Db::connect_pooled`], with `timeouts` on every connection.
+    pub async fn connect_bounded(url: &str, pool: u32, timeouts: Timeouts) -> Result<Db, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -93,13 +149,16 @@ impl Db {
                     .max_lifetime(None)
                     // A local file on our only connection: nothing to test before each use.
                     .test_before_acquire(false)
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
+                        // Another process on the same file (a second `cafe`, an operator's
+                        // command) can hold the write lock: wait for it, but not forever.
+                        let pragmas = format!(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                             PRAGMA busy_timeout={}; PRAGMA foreign_keys=ON;",
+                            timeouts.lock.as_millis()
+                        );
                         Box::pin(async move {
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                                 PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
-                            )
-                            .await?;
+                            conn.execute(pragmas.as_str()).await?;
                             Ok(())
                         })
                     })
@@ -114,6 +173,20 @@ impl Db {
                     // next statement, which the caller reports or retries, and the pool
                     // then discards it. The ping would cost a round trip per statement.
                     .test_before_acquire(false)
+                    .after_connect(move |conn, _| {
+                        // Set once per connection, for the whole session: a transaction
+                        // waiting on another's row or advisory lock, or a statement running
+                        // away, fails (then 503) instead of holding a pooled connection.
+                        let settings = format!(
+                            "SET lock_timeout = {}; SET statement_timeout = {}",
+                            timeouts.lock.as_millis(),
+                            timeouts.statement.as_millis()
+                        );
+                        Box::pin(async move {
+                            conn.execute(settings.as_str()).await?;
+                            Ok(())
+                        })
+                    })
                     .connect_with(options)
                     .await?
             }
@@ -173,6 +246,10 @@ impl Db {
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<(), sqlx::Error> {
         let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
+            // Start-up may wait for another replica's migrations and may build an index over
+            // a large table: neither is a request, and failing it would only fail the start.
+            sqlx::query("SET LOCAL lock_timeout = 0").execute(&mut *tx).await?;
+            sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
             sqlx::query("SELECT pg_advisory_xact_lock(7240001)").execute(&mut *tx).await?;
         }
         sqlx::query(
@@ -344,9 +421,141 @@ pub const ROWS_PER_STATEMENT: usize = 200;
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use axum::http::StatusCode;
+
+    use super::*;
+    use crate::problem::Problem;
+
     #[test]
     fn values_lists_number_their_placeholders() {
         assert_eq!(super::values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(super::placeholders(3), "$1, $2, $3");
+    }
+
+    #[test]
+    fn lock_and_statement_timeouts_are_told_from_other_failures() {
+        for code in ["55P03", "57014", "40P01"] {
+            assert!(postgres_gave_up(code), "{code}");
+        }
+        for code in ["23505", "3D000", "42P01", "08006", "5"] {
+            assert!(!postgres_gave_up(code), "{code}");
+        }
+        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_TIMEOUT.
+        for code in ["5", "6", "517", "773"] {
+            assert!(sqlite_gave_up(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE, SQLITE_FULL, SQLITE_IOERR, SQLITE_CORRUPT, not a number.
+        for code in ["2067", "13", "10", "11", "55P03"] {
+            assert!(!sqlite_gave_up(code), "{code}");
+        }
+    }
+
+    /// What a request that met `e` answers.
+    fn answered(e: sqlx::Error) -> (StatusCode, Option<u64>) {
+        let p = Problem::from(e);
+        (p.status(), p.retry_after)
+    }
+
+    /// A write that finds another connection holding SQLite's write lock waits the busy
+    /// timeout, then fails with a 503, rather than hang.
+    #[tokio::test]
+    async fn a_sqlite_writer_behind_a_held_lock_gets_a_503_after_the_busy_timeout() {
+        let dir = std::env::temp_dir().join(format!("cafe-db-busy-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("busy.db").display());
+        let short = Timeouts { lock: Duration::from_millis(200), ..Timeouts::default() };
+        let holder = Db::connect_bounded(&url, 1, short).await.unwrap();
+        let writer = Db::connect_bounded(&url, 1, short).await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER)").execute(holder.pool()).await.unwrap();
+
+        let mut held = holder.begin().await.unwrap();
+        sqlx::query("INSERT INTO t (n) VALUES (1)").execute(&mut *held).await.unwrap();
+        let started = Instant::now();
+        let blocked = tokio::time::timeout(
+            Duration::from_secs(10),
+            sqlx::query("INSERT INTO t (n) VALUES (2)").execute(writer.pool()),
+        )
+        .await
+        .expect("the second writer hung behind the lock");
+        let waited = started.elapsed();
+        let e = blocked.expect_err("a second writer while the lock is held");
+        assert!(waited >= Duration::from_millis(150), "gave up after {waited:?}, before the busy timeout");
+        assert!(matches!(&e, sqlx::Error::Database(db) if gave_up_waiting(db.as_ref())), "{e:?}");
+        assert_eq!(answered(e), (StatusCode::SERVICE_UNAVAILABLE, Some(1)));
+
+        // Once the holder is done, the same write goes through.
+        held.commit().await.unwrap();
+        sqlx::query("INSERT INTO t (n) VALUES (2)").execute(writer.pool()).await.unwrap();
+        holder.pool().close().await;
+        writer.pool().close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A database of this test's own on the PostgreSQL the distributed mode uses, or `None`
+    /// (skipped) when none is running; under CI a missing PostgreSQL fails the test instead,
+    /// since a skip would pass a test that never ran.
+    async fn postgres(name: &str, timeouts: Timeouts) -> Option<Db> {
+        let addr: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+            let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+            assert!(!ci, "this test needs PostgreSQL at {addr}; under CI it fails rather than skip");
+            eprintln!("skipping: PostgreSQL not running at {addr}");
+            return None;
+        }
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        Db::connect_or_create(&url, 1).await.unwrap().pool().close().await;
+        Some(Db::connect_bounded(&url, 2, timeouts).await.unwrap())
+    }
+
+    /// On PostgreSQL a transaction waiting for a row another holds gives up at `lock_timeout`,
+    /// a statement running too long at `statement_timeout`, and either answers 503.
+    #[tokio::test]
+    async fn a_postgres_statement_behind_a_held_lock_or_running_too_long_gets_a_503() {
+        let short = Timeouts { lock: Duration::from_millis(200), statement: Duration::from_millis(1500) };
+        let Some(holder) = postgres("platform_db_timeouts", Timeouts::default()).await else { return };
+        let waiter = postgres("platform_db_timeouts", short).await.unwrap();
+        let key = i64::from(std::process::id());
+        sqlx::query("CREATE TABLE IF NOT EXISTS held (id BIGINT PRIMARY KEY, n BIGINT NOT NULL)")
+            .execute(holder.pool())
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO held (id, n) VALUES ($1, 0) ON CONFLICT (id) DO NOTHING")
+            .bind(key)
+            .execute(holder.pool())
+            .await
+            .unwrap();
+
+        let mut held = holder.begin().await.unwrap();
+        sqlx::query("UPDATE held SET n = n + 1 WHERE id = $1").bind(key).execute(&mut *held).await.unwrap();
+        guard(&mut held, key).await.unwrap();
+        for (what, sql) in [
+            ("a row lock", "UPDATE held SET n = n + 1 WHERE id = $1"),
+            ("an advisory lock", "SELECT pg_advisory_xact_lock($1)"),
+        ] {
+            let mut tx = waiter.begin().await.unwrap();
+            let started = Instant::now();
+            let e = tokio::time::timeout(Duration::from_secs(10), sqlx::query(sql).bind(key).execute(&mut *tx))
+                .await
+                .unwrap_or_else(|_| panic!("{what}: the waiter hung"))
+                .expect_err(what);
+            assert!(started.elapsed() >= Duration::from_millis(150), "{what}: gave up before the lock timeout");
+            assert!(matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03")), "{what}: {e:?}");
+            assert_eq!(answered(e), (StatusCode::SERVICE_UNAVAILABLE, Some(1)), "{what}");
+            tx.rollback().await.unwrap();
+        }
+        held.rollback().await.unwrap();
+
+        let e = sqlx::query("SELECT pg_sleep(30)").execute(waiter.pool()).await.expect_err("a statement too long");
+        assert!(matches!(&e, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014")), "{e:?}");
+        assert_eq!(answered(e), (StatusCode::SERVICE_UNAVAILABLE, Some(1)));
+
+        // The timeouts end statements, not sessions: the same connections go on serving.
+        sqlx::query("UPDATE held SET n = n + 1 WHERE id = $1").bind(key).execute(waiter.pool()).await.unwrap();
+        sqlx::query("DELETE FROM held WHERE id = $1").bind(key).execute(holder.pool()).await.unwrap();
+        holder.pool().close().await;
+        waiter.pool().close().await;
     }
 }

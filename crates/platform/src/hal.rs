@@ -16,6 +16,11 @@ use crate::problem::Problem;
 pub const HAL_JSON: &str = "application/hal+json";
 pub const DEFAULT_PAGE_SIZE: i64 = 20;
 pub const MAX_PAGE_SIZE: i64 = 1000;
+/// The deepest row a page may start at (`page × size`). An `OFFSET` is read and thrown away
+/// row by row, so a page a billion rows deep would hold a connection for as long as the
+/// database takes to skip them; no client pages that far through a cafe's lists, and one
+/// that wants more narrows its query (a search) instead.
+pub const MAX_PAGE_OFFSET: i64 = 100_000;
 
 /// The absolute base URL the client used (`http://host:port`), and the path and query it asked for.
 #[derive(Debug, Clone)]
@@ -345,6 +350,16 @@ impl PageRequest {
                 _ => {}
             }
         }
+        // Checked once both are known: `page` and `size` may come in either order.
+        if number.saturating_mul(size) > MAX_PAGE_OFFSET {
+            return Err(Problem::validation(vec![crate::problem::FieldError {
+                field: "page".into(),
+                message: format!(
+                    "must be at most {} with size {size}: pages start at most {MAX_PAGE_OFFSET} rows deep",
+                    MAX_PAGE_OFFSET / size
+                ),
+            }]));
+        }
         order.push("id ASC".into());
         Ok(PageRequest {
             number,
@@ -402,6 +417,20 @@ mod tests {
         for q in ["page=-1", "size=0", "size=1001", "size=x", "sort=password", "sort=id,sideways"] {
             assert_eq!(PageRequest::parse(q, SORT).unwrap_err().status, 400, "{q}");
         }
+    }
+
+    #[test]
+    fn a_page_deeper_than_the_bound_is_refused_naming_page() {
+        let last = PageRequest::parse("size=1000&page=100", SORT).unwrap();
+        assert_eq!(last.offset(), MAX_PAGE_OFFSET);
+        assert_eq!(PageRequest::parse("page=5000", SORT).unwrap().offset(), MAX_PAGE_OFFSET);
+        for q in ["size=1000&page=101", "page=101&size=1000", "page=5001", "page=1000000000&size=1000"] {
+            let p = PageRequest::parse(q, SORT).unwrap_err();
+            assert_eq!((p.status, p.fields()), (400, vec!["page"]), "{q}");
+            assert!(p.errors[0].message.contains("100000 rows deep"), "{q}: {}", p.errors[0].message);
+        }
+        let p = PageRequest::parse("size=1000&page=101", SORT).unwrap_err();
+        assert_eq!(p.errors[0].message, "must be at most 100 with size 1000: pages start at most 100000 rows deep");
     }
 
     #[test]

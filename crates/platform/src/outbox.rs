@@ -5,6 +5,27 @@
 //! pending rows in order and deletes them. A crash between publish and delete republishes;
 //! the bus drops the duplicate by event id and the consumer's inbox drops what slips through.
 //!
+//! Replicas of a service share its PostgreSQL database, and each runs a relay: a row is
+//! published by the relay that claims it. A pass reads its batch with `FOR UPDATE SKIP
+//! LOCKED` inside the transaction that publishes the batch and then deletes it, so another
+//! relay's read passes over the rows this one holds and takes the next ones; a failure
+//! rolls back, which frees the rows for whichever relay reads next. Rows a relay claimed
+//! and gave back (its publish failed, its process died) go with the next pass of any
+//! relay, and an idle relay on PostgreSQL looks every [`SWEEP`], so they wait at most that
+//! long when nothing else is committed. SQLite has one process and one relay, which reads
+//! and deletes outside a transaction: a transaction there would hold the only connection
+//! for the whole publish.
+//!
+//! Why claims rather than one relay per service elected with an advisory lock: latency
+//! and throughput. A relay is rung by its own process's commits; an elected relay would not
+//! hear the other replicas' commits, whose events would wait for a poll or for the next
+//! commit of the leader's process. With claims the replica that committed publishes at
+//! once, and a backlog drains in parallel, each relay taking the next unclaimed batch of
+//! [`BATCH`], where a leader drains it alone. The price: a transaction per pass (two more
+//! round trips, BEGIN and COMMIT) and a pooled connection held during the publish. Across
+//! relays, batches may reach the bus out of `seq` order, as concurrent commits already
+//! could; consumers accept one order's events in any order.
+//!
 //! A consumer handles a batch of events in one transaction: for each event it first claims
 //! the event id in `inbox` (a repeat is skipped), then applies its effect and enqueues the
 //! events it raises. Commit, then acknowledge: at-least-once delivery, exactly-once effect.
@@ -22,8 +43,8 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::backoff::Backoff;
-use crate::bus::EventBus;
-use crate::db::{placeholders, values_list, Conn, Db, Migration, Tx, ROWS_PER_STATEMENT};
+use crate::bus::{BusError, EventBus};
+use crate::db::{placeholders, values_list, Backend, Conn, Db, Migration, Tx, ROWS_PER_STATEMENT};
 use crate::event::{Envelope, Event, Payload, Undecodable};
 use crate::metrics::{EventCounter, Metrics};
 use crate::shutdown::sleep_or_cancel;
@@ -140,9 +161,11 @@ impl Outbox {
         self.bell.notify_one();
     }
 
-    /// Publishes whatever is pending, then sleeps until woken, until `cancel`.
+    /// Publishes whatever is pending, then sleeps until woken (on PostgreSQL at most a
+    /// [`SWEEP`]), until `cancel`.
     ///
-    /// A pass costs two statements whatever it carries. When the bell rang during a pass,
+    /// A pass costs two statements whatever it carries (four on PostgreSQL, with the
+    /// transaction that holds its claim). When the bell rang during a pass,
     /// commits are coming faster than passes finish: the relay then lingers a moment
     /// ([`LINGER`]) so the next pass carries several events. Otherwise (a quiet cafe, one
     /// order at a time) it answers the next ring at once.
@@ -164,6 +187,7 @@ impl Outbox {
                 tokio::select! {
                     _ = cancel.cancelled() => true,
                     _ = self.bell.notified() => false,
+                    _ = sweep(db.backend()) => false,
                 }
             };
             if stopped {
@@ -178,50 +202,119 @@ impl Outbox {
 /// How long a relay that is behind waits for more events before its next pass.
 const LINGER: Duration = Duration::from_millis(5);
 
-/// Publishes every pending row.
-async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<(), String> {
+/// How often an idle relay on PostgreSQL looks for rows that another relay claimed and gave
+/// back: nobody rings for those.
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// Ends after [`SWEEP`] on PostgreSQL; never on SQLite, whose one relay gives back nothing
+/// it does not retry itself.
+async fn sweep(backend: Backend) {
+    match backend {
+        Backend::Postgres => tokio::time::sleep(SWEEP).await,
+        Backend::Sqlite => std::future::pending().await,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Publishes every pending row this relay can claim.
+async fn relay_pending(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<(), RelayError> {
     loop {
-        let rows = sqlx::query("SELECT seq, event_id, event_type, body, headers FROM outbox ORDER BY seq LIMIT $1")
-            .bind(BATCH)
-            .fetch_all(db.pool())
-            .await
-            .map_err(|e| e.to_string())?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let seqs =
-            rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
-        let batch = rows
-            .iter()
-            .map(|r| {
-                Ok(Envelope {
-                    event_id: r.try_get(1)?,
-                    event_type: r.try_get(2)?,
-                    body: r.try_get(3)?,
-                    headers: Envelope::headers_from_json(r.try_get(4)?),
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(|e| e.to_string())?;
-        bus.publish(&batch).await.map_err(|e| e.to_string())?;
-        for e in &batch {
-            metrics.count(EventCounter::Published, &e.event_type, 1);
-        }
-        // Exactly the rows published, not `seq <= last`: PostgreSQL hands out `seq` at insert,
-        // not at commit, so a row below `last` whose transaction commits after the SELECT was
-        // not in this batch and must stay for the next pass (its commit wakes the relay).
-        for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!("DELETE FROM outbox WHERE seq IN ({})", placeholders(chunk.len()));
-            let mut q = sqlx::query(&sql);
-            for seq in chunk {
-                q = q.bind(*seq);
-            }
-            q.execute(db.pool()).await.map_err(|e| e.to_string())?;
-        }
-        if (rows.len() as i64) < BATCH {
+        let relayed = match db.backend() {
+            Backend::Postgres => relay_claimed_batch(db, bus, metrics).await?,
+            Backend::Sqlite => relay_batch(db, bus, metrics).await?,
+        };
+        if (relayed as i64) < BATCH {
             return Ok(());
         }
     }
+}
+
+/// One batch on PostgreSQL: claimed, published and deleted in one transaction; returns its
+/// size. Another relay's read skips the claimed rows until the commit deletes them, or a
+/// rollback gives them back.
+async fn relay_claimed_batch(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<usize, RelayError> {
+    let mut tx = db.begin().await?;
+    let relayed = async {
+        let (seqs, batch) = read_batch(&mut tx, " FOR UPDATE SKIP LOCKED").await?;
+        if !batch.is_empty() {
+            publish(bus, &batch, metrics).await?;
+            delete(&mut tx, &seqs).await?;
+        }
+        Ok::<_, RelayError>(batch.len())
+    }
+    .await;
+    match relayed {
+        Ok(n) => {
+            tx.commit().await?;
+            Ok(n)
+        }
+        Err(e) => {
+            // At once, not when the pool next uses the connection: another relay may take
+            // the rows while this one backs off.
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// One batch on SQLite: read, published, deleted, each statement on its own, so the one
+/// connection is free for the service while the bus takes the batch; returns its size.
+async fn relay_batch(db: &Db, bus: &dyn EventBus, metrics: &Metrics) -> Result<usize, RelayError> {
+    let (seqs, batch) = read_batch(&mut *db.pool().acquire().await?, "").await?;
+    if !batch.is_empty() {
+        publish(bus, &batch, metrics).await?;
+        delete(&mut *db.pool().acquire().await?, &seqs).await?;
+    }
+    Ok(batch.len())
+}
+
+/// The oldest [`BATCH`] rows (read with `lock`), as their `seq`s and their envelopes.
+async fn read_batch(conn: &mut Conn, lock: &str) -> Result<(Vec<i64>, Vec<Envelope>), sqlx::Error> {
+    let sql = format!("SELECT seq, event_id, event_type, body, headers FROM outbox ORDER BY seq LIMIT $1{lock}");
+    let rows = sqlx::query(&sql).bind(BATCH).fetch_all(&mut *conn).await?;
+    let seqs = rows.iter().map(|r| r.try_get::<i64, _>(0)).collect::<Result<Vec<_>, _>>()?;
+    let batch = rows
+        .iter()
+        .map(|r| {
+            Ok(Envelope {
+                event_id: r.try_get(1)?,
+                event_type: r.try_get(2)?,
+                body: r.try_get(3)?,
+                headers: Envelope::headers_from_json(r.try_get(4)?),
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok((seqs, batch))
+}
+
+async fn publish(bus: &dyn EventBus, batch: &[Envelope], metrics: &Metrics) -> Result<(), BusError> {
+    bus.publish(batch).await?;
+    for e in batch {
+        metrics.count(EventCounter::Published, &e.event_type, 1);
+    }
+    Ok(())
+}
+
+/// Deletes exactly the rows published, not `seq <= last`: PostgreSQL hands out `seq` at
+/// insert, not at commit, so a row below `last` whose transaction commits after the read
+/// was not in the batch and must stay for the next pass (its commit wakes a relay).
+async fn delete(conn: &mut Conn, seqs: &[i64]) -> Result<(), sqlx::Error> {
+    for chunk in seqs.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!("DELETE FROM outbox WHERE seq IN ({})", placeholders(chunk.len()));
+        let mut q = sqlx::query(&sql);
+        for seq in chunk {
+            q = q.bind(*seq);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// What a consumer does with the events of a batch, inside the batch's transaction. Returns
@@ -337,4 +430,336 @@ pub async fn handle_batch<P: Payload>(
         outbox.wake();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use futures::FutureExt;
+    use tokio::sync::Semaphore;
+    use tokio::task::JoinHandle;
+    use tokio_util::sync::CancellationToken;
+
+    use super::{Change, Outbox};
+    use crate::bus::{BusError, EventBus, Subscription};
+    use crate::db::Db;
+    use crate::event::{Envelope, Event, Payload};
+    use crate::testing::eventually;
+
+    const POSTGRES_ADDR: &str = "127.0.0.1:5432";
+    const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
+
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    #[serde(tag = "eventType")]
+    enum Counted {
+        Happened { n: i64 },
+    }
+
+    impl Payload for Counted {
+        fn event_type(&self) -> &'static str {
+            "Happened"
+        }
+
+        fn order_id(&self) -> i64 {
+            let Counted::Happened { n } = self;
+            *n
+        }
+
+        fn knows(event_type: &str) -> bool {
+            event_type == "Happened"
+        }
+    }
+
+    /// A bus that keeps every event published to it, repeats included.
+    #[derive(Default)]
+    struct RecordingBus {
+        published: Mutex<Vec<Envelope>>,
+    }
+
+    impl RecordingBus {
+        /// How many times each event id was published.
+        fn times_published(&self) -> HashMap<String, usize> {
+            let mut times = HashMap::new();
+            for e in self.published.lock().unwrap().iter() {
+                *times.entry(e.event_id.clone()).or_default() += 1;
+            }
+            times
+        }
+    }
+
+    impl EventBus for RecordingBus {
+        fn publish<'a>(&'a self, batch: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>> {
+            async move {
+                // A broker answers after a round trip: the other relay runs meanwhile.
+                tokio::task::yield_now().await;
+                self.published.lock().unwrap().extend(batch.iter().cloned());
+                Ok(())
+            }
+            .boxed()
+        }
+
+        fn consume(&self, _: Subscription) -> BoxFuture<'static, ()> {
+            async {}.boxed()
+        }
+
+        fn healthy(&self) -> BoxFuture<'_, bool> {
+            async { true }.boxed()
+        }
+
+        fn lag<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<u64>> {
+            async { None }.boxed()
+        }
+    }
+
+    /// A bus that is down: it refuses every batch, the first only once the test lets it
+    /// ([`DownBus::answer_the_first`]), so the relay holds that batch's rows until then.
+    struct DownBus {
+        attempts: AtomicUsize,
+        first_answer: Semaphore,
+    }
+
+    impl DownBus {
+        fn new() -> DownBus {
+            DownBus { attempts: AtomicUsize::new(0), first_answer: Semaphore::new(0) }
+        }
+
+        fn answer_the_first(&self) {
+            self.first_answer.add_permits(1);
+        }
+    }
+
+    impl EventBus for DownBus {
+        fn publish<'a>(&'a self, _: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>> {
+            async move {
+                if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                    self.first_answer.acquire().await.expect("open").forget();
+                }
+                Err(BusError::Unavailable("down".into()))
+            }
+            .boxed()
+        }
+
+        fn consume(&self, _: Subscription) -> BoxFuture<'static, ()> {
+            async {}.boxed()
+        }
+
+        fn healthy(&self) -> BoxFuture<'_, bool> {
+            async { false }.boxed()
+        }
+
+        fn lag<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<u64>> {
+            async { None }.boxed()
+        }
+    }
+
+    /// A database of its own on the local PostgreSQL server, dropped by [`Fresh::drop_now`].
+    struct Fresh {
+        name: String,
+    }
+
+    impl Fresh {
+        /// A new, migrated database; `None` (the test is skipped) when no server answers,
+        /// unless under CI, where a skip would report a test that never ran: there it fails.
+        async fn postgres() -> Option<Fresh> {
+            let addr: SocketAddr = POSTGRES_ADDR.parse().expect("an address");
+            if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
+                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+                assert!(!ci, "this test needs PostgreSQL at {POSTGRES_ADDR}; under CI it fails rather than skip");
+                eprintln!("skipping: PostgreSQL not running ({POSTGRES_ADDR})");
+                return None;
+            }
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+            let name = format!("outbox_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+            let db = Db::connect_or_create(&format!("{POSTGRES_URL}/{name}"), 1).await.expect("a fresh database");
+            db.migrate(&[]).await.expect("migrations");
+            db.pool().close().await;
+            Some(Fresh { name })
+        }
+
+        /// A pool of its own, as each replica of a service has.
+        async fn replica(&self) -> Db {
+            Db::connect_pooled(&format!("{POSTGRES_URL}/{}", self.name), 4).await.expect("a connection")
+        }
+
+        async fn drop_now(self) {
+            let admin = Db::connect_pooled(&format!("{POSTGRES_URL}/postgres"), 1).await.expect("the server");
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(admin.pool())
+                .await
+                .expect("database dropped");
+            admin.pool().close().await;
+        }
+    }
+
+    /// Replicas of one service: each with its database handle, its relay's doorbell, and its
+    /// relay, running until `cancel`.
+    struct Replicas {
+        dbs: Vec<Db>,
+        outboxes: Vec<Outbox>,
+        relays: Vec<JoinHandle<()>>,
+        cancel: CancellationToken,
+    }
+
+    impl Replicas {
+        /// Starts a relay per database, the `i`th publishing to `buses[i]`.
+        fn start(dbs: Vec<Db>, buses: &[Arc<dyn EventBus>]) -> Replicas {
+            let cancel = CancellationToken::new();
+            let outboxes: Vec<Outbox> = dbs.iter().map(|_| Outbox::default()).collect();
+            let relays = dbs
+                .iter()
+                .zip(&outboxes)
+                .zip(buses)
+                .map(|((db, outbox), bus)| {
+                    tokio::spawn(outbox.clone().run_relay(db.clone(), bus.clone(), "test", cancel.clone()))
+                })
+                .collect();
+            Replicas { dbs, outboxes, relays, cancel }
+        }
+
+        async fn raise(&self, events: usize, per_commit: usize) -> Vec<String> {
+            commit_events(&self.dbs, &self.outboxes, events, per_commit).await
+        }
+
+        async fn outbox_rows(&self) -> i64 {
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(self.dbs[0].pool()).await.expect("the outbox")
+        }
+
+        /// Cancels the relays and waits until each has stopped (after its last drain), so no
+        /// publish is still on its way.
+        async fn stop(self) {
+            self.cancel.cancel();
+            for relay in self.relays {
+                relay.await.expect("the relay stopped");
+            }
+            for db in self.dbs {
+                db.pool().close().await;
+            }
+        }
+    }
+
+    /// Commits `events` new events, `per_commit` to a transaction, taking turns among the
+    /// replicas `dbs` (each commit rings its own replica's relay, `outboxes[i]`, only);
+    /// returns their ids.
+    async fn commit_events(dbs: &[Db], outboxes: &[Outbox], events: usize, per_commit: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(events);
+        let numbers: Vec<i64> = (0..events as i64).collect();
+        for (turn, chunk) in numbers.chunks(per_commit).enumerate() {
+            let replica = turn % dbs.len();
+            let tx = dbs[replica].begin().await.expect("a transaction");
+            let mut change = Change::new(tx, outboxes[replica].clone());
+            for &n in chunk {
+                let event = Event::new("test", Counted::Happened { n });
+                ids.push(event.event_id.clone());
+                change.raise(event);
+            }
+            change.commit().await.expect("committed");
+        }
+        ids
+    }
+
+    async fn wait_until_published(bus: &RecordingBus, ids: &[String]) {
+        eventually(Duration::from_secs(5), async || {
+            let published = bus.times_published();
+            ids.iter().all(|id| published.contains_key(id)).then_some(())
+        })
+        .await
+        .expect("the events published");
+    }
+
+    /// Waits until `bus` has every one of `ids` and the outbox is empty.
+    async fn wait_until_relayed(replicas: &Replicas, bus: &RecordingBus, ids: &[String]) {
+        eventually(Duration::from_secs(20), async || {
+            let published = bus.times_published();
+            let missing = ids.iter().filter(|id| !published.contains_key(*id)).count();
+            let left = replicas.outbox_rows().await;
+            if missing == 0 && left == 0 {
+                Ok(())
+            } else {
+                Err(format!("{missing} events not published, {left} rows in the outbox"))
+            }
+        })
+        .await
+        .expect("every event published");
+    }
+
+    /// Fails if any event of `times` was published more than once, naming a few.
+    fn assert_no_repeats(times: &HashMap<String, usize>) {
+        let repeated: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+        let some = &repeated[..repeated.len().min(3)];
+        assert!(repeated.is_empty(), "{} events published more than once, such as {some:?}", repeated.len());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_relays_on_one_postgres_database_publish_each_event_once() {
+        let Some(fresh) = Fresh::postgres().await else { return };
+        let bus = Arc::new(RecordingBus::default());
+        let buses: [Arc<dyn EventBus>; 2] = [bus.clone(), bus.clone()];
+        // A backlog both relays find on start, then commits while they run.
+        let first = fresh.replica().await;
+        let mut ids = commit_events(std::slice::from_ref(&first), &[Outbox::default()], 1_000, 50).await;
+        let replicas = Replicas::start(vec![first, fresh.replica().await], &buses);
+        ids.extend(replicas.raise(1_000, 10).await);
+
+        wait_until_relayed(&replicas, &bus, &ids).await;
+        replicas.stop().await;
+        let times = bus.times_published();
+        assert_eq!(times.len(), 2_000, "every event, nothing else");
+        assert_no_repeats(&times);
+        fresh.drop_now().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn rows_a_relay_failed_to_publish_are_published_by_another_unrung() {
+        let Some(fresh) = Fresh::postgres().await else { return };
+        let (down, up) = (Arc::new(DownBus::new()), Arc::new(RecordingBus::default()));
+        let (first, second) = (fresh.replica().await, fresh.replica().await);
+        // Commits that ring no relay: only a relay's start and its sweeps find them.
+        let unrung = || [Outbox::default()];
+        let ids = commit_events(std::slice::from_ref(&first), &unrung(), 20, 20).await;
+        let failing = Replicas::start(vec![first], &[down.clone() as Arc<dyn EventBus>]);
+        eventually(Duration::from_secs(5), async || (down.attempts.load(Ordering::SeqCst) > 0).then_some(()))
+            .await
+            .expect("the failing relay holding the rows");
+        // The other relay starts while the rows are held: its first pass skips them and
+        // takes only a row committed since; once that is published it is idle, unrung.
+        let marker = commit_events(std::slice::from_ref(&second), &unrung(), 1, 1).await;
+        let working = Replicas::start(vec![second], &[up.clone() as Arc<dyn EventBus>]);
+        wait_until_published(&up, &marker).await;
+        assert_eq!(up.times_published().len(), 1, "the held rows were skipped");
+
+        down.answer_the_first();
+        wait_until_relayed(&working, &up, &ids).await;
+        failing.stop().await;
+        working.stop().await;
+        let times = up.times_published();
+        assert_eq!(times.len(), 21);
+        assert_no_repeats(&times);
+        fresh.drop_now().await;
+    }
+
+    #[tokio::test]
+    async fn a_relay_on_sqlite_publishes_each_event_once() {
+        let dir = std::env::temp_dir().join(format!("cafe-outbox-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = Db::sqlite_file(&dir, "outbox").await.expect("a database");
+        db.migrate(&[]).await.expect("migrations");
+        let bus = Arc::new(RecordingBus::default());
+        let buses: [Arc<dyn EventBus>; 1] = [bus.clone()];
+        let replicas = Replicas::start(vec![db], &buses);
+        let ids = replicas.raise(1_500, 10).await;
+
+        wait_until_relayed(&replicas, &bus, &ids).await;
+        replicas.stop().await;
+        let times = bus.times_published();
+        assert_eq!(times.len(), 1_500);
+        assert_no_repeats(&times);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

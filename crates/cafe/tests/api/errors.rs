@@ -265,6 +265,14 @@ async fn unknown_ids_wrong_methods_and_bad_paging_are_refused_and_change_nothing
         }
         let ok = app.get(&format!("/{collection}?size=1000&page=3")).await;
         ok.expect(200, &format!("GET /{collection}?size=1000&page=3"));
+        // Pages start at most 100,000 rows deep: the deepest is served (empty), one page
+        // further is refused before the database is asked to skip the rows.
+        let deepest = app.get(&format!("/{collection}?size=1000&page=100")).await;
+        deepest.expect(200, &format!("GET /{collection}?size=1000&page=100"));
+        for q in ["size=1000&page=101", "page=1000000000"] {
+            let r = app.get(&format!("/{collection}?{q}")).await;
+            expect_fields_named(&r, &["page"], &format!("GET /{collection}?{q}"));
+        }
     }
     for path in [
         "/payments/search/findByOrderId",
