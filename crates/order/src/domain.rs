@@ -1,11 +1,45 @@
 //! Orders: what a valid order is, and its life: `Pending` while payment is asked, `Ordered`
 //! once paid; a cancelled order is deleted. Pure: no I/O, no HTTP.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The status is a contract (`Ordered` and `OrderCanceled` travel in events); `Pending` is
 /// stored only, while payment is asked, and no client or event ever sees it.
 pub use contracts::OrderStatus;
+
+/// Where an order is, as stored: the contract's `Pending` and `Ordered`, and a stage of
+/// order's own that never leaves the service.
+///
+/// `Voiding`: a pending order claimed for voiding, by its placement (payment refused or
+/// unreachable) or by the reconciler (the placement is stale). `confirm` takes only a
+/// `Pending` order, and a payment is voided only once its order is claimed, so a late
+/// confirmation and a void can never both happen: no `Ordered` order with a voided payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Stage {
+    Pending,
+    Voiding,
+    Ordered,
+}
+
+impl Stage {
+    /// Its name in storage (`Pending` and `Ordered` as the contract spells them).
+    pub fn as_str(self) -> &'static str {
+        platform::spelling::name(&self)
+    }
+
+    /// The stage stored as `text`, if any.
+    pub fn parse(text: &str) -> Option<Stage> {
+        platform::spelling::parse(text)
+    }
+
+    /// The status an order at this stage has: a claimed order is still not placed.
+    pub fn status(self) -> OrderStatus {
+        match self {
+            Stage::Pending | Stage::Voiding => OrderStatus::Pending,
+            Stage::Ordered => OrderStatus::Ordered,
+        }
+    }
+}
 
 pub use contracts::PhoneNumber;
 
@@ -34,6 +68,16 @@ pub struct Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stages_the_contract_knows_are_stored_as_it_spells_them() {
+        for stage in [Stage::Pending, Stage::Ordered] {
+            assert_eq!(stage.as_str(), stage.status().as_str());
+        }
+        assert_eq!(Stage::parse("Voiding"), Some(Stage::Voiding));
+        assert_eq!(Stage::Voiding.status(), OrderStatus::Pending);
+        assert_eq!(Stage::parse("OrderCanceled"), None);
+    }
 
     #[test]
     fn an_order_serialises_with_the_specs_field_names() {

@@ -6,13 +6,17 @@
 //! 2. payment is asked (`POST /payments`, idempotent per order id) under a timeout and a
 //!    circuit breaker, and asked once more if the first attempt timed out (safe: the repeat
 //!    returns the first attempt's payment);
-//! 3. approved: the order becomes `Ordered` and `Ordered` is raised, in one transaction;
-//!    refused or unreachable: payment is asked to void whatever it holds for the order
-//!    (`POST /payments/voids`, which also bars a late charge), and the pending order is dropped.
+//! 3. approved: the order becomes `Ordered` and `Ordered` is raised, in one transaction,
+//!    if it is still `Pending`; refused or unreachable: the order is claimed for voiding
+//!    (`Voiding`), payment is asked to void whatever it holds for the order
+//!    (`POST /payments/voids`, which also bars a late charge), and the order is dropped.
 //!
-//! A crash or a failed void leaves a `Pending` order behind; the reconciler voids and drops
-//! such orders once they are older than `settle_after`, so once settled every order
-//! has its approved payment and every approved payment its order.
+//! A crash or a failed void leaves a `Pending` or `Voiding` order behind; the reconciler
+//! claims, voids and drops such orders once they are older than `settle_after`, so once
+//! settled every order has its approved payment and every approved payment its order.
+//! Claim before void: a placement slower than `settle_after` whose payment is approved
+//! after the reconciler claimed its order cannot confirm it (it answers 503, as if payment
+//! had failed), and an order confirmed first is not claimed, so its payment is not voided.
 //!
 //! Cancelling records the cancellation in delivery's ledger first (`POST /cancellations`,
 //! idempotent per order id); only once it is recorded is the order deleted, raising
@@ -68,19 +72,25 @@ pub struct Service {
 
 /// Starts the reconciler and returns the service's routes.
 pub fn start(ctx: Ctx, config: Config) -> Router {
-    // A placement still in flight must never look abandoned: settle only orders older than
-    // the longest a placement can take (every payment attempt timing out), plus a margin.
-    let longest = config.payment.timeout() * (config.payment_retries + 1) + Duration::from_secs(1);
-    if config.settle_after < longest {
-        tracing::info!(?longest, "settling pending orders only after the longest placement");
-    }
-    let config = Config { settle_after: config.settle_after.max(longest), ..config };
-    let svc = Arc::new(Service { ctx, config, unsettled: tokio::sync::Notify::new() });
+    let svc = Service::new(ctx, config);
     svc.ctx.tracker().spawn(svc.clone().reconcile_forever());
     api::router(svc)
 }
 
 impl Service {
+    /// The service, its reconciler not started: [`start`] starts it; tests drive
+    /// [`Service::reconcile_once`] by hand.
+    pub fn new(ctx: Ctx, config: Config) -> Arc<Service> {
+        // A placement still in flight must never look abandoned: settle only orders older than
+        // the longest a placement can take (every payment attempt timing out), plus a margin.
+        let longest = config.payment.timeout() * (config.payment_retries + 1) + Duration::from_secs(1);
+        if config.settle_after < longest {
+            tracing::info!(?longest, "settling pending orders only after the longest placement");
+        }
+        let config = Config { settle_after: config.settle_after.max(longest), ..config };
+        Arc::new(Service { ctx, config, unsettled: tokio::sync::Notify::new() })
+    }
+
     pub async fn place_order(&self, new: &NewOrder) -> Result<Order, Error> {
         let pending = store::insert_pending(&self.ctx, new).await?;
         // Until this placement settles, the reconciler watches (it sleeps again once no
@@ -92,7 +102,8 @@ impl Service {
                 platform::failpoint::hit("order-after-payment");
                 match store::confirm(&self.ctx, pending.id).await {
                     Ok(Some(order)) => return Ok(order),
-                    // The reconciler voided it while we waited: a very late answer.
+                    // The reconciler claimed it while we waited (a very late answer): it is
+                    // settled as a failed payment, voided (again, harmlessly) below.
                     Ok(None) => None,
                     // Paid but not confirmed: the reconciler voids it.
                     Err(e) => {
@@ -159,14 +170,27 @@ impl Service {
         self.config.payment.post_retrying(calls::CHARGE, charge, self.config.payment_retries).await
     }
 
-    /// Voids the payment of a pending order and drops the order. On failure the order stays
-    /// `Pending` for the reconciler.
+    /// Claims a pending order for voiding, voids its payment and drops the order. False if
+    /// any step failed: the order stays (`Pending` or `Voiding`) for the reconciler. An order
+    /// confirmed first is not claimed, and its payment is left alone.
     async fn void(&self, order_id: i64) -> bool {
+        match store::abandon(&self.ctx, order_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(order_id, "confirmed or settled meanwhile; nothing to void");
+                return true;
+            }
+            Err(e) => {
+                tracing::warn!(order_id, error = %e, "cannot claim pending order");
+                self.unsettled.notify_one();
+                return false;
+            }
+        }
         match self.config.payment.post::<_, PaymentAnswer>(calls::VOID_PAYMENT, &VoidPayment { order_id }).await {
-            Ok(_) => match store::drop_pending(&self.ctx, order_id).await {
+            Ok(_) => match store::drop_voided(&self.ctx, order_id).await {
                 Ok(()) => true,
                 Err(e) => {
-                    tracing::warn!(order_id, error = %e, "cannot drop pending order");
+                    tracing::warn!(order_id, error = %e, "cannot drop voided order");
                     self.unsettled.notify_one();
                     false
                 }
@@ -207,13 +231,12 @@ impl Service {
         }
     }
 
-    /// One pass: voids and drops the stale pending orders. Returns how many pending orders
-    /// (stale or not) are still there.
+    /// One pass: claims, voids and drops the stale pending orders and the claimed ones.
+    /// Returns how many pending or claimed orders (stale or not) are still there.
     pub async fn reconcile_once(&self) -> Result<usize, sqlx::Error> {
-        let stale = store::stale_pending(&self.ctx, &time_ago(self.config.settle_after)).await?;
-        for order in stale {
-            if self.void(order.id).await {
-                tracing::info!(order_id = order.id, "settled a pending order left behind");
+        for order_id in store::unsettled(&self.ctx, &time_ago(self.config.settle_after)).await? {
+            if self.void(order_id).await {
+                tracing::info!(order_id, "settled a pending order left behind");
             }
         }
         store::count_pending(&self.ctx).await

@@ -1,6 +1,8 @@
 //! The order table. Placing an order is two commits around the payment call (never a
 //! transaction held across the network): insert `Pending`, then confirm as `Ordered` with
-//! the `Ordered` event in the same transaction as the status change.
+//! the `Ordered` event in the same transaction as the status change. A pending order is
+//! voided only once claimed (`Pending` → `Voiding`, see [`Stage`]), and only a `Pending` one
+//! is confirmed, so the two exclude each other row by row.
 
 use contracts::{Event, Payload};
 use platform::db::parse_column;
@@ -10,7 +12,7 @@ use sqlx::query::QueryAs;
 use sqlx::Any;
 use sqlx::{FromRow, Row};
 
-use crate::domain::{NewOrder, Order, OrderStatus};
+use crate::domain::{NewOrder, Order, Stage};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -28,8 +30,8 @@ pub const MIGRATIONS: &[Migration] = &[
 
 const COLUMNS: &str = "id, phone_number, product_name, qty, amt, status, create_time";
 
-/// By hand rather than derived: the status is stored as its name, and a name that is no
-/// status is corruption, reported as such rather than read as a default.
+/// By hand rather than derived: the stage is stored as its name, and a name that is no
+/// stage is corruption, reported as such rather than read as a default.
 impl<'r> FromRow<'r, AnyRow> for Order {
     fn from_row(row: &'r AnyRow) -> Result<Self, sqlx::Error> {
         Ok(Order {
@@ -39,7 +41,7 @@ impl<'r> FromRow<'r, AnyRow> for Order {
             qty: row.try_get("qty")?,
             amt: row.try_get("amt")?,
             status: parse_column(row, "status", |s| {
-                OrderStatus::parse(s).ok_or_else(|| format!("unknown order status {s:?}"))
+                Stage::parse(s).map(Stage::status).ok_or_else(|| format!("unknown order status {s:?}"))
             })?,
             create_time: row.try_get("create_time")?,
         })
@@ -55,17 +57,17 @@ pub async fn insert_pending(ctx: &Ctx, new: &NewOrder) -> Result<Order, sqlx::Er
     .bind(&new.product_name)
     .bind(new.qty)
     .bind(new.amt)
-    .bind(OrderStatus::Pending.as_str())
+    .bind(Stage::Pending.as_str())
     .bind(platform::time::now())
     .fetch_one(ctx.db().pool())
     .await
 }
 
 /// `Pending` → `Ordered`, raising `Ordered`, in one commit. `None` if the order is no
-/// longer pending (the reconciler voided it meanwhile).
+/// longer pending: claimed for voiding (see [`abandon`]) or gone.
 pub async fn confirm(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
     let sql = format!("UPDATE orders SET status = $1 WHERE id = $2 AND status = $3 RETURNING {COLUMNS}");
-    let confirm = sqlx::query_as(&sql).bind(OrderStatus::Ordered.as_str()).bind(id).bind(OrderStatus::Pending.as_str());
+    let confirm = sqlx::query_as(&sql).bind(Stage::Ordered.as_str()).bind(id).bind(Stage::Pending.as_str());
     change_one(ctx, confirm, crate::events::ordered).await
 }
 
@@ -85,30 +87,57 @@ async fn change_one<'q>(
     Ok(order)
 }
 
-/// Forgets a pending order whose payment was refused or voided.
+/// Forgets a pending order whose payment was never asked for.
 pub async fn drop_pending(ctx: &Ctx, id: i64) -> Result<(), sqlx::Error> {
+    drop_at(ctx, id, Stage::Pending).await
+}
+
+/// Claims a pending order for voiding: `Pending` → `Voiding`, in one conditional update, so
+/// from now on `confirm` refuses it. True if the order is claimed (now, or already before);
+/// false if it was confirmed first or is gone: then its payment must not be voided.
+pub async fn abandon(ctx: &Ctx, id: i64) -> Result<bool, sqlx::Error> {
+    let claimed = sqlx::query("UPDATE orders SET status = $1 WHERE id = $2 AND status IN ($3, $1)")
+        .bind(Stage::Voiding.as_str())
+        .bind(id)
+        .bind(Stage::Pending.as_str())
+        .execute(ctx.db().pool())
+        .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
+/// Forgets a claimed order once its payment is voided.
+pub async fn drop_voided(ctx: &Ctx, id: i64) -> Result<(), sqlx::Error> {
+    drop_at(ctx, id, Stage::Voiding).await
+}
+
+async fn drop_at(ctx: &Ctx, id: i64, stage: Stage) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM orders WHERE id = $1 AND status = $2")
         .bind(id)
-        .bind(OrderStatus::Pending.as_str())
+        .bind(stage.as_str())
         .execute(ctx.db().pool())
         .await?;
     Ok(())
 }
 
-/// Pending orders created before `before` (RFC 3339): left behind by a crash or a timeout.
-pub async fn stale_pending(ctx: &Ctx, before: &str) -> Result<Vec<Order>, sqlx::Error> {
-    sqlx::query_as::<_, Order>(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE status = $1 AND create_time < $2 ORDER BY id LIMIT 100"
-    ))
-    .bind(OrderStatus::Pending.as_str())
+/// What the reconciler settles: pending orders created before `before` (RFC 3339), left
+/// behind by a crash or a placement that outlived every timeout, and claimed orders whose
+/// void failed, whatever their age.
+pub async fn unsettled(ctx: &Ctx, before: &str) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM orders WHERE (status = $1 AND create_time < $2) OR status = $3 ORDER BY id LIMIT 100",
+    )
+    .bind(Stage::Pending.as_str())
     .bind(before)
+    .bind(Stage::Voiding.as_str())
     .fetch_all(ctx.db().pool())
     .await
 }
 
+/// Orders not yet settled either way: pending or claimed for voiding.
 pub async fn count_pending(ctx: &Ctx) -> Result<usize, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = $1")
-        .bind(OrderStatus::Pending.as_str())
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status IN ($1, $2)")
+        .bind(Stage::Pending.as_str())
+        .bind(Stage::Voiding.as_str())
         .fetch_one(ctx.db().pool())
         .await?;
     Ok(n as usize)
@@ -117,14 +146,14 @@ pub async fn count_pending(ctx: &Ctx) -> Result<usize, sqlx::Error> {
 pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
     sqlx::query_as::<_, Order>(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1 AND status = $2"))
         .bind(id)
-        .bind(OrderStatus::Ordered.as_str())
+        .bind(Stage::Ordered.as_str())
         .fetch_optional(ctx.db().pool())
         .await
 }
 
 /// A page of the placed orders, all of them or those under one phone number.
 pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<(Vec<Order>, i64), sqlx::Error> {
-    let mut filter = vec![("status", OrderStatus::Ordered.as_str())];
+    let mut filter = vec![("status", Stage::Ordered.as_str())];
     filter.extend(phone.map(|phone| ("phone_number", phone)));
     platform::db::page_where(ctx.db().pool(), COLUMNS, "orders", &filter, page).await
 }
@@ -133,6 +162,6 @@ pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<
 /// there (a concurrent cancel won).
 pub async fn delete(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
     let sql = format!("DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}");
-    let delete = sqlx::query_as(&sql).bind(id).bind(OrderStatus::Ordered.as_str());
+    let delete = sqlx::query_as(&sql).bind(id).bind(Stage::Ordered.as_str());
     change_one(ctx, delete, crate::events::order_canceled).await
 }

@@ -4,6 +4,7 @@
 //! be read. These run as the original did, auth off; `auth` runs them signed.
 
 mod auth;
+mod settling;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
