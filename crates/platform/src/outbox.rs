@@ -476,13 +476,30 @@ mod tests {
         }
     }
 
-    /// A bus that keeps every event published to it, repeats included.
-    #[derive(Default)]
-    struct RecordingBus {
+    /// A bus for the relay to publish to. An up bus keeps every event published to it,
+    /// repeats included; a down one refuses every batch, the first only once the test lets
+    /// it ([`TestBus::answer_the_first`]), so the relay holds that batch's rows until then.
+    struct TestBus {
+        up: bool,
         published: Mutex<Vec<Envelope>>,
+        attempts: AtomicUsize,
+        first_answer: Semaphore,
     }
 
-    impl RecordingBus {
+    impl TestBus {
+        fn up() -> TestBus {
+            TestBus {
+                up: true,
+                published: Mutex::default(),
+                attempts: AtomicUsize::new(0),
+                first_answer: Semaphore::new(0),
+            }
+        }
+
+        fn down() -> TestBus {
+            TestBus { up: false, ..TestBus::up() }
+        }
+
         /// How many times each event id was published.
         fn times_published(&self) -> HashMap<String, usize> {
             let mut times = HashMap::new();
@@ -491,11 +508,21 @@ mod tests {
             }
             times
         }
+
+        fn answer_the_first(&self) {
+            self.first_answer.add_permits(1);
+        }
     }
 
-    impl EventBus for RecordingBus {
+    impl EventBus for TestBus {
         fn publish<'a>(&'a self, batch: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>> {
             async move {
+                if !self.up {
+                    if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                        self.first_answer.acquire().await.expect("open").forget();
+                    }
+                    return Err(BusError::Unavailable("down".into()));
+                }
                 // A broker answers after a round trip: the other relay runs meanwhile.
                 tokio::task::yield_now().await;
                 self.published.lock().unwrap().extend(batch.iter().cloned());
@@ -509,48 +536,8 @@ mod tests {
         }
 
         fn healthy(&self) -> BoxFuture<'_, bool> {
-            async { true }.boxed()
-        }
-
-        fn lag<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<u64>> {
-            async { None }.boxed()
-        }
-    }
-
-    /// A bus that is down: it refuses every batch, the first only once the test lets it
-    /// ([`DownBus::answer_the_first`]), so the relay holds that batch's rows until then.
-    struct DownBus {
-        attempts: AtomicUsize,
-        first_answer: Semaphore,
-    }
-
-    impl DownBus {
-        fn new() -> DownBus {
-            DownBus { attempts: AtomicUsize::new(0), first_answer: Semaphore::new(0) }
-        }
-
-        fn answer_the_first(&self) {
-            self.first_answer.add_permits(1);
-        }
-    }
-
-    impl EventBus for DownBus {
-        fn publish<'a>(&'a self, _: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>> {
-            async move {
-                if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 {
-                    self.first_answer.acquire().await.expect("open").forget();
-                }
-                Err(BusError::Unavailable("down".into()))
-            }
-            .boxed()
-        }
-
-        fn consume(&self, _: Subscription) -> BoxFuture<'static, ()> {
-            async {}.boxed()
-        }
-
-        fn healthy(&self) -> BoxFuture<'_, bool> {
-            async { false }.boxed()
+            let up = self.up;
+            async move { up }.boxed()
         }
 
         fn lag<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<u64>> {
@@ -664,7 +651,7 @@ mod tests {
         ids
     }
 
-    async fn wait_until_published(bus: &RecordingBus, ids: &[String]) {
+    async fn wait_until_published(bus: &TestBus, ids: &[String]) {
         eventually(Duration::from_secs(5), async || {
             let published = bus.times_published();
             ids.iter().all(|id| published.contains_key(id)).then_some(())
@@ -674,7 +661,7 @@ mod tests {
     }
 
     /// Waits until `bus` has every one of `ids` and the outbox is empty.
-    async fn wait_until_relayed(replicas: &Replicas, bus: &RecordingBus, ids: &[String]) {
+    async fn wait_until_relayed(replicas: &Replicas, bus: &TestBus, ids: &[String]) {
         eventually(Duration::from_secs(20), async || {
             let published = bus.times_published();
             let missing = ids.iter().filter(|id| !published.contains_key(*id)).count();
@@ -699,7 +686,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_relays_on_one_postgres_database_publish_each_event_once() {
         let Some(fresh) = Fresh::postgres().await else { return };
-        let bus = Arc::new(RecordingBus::default());
+        let bus = Arc::new(TestBus::up());
         let buses: [Arc<dyn EventBus>; 2] = [bus.clone(), bus.clone()];
         // A backlog both relays find on start, then commits while they run.
         let first = fresh.replica().await;
@@ -718,7 +705,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rows_a_relay_failed_to_publish_are_published_by_another_unrung() {
         let Some(fresh) = Fresh::postgres().await else { return };
-        let (down, up) = (Arc::new(DownBus::new()), Arc::new(RecordingBus::default()));
+        let (down, up) = (Arc::new(TestBus::down()), Arc::new(TestBus::up()));
         let (first, second) = (fresh.replica().await, fresh.replica().await);
         // Commits that ring no relay: only a relay's start and its sweeps find them.
         let unrung = || [Outbox::default()];
@@ -750,7 +737,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let db = Db::sqlite_file(&dir, "outbox").await.expect("a database");
         db.migrate(&[]).await.expect("migrations");
-        let bus = Arc::new(RecordingBus::default());
+        let bus = Arc::new(TestBus::up());
         let buses: [Arc<dyn EventBus>; 1] = [bus.clone()];
         let replicas = Replicas::start(vec![db], &buses);
         let ids = replicas.raise(1_500, 10).await;

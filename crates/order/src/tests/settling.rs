@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use contracts::EventType;
 use platform::breaker::{Breaker, Settings};
 use platform::client::ServiceClient;
-use platform::testing::TestService;
+use platform::testing::{Answer, TestService};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
@@ -161,8 +161,9 @@ async fn a_confirmed_order_cannot_be_claimed() {
     assert_eq!(store::find(&app.ctx, order.id).await.unwrap().map(|o| o.status), Some(OrderStatus::Ordered));
 }
 
-#[tokio::test]
-async fn a_placement_approved_while_the_reconciler_voids_it_answers_503_and_is_never_ordered() {
+/// Order 1 placed and waiting on payment's answer to its charge, already older than
+/// `settle_after`: what the reconciler and the placement then race over.
+async fn placing_while_stale() -> (HeldPayment, Arc<TestApp>, Arc<Service>, tokio::task::JoinHandle<Answer>) {
     let mut payment = HeldPayment::start().await;
     let (app, svc) = driven(&payment.base).await;
     let placing = tokio::spawn({
@@ -170,10 +171,15 @@ async fn a_placement_approved_while_the_reconciler_voids_it_answers_503_and_is_n
         async move { app.place().await }
     });
     payment.charges.arrival().await;
+    backdate(&app, 1).await;
+    (payment, app, svc, placing)
+}
 
+#[tokio::test]
+async fn a_placement_approved_while_the_reconciler_voids_it_answers_503_and_is_never_ordered() {
+    let (mut payment, app, svc, placing) = placing_while_stale().await;
     // The placement waits on payment longer than `settle_after`: the reconciler claims the
     // order and asks payment to void it.
-    backdate(&app, 1).await;
     let reconciling = tokio::spawn({
         let svc = svc.clone();
         async move { svc.reconcile_once().await.unwrap() }
@@ -197,16 +203,8 @@ async fn a_placement_approved_while_the_reconciler_voids_it_answers_503_and_is_n
 
 #[tokio::test]
 async fn a_placement_confirmed_while_the_reconciler_looked_keeps_its_payment() {
-    let mut payment = HeldPayment::start().await;
-    let (app, svc) = driven(&payment.base).await;
-    let placing = tokio::spawn({
-        let app = app.clone();
-        async move { app.place().await }
-    });
-    payment.charges.arrival().await;
-
+    let (payment, app, svc, placing) = placing_while_stale().await;
     // The reconciler finds the order stale and pending...
-    backdate(&app, 1).await;
     assert_eq!(store::unsettled(&app.ctx, &crate::time_ago(Duration::from_secs(600))).await.unwrap(), [1]);
     // ...but the approval arrives and the placement confirms before the reconciler claims it.
     payment.voids.release(100);
