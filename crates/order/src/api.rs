@@ -167,7 +167,8 @@ async fn one(
 }
 
 /// Cancelling records the cancellation in delivery's ledger first; only then is the order
-/// deleted. If delivery cannot record it, the order stays exactly as it was.
+/// deleted. If delivery's answer does not come, the order stays (still `Ordered` to clients)
+/// until the reconciler or a retry learns delivery's answer.
 #[tracing::instrument(level = "debug", skip_all, fields(order_id))]
 async fn cancel(State(svc): State<Arc<Service>>, caller: Caller, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id, "order")?;

@@ -1,5 +1,6 @@
 //! Orders: what a valid order is, and its life: `Pending` while payment is asked, `Ordered`
-//! once paid; a cancelled order is deleted. Pure: no I/O, no HTTP.
+//! once paid, `Cancelling` while delivery is asked to record its cancellation; a cancelled
+//! order is deleted. Pure: no I/O, no HTTP.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,15 +15,23 @@ pub use contracts::OrderStatus;
 /// unreachable) or by the reconciler (the placement is stale). `confirm` takes only a
 /// `Pending` order, and a payment is voided only once its order is claimed, so a late
 /// confirmation and a void can never both happen: no `Ordered` order with a voided payment.
+///
+/// `Cancelling`: an order whose cancellation delivery was asked to record, with no answer
+/// yet (or one that was lost). It is still an order until delivery records the
+/// cancellation, so clients see it `Ordered` and no event ever names it. It is stored as
+/// `Ordered` with the time of the last ask set, so every read, list and sort of orders sees
+/// it as the order it still is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Stage {
     Pending,
     Voiding,
     Ordered,
+    Cancelling,
 }
 
 impl Stage {
-    /// Its name in storage (`Pending` and `Ordered` as the contract spells them).
+    /// Its name in the status column (`Pending` and `Ordered` as the contract spells them).
+    /// `Cancelling` is never stored under its own name (see [`Stage`]).
     pub fn as_str(self) -> &'static str {
         platform::spelling::name(&self)
     }
@@ -32,11 +41,12 @@ impl Stage {
         platform::spelling::parse(text)
     }
 
-    /// The status an order at this stage has: a claimed order is still not placed.
+    /// The status an order at this stage has: a claimed order is still not placed, and an
+    /// order being cancelled is still placed.
     pub fn status(self) -> OrderStatus {
         match self {
             Stage::Pending | Stage::Voiding => OrderStatus::Pending,
-            Stage::Ordered => OrderStatus::Ordered,
+            Stage::Ordered | Stage::Cancelling => OrderStatus::Ordered,
         }
     }
 }
@@ -76,6 +86,7 @@ mod tests {
         }
         assert_eq!(Stage::parse("Voiding"), Some(Stage::Voiding));
         assert_eq!(Stage::Voiding.status(), OrderStatus::Pending);
+        assert_eq!(Stage::Cancelling.status(), OrderStatus::Ordered);
         assert_eq!(Stage::parse("OrderCanceled"), None);
     }
 

@@ -12,9 +12,13 @@ pub enum Error {
     /// Payment refused, failed or could not be reached: the order was not placed.
     #[error("payment is busy, please try again shortly; you have not been charged")]
     PaymentUnavailable { retry_after_secs: u64 },
-    /// Delivery could not record the cancellation: the order stays as it was.
-    #[error("delivery cannot record the cancellation right now; the order is unchanged, please try again shortly")]
-    CancellationNotRecorded { retry_after_secs: u64 },
+    /// Delivery did not confirm the cancellation: the order stays `Cancelling` (still an order
+    /// to clients) until delivery answers, to the reconciler or to a retry.
+    #[error(
+        "delivery has not confirmed the cancellation yet; it is being settled, please try again shortly \
+         (the order stays until delivery records its cancellation)"
+    )]
+    CancellationPending { retry_after_secs: u64 },
     /// Delivery refused the cancellation (the order was delivered, say): the order stays.
     #[error("order {order_id} cannot be cancelled: {why}")]
     CancellationRefused { order_id: i64, why: String },
@@ -36,7 +40,7 @@ impl From<Error> for Problem {
         let detail = e.to_string();
         match e {
             Error::NotFound(_) => Problem::not_found(detail),
-            Error::PaymentUnavailable { retry_after_secs } | Error::CancellationNotRecorded { retry_after_secs } => {
+            Error::PaymentUnavailable { retry_after_secs } | Error::CancellationPending { retry_after_secs } => {
                 Problem::unavailable(detail, retry_after_secs)
             }
             Error::CancellationRefused { .. } => Problem::conflict(detail),
@@ -67,7 +71,7 @@ mod tests {
         let p = Problem::from(Error::PaymentUnavailable { retry_after_secs: 3 });
         assert_eq!((p.status, p.retry_after), (503, Some(3)));
         assert_eq!(p.detail, "payment is busy, please try again shortly; you have not been charged");
-        let p = Problem::from(Error::CancellationNotRecorded { retry_after_secs: 0 });
+        let p = Problem::from(Error::CancellationPending { retry_after_secs: 0 });
         assert_eq!((p.status, p.retry_after), (503, Some(1)));
         let p = Problem::from(Error::CancellationRefused { order_id: 4, why: "order 4 was already delivered".into() });
         assert_eq!((p.status, p.detail.as_str()), (409, "order 4 cannot be cancelled: order 4 was already delivered"));

@@ -20,7 +20,13 @@
 //!
 //! Cancelling records the cancellation in delivery's ledger first (`POST /cancellations`,
 //! idempotent per order id); only once it is recorded is the order deleted, raising
-//! `OrderCanceled`.
+//! `OrderCanceled`. The intent is recorded before delivery is asked: the order is marked
+//! `Cancelling` (still `Ordered` to clients), so an answer lost in either direction is
+//! settled by the reconciler, which asks delivery again once the mark is older than
+//! `settle_after`: recorded, the order is deleted; refused (delivered), it is `Ordered`
+//! again; unreachable, it asks later. A mark is never undone but on delivery's refusal, and
+//! delivery never records the cancellation of a delivered order, so an order is deleted only
+//! if delivery recorded its cancellation and a recorded cancellation always deletes its order.
 //!
 //! With auth on, an order's price comes from the [`Menu`] (`GET /menu`), never from the
 //! client, and a customer places, sees and cancels only orders under their own phone number.
@@ -81,9 +87,11 @@ impl Service {
     /// The service, its reconciler not started: [`start`] starts it; tests drive
     /// [`Service::reconcile_once`] by hand.
     pub fn new(ctx: Ctx, config: Config) -> Arc<Service> {
-        // A placement still in flight must never look abandoned: settle only orders older than
-        // the longest a placement can take (every payment attempt timing out), plus a margin.
-        let longest = config.payment.timeout() * (config.payment_retries + 1) + Duration::from_secs(1);
+        // A placement or cancellation still in flight must never look abandoned: settle only
+        // orders older than the longest either can take (every payment attempt timing out, or
+        // the call to delivery), plus a margin.
+        let placing = config.payment.timeout() * (config.payment_retries + 1);
+        let longest = placing.max(config.delivery.timeout()) + Duration::from_secs(1);
         if config.settle_after < longest {
             tracing::info!(?longest, "settling pending orders only after the longest placement");
         }
@@ -132,31 +140,53 @@ impl Service {
         Err(Error::PaymentUnavailable { retry_after_secs })
     }
 
-    /// Records the cancellation in delivery's ledger, then deletes the order, raising
-    /// `OrderCanceled`. If delivery cannot record it or refuses, the order stays as it was.
-    /// An order the caller may not see (a customer's, to another customer) is not there for
-    /// them: delivery is not asked, and the answer is `NotFound`.
+    /// Marks the order `Cancelling`, asks delivery to record the cancellation, then deletes
+    /// the order, raising `OrderCanceled`. If delivery refuses, the order is `Ordered` again;
+    /// if its answer does not come, the order stays `Cancelling` for the reconciler (or the
+    /// customer's retry) to settle. An order already `Cancelling` is asked for again: the call
+    /// is idempotent. An order the caller may not see (a customer's, to another customer) is
+    /// not there for them: delivery is not asked, and the answer is `NotFound`.
     pub async fn cancel_order(&self, id: i64, caller: &Caller) -> Result<(), Error> {
         store::find(&self.ctx, id).await?.filter(|o| caller.may_see(&o.phone_number)).ok_or(Error::NotFound(id))?;
+        if !store::mark_cancelling(&self.ctx, id).await? {
+            return Err(Error::NotFound(id));
+        }
+        match self.settle_cancellation(id).await {
+            Ok(Cancellation::Recorded) => Ok(()),
+            Ok(Cancellation::Refused(why)) => Err(Error::CancellationRefused { order_id: id, why }),
+            Ok(Cancellation::Unsettled) => {
+                self.unsettled.notify_one();
+                Err(Error::CancellationPending { retry_after_secs: self.config.retry_after_secs })
+            }
+            Err(e) => {
+                self.unsettled.notify_one();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Asks delivery to record the cancellation of a `Cancelling` order and settles the order
+    /// by its answer: recorded, the order is deleted with `OrderCanceled` (unless someone
+    /// else settled it first); refused, it is `Ordered` again; no answer, it stays.
+    async fn settle_cancellation(&self, order_id: i64) -> Result<Cancellation, sqlx::Error> {
         let recorded = self
             .config
             .delivery
-            .post::<_, CancellationAnswer>(calls::RECORD_CANCELLATION, &RecordCancellation { order_id: id })
+            .post::<_, CancellationAnswer>(calls::RECORD_CANCELLATION, &RecordCancellation { order_id })
             .await;
         match recorded {
-            Ok(_) => {}
+            Ok(_) => {
+                store::delete(&self.ctx, order_id).await?;
+                Ok(Cancellation::Recorded)
+            }
             Err(CallError::Refused { status, detail, .. }) if status == StatusCode::CONFLICT => {
-                let why = detail.unwrap_or_else(|| "the delivery refused the cancellation".into());
-                return Err(Error::CancellationRefused { order_id: id, why });
+                store::unmark_cancelling(&self.ctx, order_id).await?;
+                Ok(Cancellation::Refused(detail.unwrap_or_else(|| "the delivery refused the cancellation".into())))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cancellation not recorded; order kept");
-                return Err(Error::CancellationNotRecorded { retry_after_secs: self.config.retry_after_secs });
+                tracing::warn!(order_id, error = %e, "cancellation not confirmed; the order stays cancelling");
+                Ok(Cancellation::Unsettled)
             }
-        }
-        match store::delete(&self.ctx, id).await? {
-            Some(_) => Ok(()),
-            None => Err(Error::NotFound(id)),
         }
     }
 
@@ -203,8 +233,9 @@ impl Service {
         }
     }
 
-    /// Settles what a crash or a failed void left in between: once at start, and then only
-    /// while pending orders remain (woken by a failed void), so an idle cafe does no work.
+    /// Settles what a crash, a failed void or an unanswered cancellation left in between: once
+    /// at start, and then only while such orders remain (woken by a failed void or an
+    /// unanswered cancellation), so an idle cafe does no work.
     /// Only orders older than `settle_after` are touched, so in-flight placements are never
     /// raced.
     async fn reconcile_forever(self: Arc<Self>) {
@@ -231,16 +262,36 @@ impl Service {
         }
     }
 
-    /// One pass: claims, voids and drops the stale pending orders and the claimed ones.
-    /// Returns how many pending or claimed orders (stale or not) are still there.
+    /// One pass: claims, voids and drops the stale pending orders and the claimed ones, and
+    /// asks delivery again about the orders marked `Cancelling` before `settle_after`.
+    /// Returns how many pending, claimed or cancelling orders (stale or not) are still there.
     pub async fn reconcile_once(&self) -> Result<usize, sqlx::Error> {
-        for order_id in store::unsettled(&self.ctx, &time_ago(self.config.settle_after)).await? {
+        let before = time_ago(self.config.settle_after);
+        for order_id in store::unsettled(&self.ctx, &before).await? {
             if self.void(order_id).await {
                 tracing::info!(order_id, "settled a pending order left behind");
             }
         }
-        store::count_pending(&self.ctx).await
+        for order_id in store::cancelling(&self.ctx, &before).await? {
+            match self.settle_cancellation(order_id).await {
+                Ok(Cancellation::Recorded) => tracing::info!(order_id, "finished a cancellation left unanswered"),
+                Ok(Cancellation::Refused(why)) => tracing::info!(order_id, %why, "cancellation refused; order kept"),
+                Ok(Cancellation::Unsettled) => {}
+                Err(e) => tracing::warn!(order_id, error = %e, "cannot settle the cancellation yet"),
+            }
+        }
+        store::count_unsettled(&self.ctx).await
     }
+}
+
+/// How delivery answered a request to record a cancellation, and so where the order is now.
+enum Cancellation {
+    /// Recorded: the order is deleted.
+    Recorded,
+    /// Refused (the order was delivered), with delivery's reason: the order is `Ordered`.
+    Refused(String),
+    /// No answer, or not reachable: the order stays `Cancelling`.
+    Unsettled,
 }
 
 fn time_ago(d: Duration) -> String {

@@ -3,6 +3,11 @@
 //! the `Ordered` event in the same transaction as the status change. A pending order is
 //! voided only once claimed (`Pending` → `Voiding`, see [`Stage`]), and only a `Pending` one
 //! is confirmed, so the two exclude each other row by row.
+//!
+//! Cancelling is recorded as an intent before delivery is asked: the order is marked
+//! `Cancelling` (the time of the ask set), then deleted with `OrderCanceled` once delivery
+//! recorded the cancellation, or unmarked once delivery refused it. A mark whose answer never
+//! came is settled by the reconciler, which asks delivery again.
 
 use contracts::{Event, Payload};
 use platform::db::parse_column;
@@ -25,6 +30,12 @@ pub const MIGRATIONS: &[Migration] = &[
         // A customer lists only their own orders.
         version: 11,
         sql: "CREATE INDEX orders_phone_number ON orders (phone_number, status)",
+    },
+    Migration {
+        // An `Ordered` order with this set is `Cancelling`: when delivery was last asked (by
+        // its customer) to record the cancellation.
+        version: 12,
+        sql: "ALTER TABLE orders ADD COLUMN cancel_asked TEXT",
     },
 ];
 
@@ -133,14 +144,47 @@ pub async fn unsettled(ctx: &Ctx, before: &str) -> Result<Vec<i64>, sqlx::Error>
     .await
 }
 
-/// Orders not yet settled either way: pending or claimed for voiding.
-pub async fn count_pending(ctx: &Ctx) -> Result<usize, sqlx::Error> {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status IN ($1, $2)")
+/// Orders not yet settled either way: pending, claimed for voiding, or being cancelled.
+pub async fn count_unsettled(ctx: &Ctx) -> Result<usize, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status IN ($1, $2) OR cancel_asked IS NOT NULL")
         .bind(Stage::Pending.as_str())
         .bind(Stage::Voiding.as_str())
         .fetch_one(ctx.db().pool())
         .await?;
     Ok(n as usize)
+}
+
+/// Marks a placed order `Cancelling`, now, before delivery is asked to record its
+/// cancellation; an order already `Cancelling` is marked again (its customer asks again).
+/// False if there is no such order (gone, or not placed).
+pub async fn mark_cancelling(ctx: &Ctx, id: i64) -> Result<bool, sqlx::Error> {
+    let marked = sqlx::query("UPDATE orders SET cancel_asked = $1 WHERE id = $2 AND status = $3")
+        .bind(platform::time::now())
+        .bind(id)
+        .bind(Stage::Ordered.as_str())
+        .execute(ctx.db().pool())
+        .await?;
+    Ok(marked.rows_affected() == 1)
+}
+
+/// `Cancelling` → `Ordered`: delivery refused the cancellation (the order was delivered).
+pub async fn unmark_cancelling(ctx: &Ctx, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE orders SET cancel_asked = NULL WHERE id = $1 AND status = $2")
+        .bind(id)
+        .bind(Stage::Ordered.as_str())
+        .execute(ctx.db().pool())
+        .await?;
+    Ok(())
+}
+
+/// What the reconciler settles besides placements: orders `Cancelling` since before `before`
+/// (RFC 3339), whose customer's call to delivery lost its answer or could not be made.
+pub async fn cancelling(ctx: &Ctx, before: &str) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM orders WHERE status = $1 AND cancel_asked < $2 ORDER BY id LIMIT 100")
+        .bind(Stage::Ordered.as_str())
+        .bind(before)
+        .fetch_all(ctx.db().pool())
+        .await
 }
 
 pub async fn find(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
@@ -158,8 +202,9 @@ pub async fn page(ctx: &Ctx, page: &PageRequest, phone: Option<&str>) -> Result<
     platform::db::page_where(ctx.db().pool(), COLUMNS, "orders", &filter, page).await
 }
 
-/// Deletes an `Ordered` order, raising `OrderCanceled`, in one commit. `None` if it was not
-/// there (a concurrent cancel won).
+/// Deletes an `Ordered` or `Cancelling` order, raising `OrderCanceled`, in one commit: only
+/// once delivery recorded its cancellation. `None` if it was not there (a concurrent cancel
+/// or the reconciler finished it first).
 pub async fn delete(ctx: &Ctx, id: i64) -> Result<Option<Order>, sqlx::Error> {
     let sql = format!("DELETE FROM orders WHERE id = $1 AND status = $2 RETURNING {COLUMNS}");
     let delete = sqlx::query_as(&sql).bind(id).bind(Stage::Ordered.as_str());

@@ -4,6 +4,7 @@
 //! be read. These run as the original did, auth off; `auth` runs them signed.
 
 mod auth;
+mod cancelling;
 mod settling;
 
 use std::sync::{Arc, Mutex};
@@ -234,8 +235,9 @@ async fn a_cancellation_delivery_cannot_record_keeps_the_order_with_503() {
     assert_eq!(answer.headers.get(header::RETRY_AFTER).unwrap(), &RETRY_AFTER_SECS.to_string());
     assert_eq!(
         answer.body["detail"],
-        "delivery cannot record the cancellation right now; the order is unchanged, please try again shortly"
+        "delivery has not confirmed the cancellation yet; it is being settled, please try again shortly \
+         (the order stays until delivery records its cancellation)"
     );
-    assert_eq!(app.get("/orders/1").await.status, StatusCode::OK);
+    assert_eq!(app.get("/orders/1").await.body["status"], "Ordered");
     assert_eq!(app.raised_types().await, [EventType::Ordered]);
 }
