@@ -70,6 +70,30 @@ platform::test_app!(TestApp);
 
 const RETRY_AFTER_SECS: u64 = 2;
 
+/// The service with its reconciler not running (a test calls `reconcile_once` itself),
+/// calling payment and delivery at these bases with these timeouts.
+async fn unreconciled(payment: (&str, Duration), delivery: (&str, Duration)) -> (TestApp, Arc<crate::Service>) {
+    let client = |name, (base, timeout): (&str, Duration)| {
+        ServiceClient::new(name, base, timeout, Arc::new(Breaker::new(Settings::default())))
+    };
+    let config = crate::Config {
+        payment: client("payment", payment),
+        delivery: client("delivery", delivery),
+        settle_after: Duration::from_secs(600),
+        retry_after_secs: RETRY_AFTER_SECS,
+        payment_retries: 0,
+        menu: crate::Menu::default(),
+    };
+    let mut svc = None;
+    let app = TestService::start(crate::NAME, "order:8081", crate::MIGRATIONS, |ctx| {
+        let built = crate::Service::new(ctx, config);
+        svc = Some(built.clone());
+        platform::testing::signed::open(crate::api::router(built))
+    })
+    .await;
+    (TestApp(app), svc.expect("the service was built"))
+}
+
 async fn spawn_app(payment: &str, delivery: &str) -> TestApp {
     spawn_behind(payment, delivery, platform::testing::signed::open).await
 }

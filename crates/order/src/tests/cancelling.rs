@@ -11,14 +11,11 @@ use axum::http::{Method, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use contracts::EventType;
-use platform::breaker::{Breaker, Settings};
-use platform::client::ServiceClient;
-use platform::testing::TestService;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use super::{cancellation, payment, stand_in, TestApp};
+use super::{cancellation, payment, stand_in, unreconciled, TestApp};
 use crate::Service;
 
 /// How the stand-in delivery answers `POST /cancellations`.
@@ -104,27 +101,10 @@ impl Delivery {
 /// time out as in the other tests, so an answer the ledger never sends is given up on.
 async fn ordered(delivery: &Delivery) -> (TestApp, Arc<Service>) {
     let (payment_base, _) = stand_in(vec![("/payments", StatusCode::CREATED, payment(4, 1, "Approved"))]).await;
-    let client = |name, base: &str, timeout| {
-        ServiceClient::new(name, base, timeout, Arc::new(Breaker::new(Settings::default())))
-    };
-    let config = crate::Config {
-        payment: client("payment", &payment_base, Duration::from_secs(30)),
-        delivery: client("delivery", &delivery.base, Duration::from_secs(2)),
-        settle_after: Duration::from_secs(600),
-        retry_after_secs: super::RETRY_AFTER_SECS,
-        payment_retries: 0,
-        menu: crate::Menu::default(),
-    };
-    let mut svc = None;
-    let app = TestService::start(crate::NAME, "order:8081", crate::MIGRATIONS, |ctx| {
-        let built = Service::new(ctx, config);
-        svc = Some(built.clone());
-        platform::testing::signed::open(crate::api::router(built))
-    })
-    .await;
-    let app = TestApp(app);
+    let (app, svc) =
+        unreconciled((&payment_base, Duration::from_secs(30)), (&delivery.base, Duration::from_secs(2))).await;
     assert_eq!(app.place().await.status, StatusCode::CREATED);
-    (app, svc.expect("the service was built"))
+    (app, svc)
 }
 
 /// Makes order 1's cancellation look asked for long ago.
@@ -147,13 +127,18 @@ async fn order_status(app: &TestApp) -> Option<Value> {
     (answer.status == StatusCode::OK).then(|| answer.body["status"].clone())
 }
 
-#[tokio::test]
-async fn a_recorded_cancellation_whose_answer_was_lost_is_finished_by_the_reconciler() {
+/// Order 1's cancellation asked for and recorded by delivery, whose answer was lost: 503.
+async fn cancelled_with_the_answer_lost() -> (Delivery, TestApp, Arc<Service>) {
     let mut delivery = Delivery::start(Ledger::LosesTheAnswer).await;
     let (app, svc) = ordered(&delivery).await;
-
     assert_eq!(cancel(&app).await, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(delivery.ask().await, 1);
+    (delivery, app, svc)
+}
+
+#[tokio::test]
+async fn a_recorded_cancellation_whose_answer_was_lost_is_finished_by_the_reconciler() {
+    let (mut delivery, app, svc) = cancelled_with_the_answer_lost().await;
     assert_eq!(delivery.recorded(), [1], "delivery recorded it: no delivery will start");
     assert_eq!(order_status(&app).await, Some(json!("Ordered")), "still an order until settled");
     assert_eq!(app.raised_types().await, [EventType::Ordered]);
@@ -215,11 +200,7 @@ async fn an_order_is_never_deleted_while_delivery_is_down_and_is_once_it_records
 
 #[tokio::test]
 async fn a_second_cancel_while_cancelling_asks_again_and_answers_as_delivery_does() {
-    let mut delivery = Delivery::start(Ledger::LosesTheAnswer).await;
-    let (app, svc) = ordered(&delivery).await;
-
-    assert_eq!(cancel(&app).await, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(delivery.ask().await, 1);
+    let (mut delivery, app, svc) = cancelled_with_the_answer_lost().await;
     delivery.answers(Ledger::Records);
     assert_eq!(cancel(&app).await, StatusCode::NO_CONTENT, "the customer's retry finishes it");
     assert_eq!(delivery.ask().await, 1);

@@ -9,14 +9,12 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use contracts::EventType;
-use platform::breaker::{Breaker, Settings};
-use platform::client::ServiceClient;
-use platform::testing::{Answer, TestService};
+use platform::testing::Answer;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Semaphore};
 
-use super::{down, payment, Calls, TestApp};
+use super::{down, payment, unreconciled, Calls, TestApp};
 use crate::domain::{NewOrder, OrderStatus, PhoneNumber};
 use crate::{store, Service};
 
@@ -93,25 +91,9 @@ impl HeldPayment {
 /// The service with its reconciler not running: the test calls [`Service::reconcile_once`].
 async fn driven(payment: &str) -> (Arc<TestApp>, Arc<Service>) {
     // Long enough that no call under test times out while the test holds it.
-    let client = |name, base: &str| {
-        ServiceClient::new(name, base, Duration::from_secs(30), Arc::new(Breaker::new(Settings::default())))
-    };
-    let config = crate::Config {
-        payment: client("payment", payment),
-        delivery: client("delivery", &down().await),
-        settle_after: Duration::from_secs(600),
-        retry_after_secs: super::RETRY_AFTER_SECS,
-        payment_retries: 0,
-        menu: crate::Menu::default(),
-    };
-    let mut svc = None;
-    let app = TestService::start(crate::NAME, "order:8081", crate::MIGRATIONS, |ctx| {
-        let built = Service::new(ctx, config);
-        svc = Some(built.clone());
-        platform::testing::signed::open(crate::api::router(built))
-    })
-    .await;
-    (Arc::new(TestApp(app)), svc.expect("the service was built"))
+    let long = Duration::from_secs(30);
+    let (app, svc) = unreconciled((payment, long), (&down().await, long)).await;
+    (Arc::new(app), svc)
 }
 
 /// Makes an order look as old as one a crashed placement left long ago.
