@@ -26,6 +26,33 @@ pub enum Command {
     /// Manage accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// List and retry the events services could not handle, through the admin listener.
+    DeadLetters(DeadLettersArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DeadLettersArgs {
+    /// The admin listener of `cafe up` (base port + 9) or `cafe cluster` (base port + 15).
+    #[arg(long, env = "CAFE_ADMIN_URL", default_value = "http://127.0.0.1:8089", global = true)]
+    pub admin: String,
+    /// A manager's token (`POST /auth/token`), when auth is on.
+    #[arg(long, env = "CAFE_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    #[command(subcommand)]
+    pub command: DeadLettersCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum DeadLettersCommand {
+    /// Every parked event: service, event id, type, tries, when, the last error.
+    List,
+    /// Hand a parked event to its service's handler again; unparked once handled.
+    Retry {
+        /// The service that parked it.
+        service: ServiceName,
+        /// The event's id.
+        event_id: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -285,9 +312,122 @@ pub struct CommonArgs {
     pub resilience: ResilienceArgs,
     #[command(flatten)]
     pub auth: AuthArgs,
+    #[command(flatten)]
+    pub retention: RetentionArgs,
+}
+
+/// How long what makes delivery exactly-once is kept: the inbox's memory of handled events,
+/// and the events on the bus. The reasons for the defaults are in docs/OPERATIONS.md,
+/// "Retention".
+#[derive(Args, Debug, Clone)]
+pub struct RetentionArgs {
+    /// How long a service remembers an event it handled, so that a redelivery or republish
+    /// of it is dropped (e.g. 7d, 12h, 90s). Must outlast --stream-max-age and any outage.
+    #[arg(long, env = "CAFE_INBOX_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub inbox_retention: std::time::Duration,
+    /// How often each service prunes its inbox and the bus drops the events every consumer
+    /// group has handled.
+    #[arg(long, env = "CAFE_HOUSEKEEPING_EVERY", default_value = "60s", value_parser = parse_duration)]
+    pub housekeeping_every: std::time::Duration,
+    /// NATS stream: most bytes kept. A full stream refuses new events (they wait in the
+    /// outboxes) rather than dropping events not yet handled.
+    #[arg(long, env = "CAFE_STREAM_MAX_BYTES", default_value = "4GiB", value_parser = parse_bytes)]
+    pub stream_max_bytes: i64,
+    /// NATS stream: oldest event kept, handled or not (0: no age limit, the default; events
+    /// leave once every consumer group has handled them).
+    #[arg(long, env = "CAFE_STREAM_MAX_AGE", default_value = "0", value_parser = parse_duration)]
+    pub stream_max_age: std::time::Duration,
+}
+
+impl RetentionArgs {
+    /// The services' part, checked: the inbox must remember an event for as long as the
+    /// stream may hand it out again.
+    pub fn retention(&self) -> anyhow::Result<crate::services::Retention> {
+        let age = self.stream_max_age;
+        if !age.is_zero() && age < std::time::Duration::from_secs(120) {
+            anyhow::bail!("--stream-max-age must be 0 or at least 2m, the stream's duplicate window");
+        }
+        if !age.is_zero() && self.inbox_retention <= age {
+            anyhow::bail!(
+                "--inbox-retention ({:?}) must be longer than --stream-max-age ({age:?}): a consumer replaying the stream would otherwise handle events again",
+                self.inbox_retention
+            );
+        }
+        if self.housekeeping_every.is_zero() {
+            anyhow::bail!("--housekeeping-every must be more than 0");
+        }
+        Ok(crate::services::Retention { inbox: self.inbox_retention, every: self.housekeeping_every })
+    }
+
+    /// What the NATS stream keeps.
+    pub fn stream(&self) -> platform::nats::Limits {
+        platform::nats::Limits { max_bytes: self.stream_max_bytes, max_age: self.stream_max_age }
+    }
+}
+
+/// `7d`, `12h`, `30m`, `90s`, `250ms`, or `0`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?}: give a unit (7d, 12h, 30m, 90s, 250ms)"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration like 7d, 12h, 30m, 90s"))?;
+    let secs = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit is one of ms, s, m, h, d")),
+    };
+    n.checked_mul(secs).map(std::time::Duration::from_secs).ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// `4GiB`, `512MiB`, `64KiB`, or a number of bytes.
+pub fn parse_bytes(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n.parse().map_err(|_| format!("{s:?} is not a size like 4GiB, 512MiB or 1048576"))?;
+    let scale: i64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("{s:?}: the unit is one of B, KiB, MiB, GiB")),
+    };
+    n.checked_mul(scale).filter(|b| *b > 0).ok_or_else(|| format!("{s:?} is not a usable size"))
 }
 
 impl CommonArgs {
+    /// What the services need: where order reaches payment and delivery, the resilience
+    /// settings, who may call what (`trust`), the menu's prices and how long things are kept.
+    pub fn wiring(
+        &self,
+        payment_url: &str,
+        delivery_url: &str,
+        trust: crate::trust::Trust,
+    ) -> anyhow::Result<crate::services::Wiring> {
+        let r = &self.resilience;
+        Ok(crate::services::Wiring {
+            trust,
+            menu: self.auth.menu()?,
+            payment_url: payment_url.to_string(),
+            delivery_url: delivery_url.to_string(),
+            call_timeout: std::time::Duration::from_millis(r.call_timeout_ms),
+            settle_after: std::time::Duration::from_millis(r.settle_after_ms),
+            payment_delay_ms: r.payment_delay_ms,
+            retry_after_secs: r.retry_after_secs,
+            breaker: r.breaker(),
+            payment_retries: r.payment_retries,
+            retention: self.retention.retention()?,
+        })
+    }
+
     pub fn stop(&self) -> platform::server::Stop {
         platform::server::Stop {
             drain: std::time::Duration::from_millis(self.drain_ms),
@@ -332,29 +472,6 @@ pub struct ResilienceArgs {
 }
 
 impl ResilienceArgs {
-    /// What the services need: where order reaches payment and delivery, with these
-    /// settings, and who may call what (`trust`, the `menu`'s prices).
-    pub fn wiring(
-        &self,
-        payment_url: &str,
-        delivery_url: &str,
-        trust: crate::trust::Trust,
-        menu: order::Menu,
-    ) -> crate::services::Wiring {
-        crate::services::Wiring {
-            trust,
-            menu,
-            payment_url: payment_url.to_string(),
-            delivery_url: delivery_url.to_string(),
-            call_timeout: std::time::Duration::from_millis(self.call_timeout_ms),
-            settle_after: std::time::Duration::from_millis(self.settle_after_ms),
-            payment_delay_ms: self.payment_delay_ms,
-            retry_after_secs: self.retry_after_secs,
-            breaker: self.breaker(),
-            payment_retries: self.payment_retries,
-        }
-    }
-
     pub fn breaker(&self) -> platform::breaker::Settings {
         platform::breaker::Settings {
             window: std::time::Duration::from_secs(self.breaker_window_secs.max(1)),

@@ -15,7 +15,8 @@
 //! until the replacement is ready, next), with no request lost at the gateway. Ctrl-C or
 //! SIGTERM stops everything cleanly. An admin listener on port `P+15` (127.0.0.1 only, a
 //! manager's token when auth is on) takes a service down and back:
-//! `POST /admin/services/{name}/stop|start`.
+//! `POST /admin/services/{name}/stop|start`, and shows and retries every service's dead
+//! letters (see [`crate::admin`]).
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -126,7 +127,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     tracker.spawn(platform::server::serve(
         admin_listener,
         platform::server::app(
-            admin(instances.clone(), cancel.clone()),
+            admin(instances.clone(), cancel.clone()).merge(crate::admin::dead_letters(locate(&instances))),
             &platform::health::Health::default(),
             &platform::metrics::Metrics::new("admin"),
             None,
@@ -212,6 +213,18 @@ fn admin(instances: Instances, cancel: CancellationToken) -> axum::Router {
             axum::routing::post(switch).route_layer(platform::auth::allow(&[platform::auth::Role::Manager])),
         )
         .with_state((instances, cancel))
+}
+
+/// Where each service's running instances listen, for the admin listener's dead letters.
+fn locate(instances: &Instances) -> crate::admin::Locate {
+    let instances = instances.clone();
+    std::sync::Arc::new(move |service| {
+        instances
+            .iter()
+            .filter(|(s, _, inst)| *s == service && inst.pid.borrow().is_some())
+            .map(|(_, _, inst)| format!("http://127.0.0.1:{}", inst.port))
+            .collect()
+    })
 }
 
 /// Restarts every service one instance at a time, never leaving a service without a ready one.

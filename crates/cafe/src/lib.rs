@@ -7,9 +7,11 @@
 //! - [`serve`]: `cafe serve <service>`, one service (or the gateway) as its own process.
 //! - [`cluster`]: `cafe cluster`, every service a child process on PostgreSQL and NATS.
 //! - [`user`]: `cafe user add`, staff accounts from the command line.
+//! - [`admin`]: every service's dead letters from an admin listener, and `cafe dead-letters`.
 //! - [`trust`]: auth on or off, and where each mode keeps its keys.
 //! - `services`: the table of services by [`contracts::ServiceName`], shared by all three.
 
+pub mod admin;
 pub mod cli;
 pub mod cluster;
 pub mod serve;

@@ -16,6 +16,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Serve(args) => cafe::serve::run(args).await,
         cli::Command::Cluster(args) => cafe::cluster::run(args).await,
         cli::Command::User(command) => cafe::user::run(command).await,
+        cli::Command::DeadLetters(args) => cafe::admin::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

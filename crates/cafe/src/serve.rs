@@ -80,22 +80,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("cannot open the database of {service}"))?;
             let bus: Arc<dyn EventBus> = match &args.nats_url {
-                Some(url) => Arc::new(NatsBus::connect(url, &args.namespace).await?),
+                Some(url) => Arc::new(NatsBus::connect(url, &args.namespace, args.common.retention.stream()).await?),
                 None => {
                     Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?)
                 }
             };
-            let wiring = args.common.resilience.wiring(
-                &args.upstreams.payment_url,
-                &args.upstreams.delivery_url,
-                trust.clone(),
-                args.common.auth.menu()?,
-            );
+            let wiring =
+                args.common.wiring(&args.upstreams.payment_url, &args.upstreams.delivery_url, trust.clone())?;
             // Before serving: a client told identity is ready can sign in as the first manager.
             if service == ServiceName::Identity && trust.is_on() {
                 db.migrate(identity::MIGRATIONS).await.context("cannot migrate identity's database")?;
                 first_manager(&args, &db).await?;
             }
+            tracker.spawn(platform::bus::compact_every(
+                bus.clone(),
+                services::readers(),
+                wiring.retention.every,
+                cancel.clone(),
+            ));
             services::launch(services::Launch {
                 name: service,
                 group: name.to_string(),

@@ -8,6 +8,7 @@ use platform::breaker::Breaker;
 
 use anyhow::Context;
 use axum::Router;
+use contracts::events::EventType;
 use contracts::ServiceName;
 use platform::access_log::AccessLog;
 use platform::client::ServiceClient;
@@ -34,6 +35,14 @@ pub struct Wiring {
     pub retry_after_secs: u64,
     pub payment_retries: u32,
     pub breaker: platform::breaker::Settings,
+    pub retention: Retention,
+}
+
+/// How long a service's inbox remembers a handled event, and how often it forgets older ones.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub inbox: Duration,
+    pub every: Duration,
 }
 
 /// A started service: its routes and the breakers of its outgoing calls (for health).
@@ -125,6 +134,28 @@ pub struct Launch<'a> {
     pub stop: server::Stop,
 }
 
+/// The event types `name` consumes (none for the gateway, order and identity).
+pub fn consumes(name: ServiceName) -> &'static [EventType] {
+    match name {
+        ServiceName::Payment => payment::events::CONSUMES,
+        ServiceName::Drink => drink::events::CONSUMES,
+        ServiceName::Delivery => delivery::events::CONSUMES,
+        ServiceName::Customercenter => customercenter::events::CONSUMES,
+        ServiceName::Deliverycenter => deliverycenter::events::CONSUMES,
+        ServiceName::Gateway | ServiceName::Order | ServiceName::Identity => &[],
+    }
+}
+
+/// Every consumer group of the cafe and what it reads: an event may leave the bus only once
+/// all of them have handled it.
+pub fn readers() -> platform::bus::Readers {
+    ServiceName::BEHIND_GATEWAY
+        .into_iter()
+        .filter(|s| !consumes(*s).is_empty())
+        .map(|s| (s.as_str().to_string(), contracts::events::names(consumes(s))))
+        .collect()
+}
+
 /// Migrates, starts the relay and consumers, and serves until `cancel`. The relay and
 /// consumers stop only after the server has drained, so what the last requests commit is
 /// still published. Returns once everything is spawned on `tracker`.
@@ -143,6 +174,8 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("cannot start {}", l.name))?;
     let metrics = ctx.metrics().clone();
+    let dead_letters = ctx.dead_letters();
+    ctx.prune_inbox_every(l.wiring.retention.every, l.wiring.retention.inbox);
     let started = (service.start)(ctx, l.wiring);
     let mut health = health_of(&l.db, &l.bus);
     for (name, breaker) in started.breakers {
@@ -160,7 +193,8 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
         );
         health = health.with_detail(name, Arc::new(move || breaker.snapshot()));
     }
-    let app = server::app(started.router, &health, &metrics, l.access, &l.wiring.trust.auth);
+    let router = started.router.merge(platform::dead_letter::router(dead_letters));
+    let app = server::app(router, &health, &metrics, l.access, &l.wiring.trust.auth);
     let serving = server::serve(l.listener, app, health, l.cancel, l.stop);
     l.tracker.spawn(async move {
         if let Err(e) = serving.await {

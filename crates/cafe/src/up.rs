@@ -12,7 +12,7 @@
 //! Each service can be stopped and started again while the rest keep running
 //! (`POST /admin/services/{name}/stop|start` on the admin listener, 127.0.0.1 only and with a
 //! manager's token when auth is on), which is how one takes delivery down to watch the cafe
-//! cope.
+//! cope. The same listener shows and retries every service's dead letters ([`crate::admin`]).
 //!
 //! With auth on, the first start makes the account `manager` with a random password written
 //! to `<data-dir>/manager-password` (mode 0600), and says so on its first line of output.
@@ -132,12 +132,11 @@ impl Cafe {
                 .await
                 .with_context(|| format!("cannot open the event log under {}", config.data_dir.display()))?,
         );
-        let wiring = config.common.resilience.wiring(
+        let wiring = config.common.wiring(
             &local(addrs[&ServiceName::Payment]),
             &local(addrs[&ServiceName::Delivery]),
             trust.clone(),
-            config.common.auth.menu()?,
-        );
+        )?;
         let mut slots = BTreeMap::new();
         let mut access_writers = Vec::new();
         for (&name, &addr) in &addrs {
@@ -171,8 +170,12 @@ impl Cafe {
             gw_access,
             &trust.auth,
         );
+        let urls = services.clone();
+        // A stopped service's listener is closed: it shows as unreachable.
+        let locate: crate::admin::Locate =
+            Arc::new(move |service| urls.slots.get(&service).map(|slot| local(slot.addr)).into_iter().collect());
         let admin_app = server::app(
-            admin_switch(services.clone()),
+            admin_switch(services.clone()).merge(crate::admin::dead_letters(locate)),
             &Health::default(),
             &platform::metrics::Metrics::new("admin"),
             None,
@@ -180,6 +183,13 @@ impl Cafe {
         );
         let gateway_tracker = TaskTracker::new();
         let gateway_stop = CancellationToken::new();
+        // One compaction of the one event log, for every service's group.
+        gateway_tracker.spawn(platform::bus::compact_every(
+            services.bus.clone(),
+            services::readers(),
+            services.wiring.retention.every,
+            gateway_stop.clone(),
+        ));
         gateway_tracker.spawn(server::serve(gateway_listener, gw_app, gw_health, gateway_stop.clone(), services.stop));
         gateway_tracker.spawn(server::serve(
             admin_listener,

@@ -11,7 +11,7 @@ use crate::domain::{Cancellation, Delivery};
 use crate::store;
 
 /// The event types delivery consumes.
-pub const CONSUMED: &[EventType] = &[EventType::Made];
+pub const CONSUMES: &[EventType] = &[EventType::Made];
 
 fn changed(d: &Delivery) -> DeliveryChanged {
     DeliveryChanged { id: d.id, order_id: d.order_id, status: d.status }

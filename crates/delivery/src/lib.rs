@@ -23,7 +23,7 @@ pub use store::MIGRATIONS;
 
 /// Starts the `Made` consumer and returns the service's routes.
 pub fn start(ctx: Ctx) -> Router {
-    ctx.consume(contracts::events::names(events::CONSUMED), events::StartDelivery::new(ctx.clone()));
+    ctx.consume(contracts::events::names(events::CONSUMES), events::StartDelivery::new(ctx.clone()));
     api::router(ctx)
 }
 

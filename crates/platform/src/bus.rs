@@ -47,6 +47,24 @@ pub trait EventBus: Send + Sync + 'static {
     /// How many events are waiting for group `group` (published, not yet handled), if the
     /// broker can tell.
     fn lag<'a>(&'a self, group: &'a str) -> BoxFuture<'a, Option<u64>>;
+
+    /// Drops the events every one of `readers` has handled; returns how many went. An event
+    /// a reader has not handled, or whose reader has not started consuming yet, stays.
+    fn compact<'a>(&'a self, readers: &'a Readers) -> BoxFuture<'a, Result<u64, BusError>>;
+}
+
+/// Every consumer group of a system, with the event types it reads.
+pub type Readers = Vec<(String, Vec<&'static str>)>;
+
+/// Compacts `bus` for `readers` every `every`, until `cancel`.
+pub async fn compact_every(bus: Arc<dyn EventBus>, readers: Readers, every: Duration, cancel: CancellationToken) {
+    while !sleep_or_cancel(every, &cancel).await {
+        match bus.compact(&readers).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "event bus compacted"),
+            Err(e) => tracing::warn!(error = %e, "event bus not compacted; trying at the next round"),
+        }
+    }
 }
 
 /// Hands `events` to `deliver` until it acknowledges them, the whole batch each time, backing

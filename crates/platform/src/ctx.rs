@@ -5,16 +5,19 @@
 //! events only through a [`Change`] ([`Ctx::begin`]), which writes them to the outbox in the
 //! transaction of the state change that raised them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::{Deliver, EventBus, Subscription};
 use crate::db::{Db, Migration};
+use crate::dead_letter::{DeadLetters, Guarded, Policy, RetryFn};
 use crate::event::{Event, Payload};
-use crate::metrics::{EventCounter, Metrics};
-use crate::outbox::{decode_all, handle_batch, Change, Handler, Outbox};
+use crate::metrics::Metrics;
+use crate::outbox::{handle_batch, prune_inbox, Change, Handler, Outbox};
+use crate::shutdown::sleep_or_cancel;
 
 #[derive(Clone)]
 pub struct Ctx {
@@ -26,6 +29,10 @@ pub struct Ctx {
     outbox: Outbox,
     cancel: CancellationToken,
     tracker: TaskTracker,
+    /// How a failing event is tried before it is parked.
+    policy: Policy,
+    /// The retry of this service's consumer, once it consumes.
+    retry: Arc<OnceLock<RetryFn>>,
 }
 
 impl Ctx {
@@ -50,22 +57,11 @@ impl Ctx {
             tracker,
         )
         .await?;
-        let backlog_db = ctx.db.clone();
-        ctx.metrics().gauge(
-            "cafe_outbox_backlog",
-            "Events committed and not yet published.",
-            Arc::new(move || {
-                let db = backlog_db.clone();
-                Box::pin(async move {
-                    match sqlx::query_scalar("SELECT COUNT(*) FROM outbox").fetch_one(db.pool()).await {
-                        Ok(n) => vec![(vec![], n)],
-                        Err(e) => {
-                            tracing::debug!(error = %e, "outbox backlog not read; left out of this scrape");
-                            vec![]
-                        }
-                    }
-                })
-            }),
+        ctx.count_gauge("cafe_outbox_backlog", "Events committed and not yet published.", "outbox");
+        ctx.count_gauge(
+            "cafe_dead_letters",
+            "Events this service could not handle, parked until a manager retries them.",
+            "dead_letters",
         );
         let (lag_bus, lag_group) = (ctx.bus.clone(), ctx.group.clone());
         ctx.metrics().gauge(
@@ -78,6 +74,27 @@ impl Ctx {
         );
         ctx.tracker.spawn(ctx.outbox.clone().run_relay(ctx.db.clone(), ctx.bus.clone(), service, ctx.cancel.clone()));
         Ok(ctx)
+    }
+
+    /// A gauge of how many rows `table` (one of the platform's own) holds, read at scrape time.
+    fn count_gauge(&self, name: &'static str, help: &'static str, table: &'static str) {
+        let db = self.db.clone();
+        self.metrics().gauge(
+            name,
+            help,
+            Arc::new(move || {
+                let db = db.clone();
+                Box::pin(async move {
+                    match sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(db.pool()).await {
+                        Ok(n) => vec![(vec![], n)],
+                        Err(e) => {
+                            tracing::debug!(table, error = %e, "not counted; left out of this scrape");
+                            vec![]
+                        }
+                    }
+                })
+            }),
+        );
     }
 
     /// A migrated context whose outbox nobody relays: for a service's own tests, which read
@@ -94,7 +111,7 @@ impl Ctx {
         tracker: TaskTracker,
     ) -> Result<Ctx, sqlx::Error> {
         db.migrate(migrations).await?;
-        Ok(Ctx { service, group, db, bus, outbox, cancel, tracker })
+        Ok(Ctx { service, group, db, bus, outbox, cancel, tracker, policy: Policy::default(), retry: Arc::default() })
     }
 
     pub fn service(&self) -> &'static str {
@@ -136,24 +153,57 @@ impl Ctx {
 
     /// Consumes `types` as this service's consumer group; each event of the batch goes
     /// through the inbox and `handler` inside one transaction. An event that cannot be read
-    /// as a `P` is rejected (logged and counted), never handed on as a default.
+    /// as a `P`, or whose handling keeps failing, is parked ([`crate::dead_letter`]), never
+    /// handed on as a default, never dropped, and never holds up the others.
     pub fn consume<P: Payload>(&self, types: Vec<&'static str>, handler: impl Handler<P>) {
-        let handler = Arc::new(handler);
-        let (db, outbox) = (self.db.clone(), self.outbox.clone());
+        let guarded = Arc::new(Guarded {
+            db: self.db.clone(),
+            outbox: self.outbox.clone(),
+            handler: Arc::new(handler),
+            policy: self.policy,
+            cancel: self.cancel.clone(),
+        });
+        let retrying = guarded.clone();
+        let retry: RetryFn = Arc::new(move |event_id| {
+            let guarded = retrying.clone();
+            Box::pin(async move { guarded.retry(&event_id).await })
+        });
+        if self.retry.set(retry).is_err() {
+            tracing::warn!(service = self.service, "a second consumer: retries of parked events go to the first");
+        }
         let deliver: Deliver = Arc::new(move |batch| {
-            let (db, outbox, handler) = (db.clone(), outbox.clone(), handler.clone());
-            Box::pin(async move {
-                let events = decode_all::<P>(&batch, &outbox.metrics);
-                handle_batch(&db, &outbox, handler.as_ref(), &events).await.map_err(|e| e.to_string())?;
-                for e in &events {
-                    outbox.metrics.count(EventCounter::Handled, e.event_type(), 1);
-                }
-                Ok(())
-            })
+            let guarded = guarded.clone();
+            Box::pin(async move { guarded.deliver(batch).await })
         });
         let subscription =
             Subscription { group: self.group.clone(), types: types.into(), deliver, cancel: self.cancel.clone() };
         self.tracker.spawn(self.bus.consume(subscription));
+    }
+
+    /// Tries and parks as `policy` says, for the consumers started after.
+    pub fn with_dead_letter_policy(mut self, policy: Policy) -> Ctx {
+        self.policy = policy;
+        self
+    }
+
+    /// The events this service parked, for the admin endpoints.
+    pub fn dead_letters(&self) -> DeadLetters {
+        DeadLetters { db: self.db.clone(), retry: self.retry.clone() }
+    }
+
+    /// Every `every`, forgets the inbox entries older than `keep` (see
+    /// [`crate::outbox::prune_inbox`]), until the service stops.
+    pub fn prune_inbox_every(&self, every: Duration, keep: Duration) {
+        let (db, cancel, service) = (self.db.clone(), self.cancel.clone(), self.service);
+        self.tracker.spawn(async move {
+            while !sleep_or_cancel(every, &cancel).await {
+                match prune_inbox(&db, keep).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(service, removed = n, "inbox pruned"),
+                    Err(e) => tracing::warn!(service, error = %e, "inbox not pruned; trying at the next round"),
+                }
+            }
+        });
     }
 
     /// Hands `events` to `handler` as one batch, as the bus would: inbox, effect, outbox, one

@@ -4,6 +4,7 @@
 //! consumer group keeps its offset in the same file and advances it only after its handler
 //! committed, so a crash redelivers (and the consumer's inbox drops the repeat) but never
 //! loses. Consumers are woken by the append itself through a watch channel: no polling.
+//! Compaction ([`EventBus::compact`]) deletes what every consumer group is past.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use futures::FutureExt;
 use sqlx::Row;
 use tokio::sync::watch;
 
-use crate::bus::{deliver_until_done, BusError, EventBus, Subscription};
+use crate::bus::{deliver_until_done, BusError, EventBus, Readers, Subscription};
 use crate::db::{values_list, Db, Migration, ROWS_PER_STATEMENT};
 use crate::event::Envelope;
 use crate::shutdown::sleep_or_cancel;
@@ -106,6 +107,40 @@ impl EmbeddedBus {
         Ok(())
     }
 
+    /// Deletes the events every reader's offset is past, keeping the last of them so the
+    /// log's head never goes back; a reader with no offset yet keeps everything.
+    async fn compact_log(&self, readers: &Readers) -> Result<u64, sqlx::Error> {
+        let mut floor = i64::MAX;
+        for (group, _) in readers {
+            let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM consumer_offsets WHERE consumer = $1")
+                .bind(group)
+                .fetch_optional(self.db.pool())
+                .await?;
+            match seq {
+                Some(seq) => floor = floor.min(seq),
+                None => return Ok(0),
+            }
+        }
+        if readers.is_empty() {
+            return Ok(0);
+        }
+        // In slices, so the one write lock is never held for long.
+        let mut removed = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM event_log WHERE seq IN (SELECT seq FROM event_log WHERE seq < $1 ORDER BY seq LIMIT 5000)",
+            )
+            .bind(floor)
+            .execute(self.db.pool())
+            .await?
+            .rows_affected();
+            removed += n;
+            if n < 5000 {
+                return Ok(removed);
+            }
+        }
+    }
+
     async fn run_consumer(self, subscription: Subscription) {
         let Subscription { group, types, deliver, cancel } = subscription;
         let mut head = self.head.subscribe();
@@ -178,5 +213,9 @@ impl EventBus for EmbeddedBus {
             Some((*self.head.borrow() - offset).max(0) as u64)
         }
         .boxed()
+    }
+
+    fn compact<'a>(&'a self, readers: &'a Readers) -> BoxFuture<'a, Result<u64, BusError>> {
+        async move { self.compact_log(readers).await.map_err(|e| BusError::Unavailable(e.to_string())) }.boxed()
     }
 }

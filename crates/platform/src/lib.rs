@@ -4,6 +4,7 @@
 //!   bodies, HAL items and pages with links that point where the client called).
 //! - [`db`]: one storage API over SQLite and PostgreSQL, with migrations.
 //! - [`outbox`]: transactional outbox, relay, idempotent inbox, batch consumer.
+//! - [`dead_letter`]: events a consumer cannot handle, parked, listed and retried.
 //! - [`bus`], [`embedded`], [`nats`]: the event bus and its two implementations.
 //! - [`client`]: calls to another service, with a timeout and a circuit breaker.
 //! - [`health`], [`server`], [`access_log`], [`logging`], [`metrics`], [`trace`]: running,
@@ -18,6 +19,7 @@ pub mod bus;
 pub mod client;
 pub mod ctx;
 pub mod db;
+pub mod dead_letter;
 pub mod embedded;
 pub mod event;
 pub mod failpoint;

@@ -8,7 +8,8 @@
 //! `Nats-Msg-Id` to the event id, so the relay's republish after a crash is dropped by the
 //! stream's duplicate window; whatever still slips through is dropped by the inbox.
 //! Messages are acknowledged only after the consumer's transaction committed; an unacked
-//! message comes back after `ack_wait`.
+//! message comes back after `ack_wait`. The stream is bounded ([`Limits`]) and compacted:
+//! each event type is purged up to the lowest ack floor of the groups that read it.
 //!
 //! One consumer per type rather than one multi-subject consumer per service: multi-subject
 //! filters need NATS 2.10, and this works on 2.9. It gives up the order between two types,
@@ -16,7 +17,7 @@
 //! so every handler accepts events about one order in any order. The pulls of a service's
 //! types feed one batcher, so a batch (one transaction) still spans types.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,11 +28,27 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::bus::{deliver_until_done, BusError, EventBus, Subscription};
+use crate::bus::{deliver_until_done, BusError, EventBus, Readers, Subscription};
 use crate::event::{Envelope, Headers};
 use crate::shutdown::sleep_or_cancel;
 
 const BATCH: usize = 256;
+
+/// What the stream keeps at most. Past `max_bytes` it refuses new events (`DiscardPolicy::New`):
+/// they wait in the publishers' outboxes, and nothing a consumer has not handled is dropped.
+/// `max_age` (zero: none) drops events by age, handled or not. Events every consumer group
+/// has handled leave sooner, by [`EventBus::compact`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: i64,
+    pub max_age: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { max_bytes: 4 << 30, max_age: Duration::ZERO }
+    }
+}
 
 /// The event types each consumer group of this process subscribed to.
 type Subscriptions = HashMap<String, Arc<[&'static str]>>;
@@ -41,6 +58,7 @@ pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
     namespace: String,
+    limits: Limits,
     /// The types each group of this process consumes, for [`EventBus::lag`].
     consumed: Arc<Mutex<Subscriptions>>,
 }
@@ -55,7 +73,7 @@ impl NatsBus {
     /// the namespace's stream exists.
     /// Credentials in the URL (`nats://user:password@host`, or `nats://token@host`) are
     /// sent to the server: the client would otherwise drop them.
-    pub async fn connect(url: &str, namespace: &str) -> Result<NatsBus, BusError> {
+    pub async fn connect(url: &str, namespace: &str, limits: Limits) -> Result<NatsBus, BusError> {
         let addr: async_nats::ServerAddr =
             url.parse().map_err(|e| BusError::Unavailable(format!("not a NATS URL: {}: {e}", crate::redacted(url))))?;
         let mut options =
@@ -73,6 +91,7 @@ impl NatsBus {
             js: jetstream::new(client.clone()),
             client,
             namespace: sanitize(namespace),
+            limits,
             consumed: Arc::default(),
         };
         let mut tries = 0;
@@ -97,18 +116,64 @@ impl NatsBus {
         format!("{}.events.{}", self.namespace, sanitize(event_type))
     }
 
+    /// Creates the stream, or brings an existing one's limits to this process's.
     async fn ensure_stream(&self) -> Result<(), BusError> {
         self.js
-            .get_or_create_stream(stream::Config {
+            .create_or_update_stream(stream::Config {
                 name: self.stream_name(),
                 subjects: vec![format!("{}.events.>", self.namespace)],
                 storage: stream::StorageType::File,
                 duplicate_window: Duration::from_secs(120),
+                max_bytes: self.limits.max_bytes,
+                max_age: self.limits.max_age,
+                discard: stream::DiscardPolicy::New,
                 ..Default::default()
             })
             .await
             .map(|_| ())
             .map_err(|e| BusError::Unavailable(format!("cannot create stream {}: {e}", self.stream_name())))
+    }
+
+    fn consumer_name(&self, group: &str, event_type: &str) -> String {
+        format!("{}-{}-{}", self.namespace, sanitize(group), sanitize(event_type))
+    }
+
+    /// Purges, type by type, the events below every reading group's ack floor (all handled
+    /// by each); a type with a reader whose consumer does not exist yet is kept whole.
+    async fn compact_stream(&self, readers: &Readers) -> Result<u64, BusError> {
+        let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
+        let stream = self.js.get_stream(self.stream_name()).await.map_err(|e| unavailable(&e))?;
+        let mut groups_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (group, types) in readers {
+            for t in types {
+                groups_of.entry(t).or_default().push(group);
+            }
+        }
+        let mut purged = 0;
+        'types: for (event_type, groups) in groups_of {
+            let mut floor = u64::MAX;
+            for group in groups {
+                let Ok(mut consumer) =
+                    stream.get_consumer::<pull::Config>(&self.consumer_name(group, event_type)).await
+                else {
+                    continue 'types;
+                };
+                let info = consumer.info().await.map_err(|e| unavailable(&e))?;
+                floor = floor.min(info.ack_floor.stream_sequence);
+            }
+            if floor == 0 || floor == u64::MAX {
+                continue;
+            }
+            // Everything of this type before `floor + 1`: up to and including the floor.
+            let done = stream
+                .purge()
+                .filter(self.subject(event_type))
+                .sequence(floor + 1)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            purged += done.purged;
+        }
+        Ok(purged)
     }
 
     /// The durable consumer of `group` for `event_type`, created if missing.
@@ -117,7 +182,7 @@ impl NatsBus {
         group: &str,
         event_type: &str,
     ) -> Result<jetstream::consumer::Consumer<pull::Config>, BusError> {
-        let name = format!("{}-{}-{}", self.namespace, sanitize(group), sanitize(event_type));
+        let name = self.consumer_name(group, event_type);
         let stream = self
             .js
             .get_stream(self.stream_name())
@@ -275,6 +340,10 @@ impl EventBus for NatsBus {
 
     fn healthy(&self) -> BoxFuture<'_, bool> {
         async move { self.client.connection_state() == async_nats::connection::State::Connected }.boxed()
+    }
+
+    fn compact<'a>(&'a self, readers: &'a Readers) -> BoxFuture<'a, Result<u64, BusError>> {
+        self.compact_stream(readers).boxed()
     }
 }
 

@@ -45,7 +45,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::backoff::Backoff;
 use crate::bus::{BusError, EventBus};
 use crate::db::{placeholders, values_list, Backend, Conn, Db, Migration, Tx, ROWS_PER_STATEMENT};
-use crate::event::{Envelope, Event, Payload, Undecodable};
+use crate::event::{Envelope, Event, Payload};
 use crate::metrics::{EventCounter, Metrics};
 use crate::shutdown::sleep_or_cancel;
 
@@ -65,6 +65,17 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         // Headers (the trace context) travel beside the event's JSON, not inside it.
         version: 4,
         sql: "ALTER TABLE outbox ADD COLUMN headers TEXT NOT NULL DEFAULT ''",
+    },
+    Migration {
+        // Events a consumer could not handle, parked (`crate::dead_letter`).
+        version: 5,
+        sql: "CREATE TABLE dead_letters (event_id TEXT PRIMARY KEY, event_type TEXT NOT NULL, body TEXT NOT NULL,
+            headers TEXT NOT NULL, error TEXT NOT NULL, attempts BIGINT NOT NULL, parked_at TEXT NOT NULL)",
+    },
+    Migration {
+        // The inbox is pruned by age (`prune_inbox`).
+        version: 6,
+        sql: "CREATE INDEX inbox_by_age ON inbox (handled_at)",
     },
 ];
 
@@ -382,26 +393,26 @@ pub async fn read_in_span<P: Payload, T>(service: &str, event: &Event<P>, read: 
     value
 }
 
-/// The events of `batch` a handler of `P` can read, in order. The others are an explicit
-/// outcome: logged with their id, counted in `cafe_events_rejected_total`, and
-/// acknowledged with the batch, since no redelivery makes them readable.
-pub fn decode_all<P: Payload>(batch: &[Envelope], metrics: &Metrics) -> Vec<Event<P>> {
-    batch
-        .iter()
-        .filter_map(|envelope| match envelope.decode::<P>() {
-            Ok(event) => Some(event),
-            Err(why) => {
-                tracing::error!(event_id = %envelope.event_id, event_type = %envelope.event_type, error = %why, "event rejected");
-                // An unknown type is not a label: the bus may carry anything.
-                let label = match why {
-                    Undecodable::UnknownType(_) => "unknown",
-                    Undecodable::Unreadable { .. } => envelope.event_type.as_str(),
-                };
-                metrics.count(EventCounter::Rejected, label, 1);
-                None
-            }
-        })
-        .collect()
+/// Forgets the inbox entries handled more than `keep` ago (a few thousand per statement);
+/// returns how many. `keep` must outlast every way the same event can arrive again: see
+/// `docs/OPERATIONS.md`, "Retention".
+pub async fn prune_inbox(db: &Db, keep: Duration) -> Result<u64, sqlx::Error> {
+    const CHUNK: u64 = 5000;
+    let cutoff = crate::time::format(crate::time::OffsetDateTime::now_utc() - keep);
+    let mut removed = 0;
+    loop {
+        let n = sqlx::query(&format!(
+            "DELETE FROM inbox WHERE event_id IN (SELECT event_id FROM inbox WHERE handled_at < $1 LIMIT {CHUNK})"
+        ))
+        .bind(&cutoff)
+        .execute(db.pool())
+        .await?
+        .rows_affected();
+        removed += n;
+        if n < CHUNK {
+            return Ok(removed);
+        }
+    }
 }
 
 /// Applies a batch: inbox claim, effect, raised events, one commit.
@@ -542,6 +553,10 @@ mod tests {
 
         fn lag<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Option<u64>> {
             async { None }.boxed()
+        }
+
+        fn compact<'a>(&'a self, _: &'a crate::bus::Readers) -> BoxFuture<'a, Result<u64, BusError>> {
+            async { Ok(0) }.boxed()
         }
     }
 

@@ -66,7 +66,7 @@ macro_rules! test_app {
 /// One service under test. Dropping it stops its consumers and removes its directory.
 pub struct TestService {
     pub ctx: Ctx,
-    bus: Arc<EmbeddedBus>,
+    pub(crate) bus: Arc<EmbeddedBus>,
     router: Router,
     host: String,
     dir: PathBuf,

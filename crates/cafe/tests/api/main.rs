@@ -10,6 +10,7 @@ mod common;
 
 mod auth;
 mod crash;
+mod dead_letters;
 mod demos;
 mod errors;
 mod infra;

@@ -584,6 +584,22 @@ impl TestApp {
             .to_string()
     }
 
+    /// Publishes `events` as they are onto the cafe's bus, as another publisher would (a
+    /// newer version of a service, say): the embedded log in its data dir, or its stream.
+    pub async fn publish_raw(&self, events: &[platform::Envelope]) {
+        let bus: Box<dyn platform::EventBus> = match self.mode {
+            Mode::AllInOne => {
+                Box::new(platform::embedded::EmbeddedBus::open(&self.data_dir()).await.expect("the event log"))
+            }
+            Mode::Distributed => Box::new(
+                platform::nats::NatsBus::connect(cluster::NATS_URL, self.namespace(), Default::default())
+                    .await
+                    .expect("NATS"),
+            ),
+        };
+        bus.publish(events).await.expect("published");
+    }
+
     /// The first manager's password, as `cafe up` or `cafe cluster` wrote it.
     pub fn manager_password(&self) -> String {
         let path = self.data_dir().join("manager-password");
