@@ -219,3 +219,53 @@ impl EventBus for EmbeddedBus {
         async move { self.compact_log(readers).await.map_err(|e| BusError::Unavailable(e.to_string())) }.boxed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EmbeddedBus;
+    use crate::bus::{EventBus, Readers};
+    use crate::event::Envelope;
+
+    fn events(from: usize, n: usize) -> Vec<Envelope> {
+        (from..from + n)
+            .map(|i| Envelope {
+                event_id: format!("e{i}"),
+                event_type: "Happened".into(),
+                body: "{}".into(),
+                headers: Default::default(),
+            })
+            .collect()
+    }
+
+    async fn rows(bus: &EmbeddedBus) -> Vec<i64> {
+        sqlx::query_scalar("SELECT seq FROM event_log ORDER BY seq").fetch_all(bus.db.pool()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn compaction_drops_only_what_every_reader_is_past_and_the_head_never_goes_back() {
+        let dir = crate::testing::fresh_dir("compaction");
+        let bus = EmbeddedBus::open(&dir).await.unwrap();
+        bus.publish(&events(1, 10)).await.unwrap();
+        let readers: Readers = vec![("a".into(), vec!["Happened"]), ("b".into(), vec!["Happened"])];
+
+        bus.commit_offset("a", 10).await.unwrap();
+        assert_eq!(bus.compact(&readers).await.unwrap(), 0, "b has not read anything yet: all of it stays");
+        bus.commit_offset("b", 4).await.unwrap();
+        assert_eq!(bus.compact(&readers).await.unwrap(), 3, "before b's position");
+        assert_eq!(rows(&bus).await, (4..=10).collect::<Vec<_>>());
+
+        bus.commit_offset("b", 10).await.unwrap();
+        assert_eq!(bus.compact(&readers).await.unwrap(), 6);
+        assert_eq!(rows(&bus).await, [10], "the last event read stays: it holds the head");
+
+        // Reopened (a restart), the log goes on after its head, and a reader at the head gets
+        // what comes next.
+        drop(bus);
+        let bus = EmbeddedBus::open(&dir).await.unwrap();
+        assert_eq!(*bus.head.borrow(), 10);
+        bus.publish(&events(11, 1)).await.unwrap();
+        let next = bus.read_after(10).await.unwrap();
+        assert_eq!(next.iter().map(|(seq, e)| (*seq, e.event_id.as_str())).collect::<Vec<_>>(), [(11, "e11")]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

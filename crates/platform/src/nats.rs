@@ -366,3 +366,93 @@ fn envelope_of(m: &Message) -> Envelope {
         headers: carried,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::{Limits, NatsBus};
+    use crate::bus::{Deliver, EventBus, Readers, Subscription};
+    use crate::event::Envelope;
+    use crate::testing::{eventually, server_at};
+
+    const NATS: &str = "127.0.0.1:4222";
+
+    fn event(n: usize, event_type: &str, bytes: usize) -> Envelope {
+        Envelope {
+            event_id: format!("{event_type}-{n}"),
+            event_type: event_type.into(),
+            body: "x".repeat(bytes),
+            headers: Default::default(),
+        }
+    }
+
+    /// Consumes `types` as `group`, counting what it handles.
+    fn consume(bus: &NatsBus, group: &str, types: &[&'static str], cancel: &CancellationToken) -> Arc<AtomicUsize> {
+        let handled = Arc::new(AtomicUsize::new(0));
+        let count = handled.clone();
+        let deliver: Deliver = Arc::new(move |batch| {
+            count.fetch_add(batch.len(), Ordering::SeqCst);
+            Box::pin(async { Ok(()) })
+        });
+        let subscription =
+            Subscription { group: group.into(), types: types.to_vec().into(), deliver, cancel: cancel.clone() };
+        tokio::spawn(bus.consume(subscription));
+        handled
+    }
+
+    async fn messages(bus: &NatsBus) -> u64 {
+        bus.js.get_stream(bus.stream_name()).await.unwrap().info().await.unwrap().state.messages
+    }
+
+    #[tokio::test]
+    async fn the_stream_keeps_what_a_reader_has_not_handled_and_refuses_rather_than_drops_when_full() {
+        if !server_at(NATS, "NATS") {
+            return;
+        }
+        let namespace = format!("compact{}x{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let limits = Limits { max_bytes: 64 << 10, max_age: Duration::ZERO };
+        let bus = NatsBus::connect(&format!("nats://{NATS}"), &namespace, limits).await.unwrap();
+        let cancel = CancellationToken::new();
+        let a = consume(&bus, "a", &["Alpha"], &cancel);
+        let b = consume(&bus, "b", &["Alpha", "Beta"], &cancel);
+        let batch: Vec<Envelope> =
+            (0..5).map(|n| event(n, "Alpha", 10)).chain((0..3).map(|n| event(n, "Beta", 10))).collect();
+        bus.publish(&batch).await.unwrap();
+        eventually(Duration::from_secs(20), async || {
+            (a.load(Ordering::SeqCst) == 5 && b.load(Ordering::SeqCst) == 8).then_some(())
+        })
+        .await
+        .expect("both groups handled what they read");
+
+        // A reader of Beta that has not started yet: Beta stays whole, Alpha goes.
+        let late: Readers =
+            vec![("a".into(), vec!["Alpha"]), ("b".into(), vec!["Alpha", "Beta"]), ("late".into(), vec!["Beta"])];
+        eventually(Duration::from_secs(20), async || (bus.compact(&late).await.ok()? == 5).then_some(()))
+            .await
+            .expect("Alpha compacted once both readers acknowledged it");
+        assert_eq!(messages(&bus).await, 3, "Beta kept for its reader to come");
+        let readers: Readers = vec![("a".into(), vec!["Alpha"]), ("b".into(), vec!["Alpha", "Beta"])];
+        assert_eq!(bus.compact(&readers).await.unwrap(), 3);
+        assert_eq!(messages(&bus).await, 0);
+
+        // Full: new events are refused, nothing already in is dropped.
+        cancel.cancel();
+        let mut accepted = 0;
+        let refused = loop {
+            match bus.publish(&[event(100 + accepted, "Beta", 4 << 10)]).await {
+                Ok(()) => accepted += 1,
+                Err(e) => break e,
+            }
+            assert!(accepted < 100, "a 64 KiB stream took 400 KiB");
+        };
+        assert!(refused.to_string().contains("maximum bytes"), "{refused}");
+        assert_eq!(messages(&bus).await, accepted as u64, "every event accepted before is still there");
+
+        bus.js.delete_stream(bus.stream_name()).await.unwrap();
+    }
+}

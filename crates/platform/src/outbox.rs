@@ -446,7 +446,6 @@ pub async fn handle_batch<P: Payload>(
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::net::{SocketAddr, TcpStream};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -569,11 +568,7 @@ mod tests {
         /// A new, migrated database; `None` (the test is skipped) when no server answers,
         /// unless under CI, where a skip would report a test that never ran: there it fails.
         async fn postgres() -> Option<Fresh> {
-            let addr: SocketAddr = POSTGRES_ADDR.parse().expect("an address");
-            if TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_err() {
-                let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-                assert!(!ci, "this test needs PostgreSQL at {POSTGRES_ADDR}; under CI it fails rather than skip");
-                eprintln!("skipping: PostgreSQL not running ({POSTGRES_ADDR})");
+            if !crate::testing::server_at(POSTGRES_ADDR, "PostgreSQL") {
                 return None;
             }
             static N: AtomicUsize = AtomicUsize::new(0);
@@ -748,8 +743,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_relay_on_sqlite_publishes_each_event_once() {
-        let dir = std::env::temp_dir().join(format!("cafe-outbox-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testing::fresh_dir("outbox");
         let db = Db::sqlite_file(&dir, "outbox").await.expect("a database");
         db.migrate(&[]).await.expect("migrations");
         let bus = Arc::new(TestBus::up());
@@ -762,6 +756,28 @@ mod tests {
         let times = bus.times_published();
         assert_eq!(times.len(), 1_500);
         assert_no_repeats(&times);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn the_inbox_forgets_only_what_is_older_than_it_keeps() {
+        let dir = crate::testing::fresh_dir("inbox");
+        let db = Db::sqlite_file(&dir, "inbox").await.expect("a database");
+        db.migrate(&[]).await.expect("migrations");
+        let handled = |age: Duration| crate::time::format(crate::time::OffsetDateTime::now_utc() - age);
+        for (id, age) in [("old-1", 7200), ("old-2", 3700), ("recent", 3500), ("now", 0)] {
+            sqlx::query("INSERT INTO inbox (event_id, handled_at) VALUES ($1, $2)")
+                .bind(id)
+                .bind(handled(Duration::from_secs(age)))
+                .execute(db.pool())
+                .await
+                .unwrap();
+        }
+        assert_eq!(super::prune_inbox(&db, Duration::from_secs(3600)).await.unwrap(), 2);
+        let left: Vec<String> =
+            sqlx::query_scalar("SELECT event_id FROM inbox ORDER BY event_id").fetch_all(db.pool()).await.unwrap();
+        assert_eq!(left, ["now", "recent"]);
+        assert_eq!(super::prune_inbox(&db, Duration::from_secs(3600)).await.unwrap(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

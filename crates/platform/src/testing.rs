@@ -101,10 +101,7 @@ impl TestService {
         router: impl FnOnce(Ctx) -> Router,
     ) -> TestService {
         // Tests of one binary run in parallel: each service gets its own directory.
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("cafe-{service}-test-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = fresh_dir(service);
         let db = Db::sqlite_file(&dir, service).await.expect("a test database");
         let bus = Arc::new(EmbeddedBus::open(&dir).await.expect("a test bus"));
         let ctx = Ctx::without_relay(
@@ -218,6 +215,29 @@ impl Drop for TestService {
         self.ctx.cancel().cancel();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Does a server answer at `addr` (`host:port`)? When none does, a test that needs it is
+/// skipped (`false`), except under CI, where a skip would report a test that never ran: there
+/// it fails.
+pub fn server_at(addr: &str, what: &str) -> bool {
+    let socket: std::net::SocketAddr = addr.parse().expect("an address");
+    if std::net::TcpStream::connect_timeout(&socket, Duration::from_secs(2)).is_ok() {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    assert!(!ci, "this test needs {what} at {addr}; under CI it fails rather than skip");
+    eprintln!("skipping: {what} not running ({addr})");
+    false
+}
+
+/// A directory of its own for one test, emptied first.
+pub fn fresh_dir(what: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("cafe-{what}-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 /// How often [`eventually`] asks again.
