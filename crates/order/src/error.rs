@@ -2,7 +2,6 @@
 //! becomes its problem+json answer.
 
 use axum::http::StatusCode;
-use platform::problem::FieldError;
 use platform::Problem;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,20 +43,13 @@ impl From<Error> for Problem {
                 Problem::unavailable(detail, retry_after_secs)
             }
             Error::CancellationRefused { .. } => Problem::conflict(detail),
-            Error::NotOnMenu(_) => unprocessable("productName", detail),
-            Error::AmountDiffers { .. } => unprocessable("amt", detail),
+            Error::NotOnMenu(_) => Problem::unprocessable("productName", detail),
+            Error::AmountDiffers { .. } => Problem::unprocessable("amt", detail),
             Error::AnotherPhone => Problem::new(StatusCode::FORBIDDEN, "forbidden", detail),
             // Logged there, never sent: 500, or 503 when the database is unreachable.
             Error::Storage(e) => Problem::from(e),
         }
     }
-}
-
-/// A body that is well formed but cannot be accepted as it stands (422), naming the field.
-fn unprocessable(field: &str, message: String) -> Problem {
-    let mut p = Problem::validation(vec![FieldError { field: field.into(), message }]);
-    p.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
-    p
 }
 
 #[cfg(test)]

@@ -56,6 +56,13 @@ impl Problem {
         p
     }
 
+    /// A body that is well formed but cannot be accepted as it stands: 422, naming `field`.
+    pub fn unprocessable(field: &str, message: impl Into<String>) -> Self {
+        let mut p = Self::validation(vec![FieldError { field: field.into(), message: message.into() }]);
+        p.status = StatusCode::UNPROCESSABLE_ENTITY.as_u16();
+        p
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", detail)
     }
