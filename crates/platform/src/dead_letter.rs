@@ -328,31 +328,10 @@ mod tests {
     use super::{list, Parked, Policy, Retry};
     use crate::bus::EventBus;
     use crate::db::Conn;
-    use crate::event::{Envelope, Event, Payload};
+    use crate::event::{Envelope, Event};
     use crate::outbox::Handler;
-    use crate::testing::{eventually, TestService};
+    use crate::testing::{eventually, Counted, TestService};
     use crate::Migration;
-
-    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-    #[serde(tag = "eventType")]
-    enum Counted {
-        Happened { n: i64 },
-    }
-
-    impl Payload for Counted {
-        fn event_type(&self) -> &'static str {
-            "Happened"
-        }
-
-        fn order_id(&self) -> i64 {
-            let Counted::Happened { n } = self;
-            *n
-        }
-
-        fn knows(event_type: &str) -> bool {
-            event_type == "Happened"
-        }
-    }
 
     const SEEN: &[Migration] = &[Migration { version: 10, sql: "CREATE TABLE seen (n BIGINT PRIMARY KEY)" }];
 

@@ -459,32 +459,11 @@ mod tests {
     use super::{Change, Outbox};
     use crate::bus::{BusError, EventBus, Subscription};
     use crate::db::Db;
-    use crate::event::{Envelope, Event, Payload};
-    use crate::testing::eventually;
+    use crate::event::{Envelope, Event};
+    use crate::testing::{eventually, Counted};
 
     const POSTGRES_ADDR: &str = "127.0.0.1:5432";
     const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
-
-    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-    #[serde(tag = "eventType")]
-    enum Counted {
-        Happened { n: i64 },
-    }
-
-    impl Payload for Counted {
-        fn event_type(&self) -> &'static str {
-            "Happened"
-        }
-
-        fn order_id(&self) -> i64 {
-            let Counted::Happened { n } = self;
-            *n
-        }
-
-        fn knows(event_type: &str) -> bool {
-            event_type == "Happened"
-        }
-    }
 
     /// A bus for the relay to publish to. An up bus keeps every event published to it,
     /// repeats included; a down one refuses every batch, the first only once the test lets

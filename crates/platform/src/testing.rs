@@ -392,3 +392,27 @@ mod tests {
         assert_eq!(permutations::<i32>(&[]), [Vec::<i32>::new()]);
     }
 }
+
+/// The one event of the platform's own tests: `Happened`, numbered `n` (its "order").
+#[cfg(test)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "eventType")]
+pub(crate) enum Counted {
+    Happened { n: i64 },
+}
+
+#[cfg(test)]
+impl Payload for Counted {
+    fn event_type(&self) -> &'static str {
+        "Happened"
+    }
+
+    fn order_id(&self) -> i64 {
+        let Counted::Happened { n } = self;
+        *n
+    }
+
+    fn knows(event_type: &str) -> bool {
+        event_type == "Happened"
+    }
+}
