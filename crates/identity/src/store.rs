@@ -41,17 +41,17 @@ pub async fn insert(
     role: Role,
     phone_number: Option<&str>,
 ) -> Result<Option<Account>, sqlx::Error> {
-    sqlx::query_as::<_, Account>(&format!(
+    let sql = format!(
         "INSERT INTO accounts (username, password_hash, role, phone_number, create_time) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (username) DO NOTHING RETURNING {COLUMNS}"
-    ))
-    .bind(username.as_str())
-    .bind(hash.as_str())
-    .bind(role.as_str())
-    .bind(phone_number)
-    .bind(platform::time::now())
-    .fetch_optional(db.pool())
-    .await
+    );
+    let insert = sqlx::query_as::<_, Account>(&sql)
+        .bind(username.as_str())
+        .bind(hash.as_str())
+        .bind(role.as_str())
+        .bind(phone_number)
+        .bind(platform::time::now());
+    platform::db::write_returning(db, insert).await
 }
 
 /// The account named `username` and its password hash, for a sign-in.

@@ -60,18 +60,19 @@ impl<'r> FromRow<'r, AnyRow> for Order {
 }
 
 pub async fn insert_pending(ctx: &Ctx, new: &NewOrder) -> Result<Order, sqlx::Error> {
-    sqlx::query_as::<_, Order>(&format!(
+    let sql = format!(
         "INSERT INTO orders (phone_number, product_name, qty, amt, status, create_time)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    ))
-    .bind(new.phone_number.as_str())
-    .bind(&new.product_name)
-    .bind(new.qty)
-    .bind(new.amt)
-    .bind(Stage::Pending.as_str())
-    .bind(platform::time::now())
-    .fetch_one(ctx.db().pool())
-    .await
+    );
+    let insert = sqlx::query_as::<_, Order>(&sql)
+        .bind(new.phone_number.as_str())
+        .bind(&new.product_name)
+        .bind(new.qty)
+        .bind(new.amt)
+        .bind(Stage::Pending.as_str())
+        .bind(platform::time::now());
+    // Stored before payment is asked about its id, or not asked at all.
+    platform::db::write_returning(ctx.db(), insert).await?.ok_or(sqlx::Error::RowNotFound)
 }
 
 /// `Pending` → `Ordered`, raising `Ordered`, in one commit. `None` if the order is no

@@ -10,6 +10,8 @@
 //! No wait is unbounded ([`Timeouts`]): a statement that waits too long for a lock another
 //! transaction holds, or runs too long, fails, and the request answers 503 with
 //! `Retry-After` ([`gave_up_waiting`]) instead of holding its connection and its client.
+//! So does a statement the database could not run for now ([`out_of_service`]): its disk
+//! full, its files failing, the server shutting down, starting up or gone.
 
 use std::path::Path;
 use std::time::Duration;
@@ -70,6 +72,42 @@ fn postgres_gave_up(sqlstate: &str) -> bool {
 /// primary code is the low byte.
 fn sqlite_gave_up(code: &str) -> bool {
     code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
+/// Could the database not run a statement for now, through no fault of the statement: out
+/// of disk space or failing to write its files, shutting down, starting up, or the
+/// connection to it lost? The transaction failed as a whole, so nothing was changed, and the
+/// same request succeeds once the database is mended (space freed, the server back), with no
+/// restart of ours: the client gets 503 with `Retry-After`, not 500.
+pub fn out_of_service(e: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = e.code() else { return false };
+    if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        sqlite_out_of_service(&code)
+    } else if e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        postgres_out_of_service(&code)
+    } else {
+        false
+    }
+}
+
+/// SQLSTATE class `08` connection exception, `57P01` admin_shutdown (`pg_ctl stop`, even
+/// `-m immediate`), `57P02` crash_shutdown (another backend crashed), `57P03`
+/// cannot_connect_now (starting up or shutting down), class `53` insufficient resources
+/// (`53100` disk_full, `53200` out_of_memory, `53300` too_many_connections), `58030`
+/// io_error.
+fn postgres_out_of_service(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08")
+        || sqlstate.starts_with("53")
+        || matches!(sqlstate, "57P01" | "57P02" | "57P03" | "58030")
+}
+
+/// `SQLITE_IOERR` (10, with its extended codes: a write or an fsync that failed, the shared
+/// memory file that could not grow), `SQLITE_FULL` (13: "database or disk is full"),
+/// `SQLITE_CANTOPEN` (14: a journal or temporary file that could not be created) and
+/// `SQLITE_PROTOCOL` (15: a race for the write-ahead log's locks). SQLite rolls the
+/// transaction back and leaves the file as it was.
+fn sqlite_out_of_service(code: &str) -> bool {
+    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 10 | 13 | 14 | 15))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -390,6 +428,34 @@ where
     Ok((rows, total))
 }
 
+/// Runs `write`, an `INSERT`, `UPDATE` or `DELETE` with `RETURNING`, on its own and
+/// committed: the row it returns (if any) is stored when this returns, or this is an error.
+///
+/// Use it rather than `fetch_one(pool)` for such a write outside a transaction. On SQLite,
+/// sqlx hands back the first row at the statement's first step, and the write's implicit
+/// commit happens only when the statement is reset afterwards, whose failure nobody sees
+/// (launchbadge/sqlx#3430): with the disk full, a row that was never stored, and whose id
+/// the next insert takes again, would be answered as made. In a transaction of its own the
+/// commit is a statement whose failure is reported. PostgreSQL reports a failed commit before
+/// the statement's end: there the write runs as it is.
+pub async fn write_returning<'q, R>(
+    db: &Db,
+    write: sqlx::query::QueryAs<'q, sqlx::Any, R, sqlx::any::AnyArguments<'q>>,
+) -> Result<Option<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    match db.backend {
+        Backend::Postgres => write.fetch_optional(db.pool()).await,
+        Backend::Sqlite => {
+            let mut tx = db.begin().await?;
+            let row = write.fetch_optional(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(row)
+        }
+    }
+}
+
 /// The row `sql` finds for `key` (its one parameter), if any: read as the stored record `R`,
 /// then made the `T` it stands for.
 pub async fn find_by_key<'e, R, T>(
@@ -449,6 +515,25 @@ mod tests {
         // SQLITE_CONSTRAINT_UNIQUE, SQLITE_FULL, SQLITE_IOERR, SQLITE_CORRUPT, not a number.
         for code in ["2067", "13", "10", "11", "55P03"] {
             assert!(!sqlite_gave_up(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_full_disk_a_failing_file_or_a_server_gone_is_told_from_other_failures() {
+        // SQLITE_IOERR, SQLITE_IOERR_WRITE, SQLITE_IOERR_SHMSIZE, SQLITE_FULL, SQLITE_CANTOPEN,
+        // SQLITE_PROTOCOL.
+        for code in ["10", "778", "4874", "13", "14", "15"] {
+            assert!(sqlite_out_of_service(code), "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CORRUPT, SQLITE_BUSY, SQLITE_READONLY, not a number.
+        for code in ["2067", "11", "5", "8", "57P01"] {
+            assert!(!sqlite_out_of_service(code), "{code}");
+        }
+        for code in ["08006", "08001", "57P01", "57P02", "57P03", "53100", "53300", "58030"] {
+            assert!(postgres_out_of_service(code), "{code}");
+        }
+        for code in ["23505", "3D000", "42P01", "55P03", "57014", "40P01", "13"] {
+            assert!(!postgres_out_of_service(code), "{code}");
         }
     }
 

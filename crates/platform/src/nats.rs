@@ -248,7 +248,14 @@ impl NatsBus {
                 m = messages.next() => m,
             };
             let Some(m) = next else { return Err(BusError::Unavailable("message stream ended".into())) };
-            let m = m.map_err(|e| BusError::Unavailable(e.to_string()))?;
+            let m = match m {
+                Ok(m) => m,
+                Err(e) if goes_on_after(&e) => {
+                    tracing::warn!(%group, event_type, error = %e, "no word from NATS; still waiting on the same pull");
+                    continue;
+                }
+                Err(e) => return Err(BusError::Unavailable(e.to_string())),
+            };
             if into.send(m).await.is_err() {
                 return Ok(()); // the batcher stopped
             }
@@ -345,6 +352,15 @@ impl EventBus for NatsBus {
     fn compact<'a>(&'a self, readers: &'a Readers) -> BoxFuture<'a, Result<u64, BusError>> {
         self.compact_stream(readers).boxed()
     }
+}
+
+/// Does the pull go on after `e`? A missed heartbeat (the link to the server slow or cut) is
+/// reported, but the pull stays open and asks again by itself (on reconnecting, or when the
+/// request expires). Dropping it for a new one would strand whatever the server has sent, or
+/// sends once the link is back, to the old pull: those events would come back only after the
+/// consumer's `ack_wait` (30 s).
+fn goes_on_after(e: &pull::MessagesError) -> bool {
+    matches!(e.kind(), pull::MessagesErrorKind::MissingHeartbeat)
 }
 
 /// The envelope of a message: the event id from the de-duplication header, the type from

@@ -2,8 +2,8 @@
 //!
 //! Handlers return `Result<_, Problem>`. Anything a client can get wrong maps to a 4xx here;
 //! a storage failure becomes a 500 whose cause is logged once and never sent to the client,
-//! or a 503 with `Retry-After` when a retry may well succeed (the database unreachable, or
-//! a lock or statement timeout).
+//! or a 503 with `Retry-After` when a retry may well succeed (the database unreachable, out
+//! of disk space or shutting down, or a lock or statement timeout).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -118,13 +118,17 @@ impl IntoResponse for Problem {
 }
 
 /// Storage failures are ours, not the client's: log the cause, answer 500 (or 503 when the
-/// database is unreachable or gave up waiting for a lock, which a client may retry: the
-/// statement changed nothing).
+/// database is unreachable, out of service (its disk full, shutting down) or gave up waiting
+/// for a lock, which a client may retry: the statement changed nothing).
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
                 tracing::warn!(error = %e, "database unavailable");
+                Problem::unavailable("the database is unavailable, please retry shortly", 1)
+            }
+            sqlx::Error::Database(db) if crate::db::out_of_service(db.as_ref()) => {
+                tracing::warn!(error = %e, "database out of service");
                 Problem::unavailable("the database is unavailable, please retry shortly", 1)
             }
             sqlx::Error::Database(db) if crate::db::gave_up_waiting(db.as_ref()) => {

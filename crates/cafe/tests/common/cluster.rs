@@ -18,8 +18,23 @@ use super::{eventually, Mode, TestApp};
 /// What the distributed mode needs running on this machine.
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 pub const NATS_ADDR: &str = "127.0.0.1:4222";
-pub(super) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
-pub(super) const NATS_URL: &str = "nats://127.0.0.1:4222";
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
+const NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// The PostgreSQL server (a URL without a database: each service has its own) and the NATS
+/// server a cluster runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Infra {
+    pub postgres_url: String,
+    pub nats_url: String,
+}
+
+impl Infra {
+    /// The machine's own, which `.ci/run` starts and every distributed test shares.
+    pub fn shared() -> Infra {
+        Infra { postgres_url: POSTGRES_URL.into(), nats_url: NATS_URL.into() }
+    }
+}
 
 /// Is what the distributed mode needs running? If not: under CI (`CI` set and not `false`
 /// or `0`) the test fails; elsewhere it says it is skipped and the caller returns early.
@@ -34,6 +49,19 @@ pub fn require_infra() -> bool {
         }
         Err(why) => panic!("{why}"),
     }
+}
+
+/// Can a test that needs more of the machine (root, a tool, a server) run? `missing` names
+/// what it lacks. Nothing missing: true. Otherwise under CI the test fails, since a skip
+/// would pass a test that never ran; elsewhere it says it is skipped and the caller returns.
+pub fn require(test: &str, missing: &[String]) -> bool {
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join("; ");
+    assert!(!running_in_ci(), "{test} needs {missing}; under CI it fails rather than skip (.ci/run provides them)");
+    eprintln!("skipping {test}: it needs {missing}");
+    false
 }
 
 pub fn running_in_ci() -> bool {
@@ -80,7 +108,7 @@ fn random() -> u64 {
 
 /// A base port `P` in 10000..32000 with `P..P+count` all free on 127.0.0.1 right now: below
 /// the ephemeral range (32768+), so no outgoing connection takes a slot that starts later.
-pub(super) fn free_port_range(count: u16) -> u16 {
+pub fn free_port_range(count: u16) -> u16 {
     for _ in 0..1000 {
         let base = 10_000 + (random() % 22_000) as u16;
         let listeners: Vec<_> = (0..count).map_while(|i| TcpListener::bind(("127.0.0.1", base + i)).ok()).collect();
@@ -208,12 +236,13 @@ fn children_of(parent: u32) -> Vec<u32> {
 
 /// Drops a test cluster's databases and its JetStream stream. Best effort: a leftover only
 /// costs disk space. Each `DROP DATABASE` waits for a checkpoint, so they run side by side.
-pub(super) fn drop_namespace(namespace: &str) {
+pub(super) fn drop_namespace(namespace: &str, infra: &Infra) {
+    let admin_db = format!("{}/postgres", infra.postgres_url.trim_end_matches('/'));
     let drops: Vec<_> = ServiceName::BEHIND_GATEWAY
         .iter()
         .filter_map(|service| {
             std::process::Command::new("psql")
-                .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-q", "-X", "-c"])
+                .args(["-d", &admin_db, "-q", "-X", "-c"])
                 .arg(format!("DROP DATABASE IF EXISTS {namespace}_{service} WITH (FORCE)"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -221,7 +250,7 @@ pub(super) fn drop_namespace(namespace: &str) {
                 .ok()
         })
         .collect();
-    if let Err(e) = delete_stream(&format!("{}_EVENTS", namespace.to_uppercase())) {
+    if let Err(e) = delete_stream(&infra.nats_url, &format!("{}_EVENTS", namespace.to_uppercase())) {
         eprintln!("could not delete the stream of {namespace}: {e}");
     }
     let until = Instant::now() + Duration::from_secs(10);
@@ -247,15 +276,15 @@ pub(super) fn drop_namespace(namespace: &str) {
 /// Deletes a JetStream stream through async-nats, each step bounded by a few seconds. Runs
 /// from `Drop`, inside the test's runtime, which must not be blocked on: so on a thread of
 /// its own with a runtime of its own.
-fn delete_stream(stream: &str) -> Result<(), String> {
-    let stream = stream.to_string();
+fn delete_stream(nats_url: &str, stream: &str) -> Result<(), String> {
+    let (nats_url, stream) = (nats_url.to_string(), stream.to_string());
     let deleting = std::thread::spawn(move || -> Result<(), String> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         runtime.block_on(async {
             let bounded = Duration::from_secs(5);
-            let client = tokio::time::timeout(bounded, async_nats::connect(NATS_URL))
+            let client = tokio::time::timeout(bounded, async_nats::connect(&nats_url))
                 .await
-                .map_err(|_| format!("no connection to {NATS_URL} within {bounded:?}"))?
+                .map_err(|_| format!("no connection to {nats_url} within {bounded:?}"))?
                 .map_err(|e| e.to_string())?;
             let jetstream = async_nats::jetstream::new(client);
             tokio::time::timeout(bounded, jetstream.delete_stream(&stream))

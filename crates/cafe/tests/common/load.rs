@@ -1,7 +1,9 @@
 //! Load while a test breaks the cafe: clients placing orders, each trying again after an
 //! error until it is told 201, while a barista makes every queued drink. The crash test
-//! (`kill -9` of `cafe up`) and the chaos test (service processes and NATS) both run it, then
-//! check that no order a client was told was created is lost.
+//! (`kill -9` of `cafe up`), the chaos test (service processes and NATS) and the faults tests
+//! (a full disk, PostgreSQL stopped, the link to NATS cut) run it, then check that no order a
+//! client was told was created is lost; the faults tests also check every answer the clients
+//! got ([`Answer`]) and when the first 201 came after the fault was mended.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::{eventually, id, make_queued_drinks, order_body, Rng, TestApp};
+use super::{eventually, id, make_queued_drinks, order_body, Reply, Rng, TestApp};
 
 /// How the load runs.
 pub struct Load {
@@ -30,14 +32,41 @@ pub struct Load {
     pub think_ms: u64,
 }
 
+/// How the cafe answered one attempt to place an order, for a test that checks what the
+/// clients were told while it broke the cafe, and when.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// When the attempt was sent.
+    pub sent: Instant,
+    /// How long the answer took.
+    pub took: Duration,
+    /// The status, or `None` when there was no answer (refused connection, timeout).
+    pub status: Option<u16>,
+    /// A problem+json body with a `Retry-After` header: how a 503 must look.
+    pub retry_later: bool,
+    /// The body, or why there was none.
+    pub text: String,
+}
+
+impl Answer {
+    /// When the answer came.
+    pub fn came(&self) -> Instant {
+        self.sent + self.took
+    }
+}
+
 /// A [`Load`] under way.
 pub struct Loading {
     orders: u64,
     placed: Arc<AtomicU64>,
     attempts: Arc<AtomicU64>,
     done: Arc<AtomicBool>,
+    /// Set by [`Loading::stop`]: the clients stop after their attempt under way.
+    stopped: Arc<AtomicBool>,
     /// Every order a client was told was created (201): none may be lost.
     created: Arc<Mutex<Vec<i64>>>,
+    /// Every attempt's answer, in the order they came.
+    answers: Arc<Mutex<Vec<Answer>>>,
     clients: JoinSet<()>,
     barista: JoinHandle<u64>,
 }
@@ -49,6 +78,8 @@ pub struct Placed {
     pub attempts: u64,
     pub made: u64,
     pub created: Vec<i64>,
+    /// Every attempt's answer, in the order they came.
+    pub answers: Vec<Answer>,
 }
 
 impl Load {
@@ -59,16 +90,22 @@ impl Load {
         let attempts = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
         let created = Arc::new(Mutex::new(Vec::new()));
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let stopped = Arc::new(AtomicBool::new(false));
         let give_up = Instant::now() + self.give_up;
 
         let mut clients = JoinSet::new();
         for c in 0..self.clients {
-            let (app, placed, attempts, created) = (app.clone(), placed.clone(), attempts.clone(), created.clone());
+            let (app, placed, attempts, created, answers, stopped) =
+                (app.clone(), placed.clone(), attempts.clone(), created.clone(), answers.clone(), stopped.clone());
             let mut think = (self.think_ms > 0).then(|| Rng::quiet(rng.next()));
             let (orders, retry, think_ms) = (self.orders, self.retry, self.think_ms);
             clients.spawn(async move {
                 let mut n = 0u64;
-                while placed.load(Ordering::SeqCst) < orders && Instant::now() < give_up {
+                while placed.load(Ordering::SeqCst) < orders
+                    && Instant::now() < give_up
+                    && !stopped.load(Ordering::SeqCst)
+                {
                     n += 1;
                     attempts.fetch_add(1, Ordering::SeqCst);
                     let body = order_body(
@@ -77,7 +114,10 @@ impl Load {
                         (n % 5 + 1) as i64,
                         ((c * 997 + n * 31) % 20_000) as i64,
                     );
-                    match app.try_request(Method::POST, "/orders", Some(&body)).await {
+                    let sent = Instant::now();
+                    let reply = app.try_request(Method::POST, "/orders", Some(&body)).await;
+                    answers.lock().unwrap().push(Answer::of(sent, &reply));
+                    match reply {
                         Ok(r) if r.status == StatusCode::CREATED => {
                             created.lock().unwrap().push(id(&r.json));
                             placed.fetch_add(1, Ordering::SeqCst);
@@ -104,7 +144,7 @@ impl Load {
                 made
             })
         };
-        Loading { orders: self.orders, placed, attempts, done, created, clients, barista }
+        Loading { orders: self.orders, placed, attempts, done, stopped, created, answers, clients, barista }
     }
 }
 
@@ -112,6 +152,21 @@ impl Loading {
     /// Orders created so far.
     pub fn placed(&self) -> u64 {
         self.placed.load(Ordering::SeqCst)
+    }
+
+    /// Every answer so far, in the order they came.
+    pub fn answers(&self) -> Vec<Answer> {
+        self.answers.lock().unwrap().clone()
+    }
+
+    /// The orders created (answered 201) so far.
+    pub fn created(&self) -> Vec<i64> {
+        self.created.lock().unwrap().clone()
+    }
+
+    /// The first answer that came after `since` with `status`, if one has.
+    pub fn first_since(&self, since: Instant, status: u16) -> Option<Answer> {
+        self.answers.lock().unwrap().iter().find(|a| a.came() > since && a.status == Some(status)).cloned()
     }
 
     /// Waits, at most `within`, until `at` orders are created; panics otherwise, saying what
@@ -122,9 +177,22 @@ impl Loading {
             .unwrap_or_else(|t| panic!("{at} orders placed before {before}: {t:?}"));
     }
 
+    /// Stops the clients after their attempts under way and the barista, however many orders
+    /// were placed: for a test whose load runs until it has broken and mended the cafe.
+    pub async fn stop(self) -> Placed {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.finish_placing(0).await
+    }
+
     /// Waits for the clients, then stops the barista; panics if the clients could not place
     /// all the orders in time.
-    pub async fn finish(mut self) -> Placed {
+    pub async fn finish(self) -> Placed {
+        let orders = self.orders;
+        self.finish_placing(orders).await
+    }
+
+    /// Waits for the clients, then stops the barista; panics unless `orders` were placed.
+    async fn finish_placing(mut self, orders: u64) -> Placed {
         while self.clients.join_next().await.is_some() {}
         self.done.store(true, Ordering::SeqCst);
         let made = (&mut self.barista).await.unwrap();
@@ -133,9 +201,27 @@ impl Loading {
             attempts: self.attempts.load(Ordering::SeqCst),
             made,
             created: std::mem::take(&mut *self.created.lock().unwrap()),
+            answers: std::mem::take(&mut *self.answers.lock().unwrap()),
         };
-        assert!(placed.placed >= self.orders, "the clients could not place {} orders in time: {placed}", self.orders);
+        assert!(placed.placed >= orders, "the clients could not place {orders} orders in time: {placed}");
         placed
+    }
+}
+
+impl Answer {
+    fn of(sent: Instant, reply: &Result<Reply, reqwest::Error>) -> Answer {
+        let took = sent.elapsed();
+        match reply {
+            Ok(r) => Answer {
+                sent,
+                took,
+                status: Some(r.status.as_u16()),
+                retry_later: r.content_type().starts_with("application/problem+json")
+                    && r.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|secs| secs > 0)),
+                text: r.text.clone(),
+            },
+            Err(e) => Answer { sent, took, status: None, retry_later: false, text: format!("no answer: {e}") },
+        }
     }
 }
 

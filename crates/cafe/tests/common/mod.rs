@@ -11,6 +11,9 @@
 //! - [`spawn`], [`spawn_with`] in [`Mode::Distributed`]: `cafe cluster`, the gateway and
 //!   every service a child process on PostgreSQL and NATS JetStream, in a fresh namespace so
 //!   databases and streams never collide ([`cluster`]).
+//! - [`spawn_process_on`], [`spawn_cluster_on`]: the same on storage or servers of the
+//!   test's own, for a test that breaks them (fills the disk, stops the database, cuts the
+//!   link to the broker).
 //!
 //! Nothing here sleeps for a fixed time: every wait is [`eventually`], a poll with a
 //! deadline, so a fast machine is fast and a slow one only waits longer.
@@ -38,7 +41,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-pub use cluster::{check_infra, require_infra, running_in_ci, Instance, NATS_ADDR, POSTGRES_ADDR};
+pub use cluster::{check_infra, require, require_infra, running_in_ci, Infra, Instance, NATS_ADDR, POSTGRES_ADDR};
 pub use load::Load;
 pub use platform::testing::{eventually, POLL};
 pub use settle::{check_settled, make_queued_drinks};
@@ -85,6 +88,10 @@ pub struct TestApp {
     started_in: Mutex<Duration>,
     /// Distributed only: the namespace and the gateway's port.
     cluster: Option<(String, u16)>,
+    /// Distributed only: the PostgreSQL and NATS the cluster runs on.
+    infra: Infra,
+    /// Where the data goes when not in `dir` ([`spawn_process_on`]).
+    data_in: Option<PathBuf>,
     _permit: Option<SemaphorePermit<'static>>,
     // Last, so it is removed after the cafe is gone.
     dir: tempfile::TempDir,
@@ -199,6 +206,23 @@ pub async fn spawn_process_with(extra: &[&str], env: &[(&str, &str)]) -> TestApp
     app
 }
 
+/// [`spawn_process_with`] with the data in `data_dir` (on a small file system the test
+/// fills, say) instead of the fresh directory, which keeps the logs. `data_dir` is left in
+/// place after the cafe is gone.
+pub async fn spawn_process_on(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
+    let mut app = TestApp::new(Mode::AllInOne, false, extra, env, None);
+    app.data_in = Some(data_dir.to_path_buf());
+    app.start().await.unwrap_or_else(|e| panic!("{e}"));
+    app
+}
+
+/// `cafe cluster` on `infra`, servers of the test's own that it stops, slows or cuts off,
+/// rather than the machine's: the caller checks that what it needs is there. The cluster's
+/// databases and stream are dropped after it, on `infra`.
+pub async fn spawn_cluster_on(infra: Infra, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
+    start_cluster(infra, extra, env).await
+}
+
 /// A fresh cafe in `mode` (all-in-one: in this process); `None` when the distributed mode's
 /// PostgreSQL or NATS is not running and this is not CI (the test then passes without
 /// running).
@@ -220,24 +244,29 @@ pub async fn spawn_with(mode: Mode, extra: &[&str], env: &[(&str, &str)]) -> Opt
             if !require_infra() {
                 return None;
             }
-            let permit = CLUSTERS.acquire().await.expect("the cluster semaphore is never closed");
-            let mut app = TestApp::new(mode, false, extra, env, Some(permit));
-            // The base port is checked free just before use; another process may still take
-            // one of its fourteen ports first, so a failed start tries another base.
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(16)));
-                match app.start().await {
-                    Ok(()) => break,
-                    Err(e) if attempt < 3 => {
-                        eprintln!("cafe cluster did not start (attempt {attempt}), trying other ports: {e}");
-                        app.generation.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(e) => panic!("{e}"),
-                }
+            Some(start_cluster(Infra::shared(), extra, env).await)
+        }
+    }
+}
+
+/// `cafe cluster` on `infra` in a fresh namespace, on free ports.
+async fn start_cluster(infra: Infra, extra: &[&str], env: &[(&str, &str)]) -> TestApp {
+    let permit = CLUSTERS.acquire().await.expect("the cluster semaphore is never closed");
+    let mut app = TestApp::new(Mode::Distributed, false, extra, env, Some(permit));
+    app.infra = infra;
+    // The base port is checked free just before use; another process may still take one of
+    // its fourteen ports first, so a failed start tries another base.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(16)));
+        match app.start().await {
+            Ok(()) => return app,
+            Err(e) if attempt < 3 => {
+                eprintln!("cafe cluster did not start (attempt {attempt}), trying other ports: {e}");
+                app.generation.fetch_add(1, Ordering::SeqCst);
             }
-            Some(app)
+            Err(e) => panic!("{e}"),
         }
     }
 }
@@ -268,6 +297,8 @@ impl TestApp {
             generation: Default::default(),
             started_in: Mutex::new(Duration::ZERO),
             cluster: None,
+            infra: Infra::shared(),
+            data_in: None,
             _permit: permit,
             dir: tempfile::Builder::new().prefix("cafe-test-").tempdir().expect("temp dir"),
         }
@@ -289,7 +320,7 @@ impl TestApp {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_in.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     /// Where the logs go: `<service>/` for the first instance of each, `replica-1/<service>/`
@@ -355,9 +386,9 @@ impl TestApp {
                     .arg("--namespace")
                     .arg(namespace)
                     .arg("--postgres")
-                    .arg(cluster::POSTGRES_URL)
+                    .arg(&self.infra.postgres_url)
                     .arg("--nats")
-                    .arg(cluster::NATS_URL)
+                    .arg(&self.infra.nats_url)
                     .arg("--data-dir")
                     .arg(self.data_dir())
                     // Stops (admin stop, Drop) need not wait long for a gateway to notice.
@@ -840,7 +871,7 @@ impl Drop for TestApp {
                     namespace.to_uppercase()
                 );
             } else {
-                cluster::drop_namespace(namespace);
+                cluster::drop_namespace(namespace, &self.infra);
             }
         }
         if keep {
