@@ -110,6 +110,24 @@ fn sqlite_out_of_service(code: &str) -> bool {
     code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 10 | 13 | 14 | 15))
 }
 
+/// Could the same work succeed later with nothing changed but time? The database is
+/// unreachable, closed, out of space, out of service ([`out_of_service`]) or out of
+/// patience ([`gave_up_waiting`]). Nothing is at fault but the database: a request answers
+/// 503 with `Retry-After`, and a consumer's event is redelivered rather than parked
+/// ([`crate::dead_letter`]). Every other error (a constraint, a row that does not decode, a
+/// handler's own refusal) is the work's.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => gave_up_waiting(db.as_ref()) || out_of_service(db.as_ref()),
+        _ => false,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

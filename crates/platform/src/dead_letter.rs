@@ -6,7 +6,7 @@
 //! - an event that cannot be read (unknown type, a payload that does not parse) is parked at
 //!   once: no redelivery makes it readable;
 //! - the readable ones are handled as one batch, one transaction. If that fails because the
-//!   database is unavailable, full or gave up waiting ([`is_transient`]), the whole batch is
+//!   database is unavailable, full or gave up waiting ([`crate::db::is_transient`]), the whole batch is
 //!   redelivered later, and nothing is parked: the event is not at fault;
 //! - any other failure isolates the events: each is handled on its own, up to
 //!   [`Policy::attempts`] times with backoff, and one that still fails is parked with its last
@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{allow, Role};
 use crate::backoff::Backoff;
-use crate::db::{gave_up_waiting, Db};
+use crate::db::{is_transient, Db};
 use crate::event::{Envelope, Event, Payload};
 use crate::metrics::{EventCounter, Metrics};
 use crate::outbox::{handle_batch, Handler, Outbox};
@@ -52,35 +52,6 @@ impl Default for Policy {
     /// Five tries over about 1.5 s.
     fn default() -> Policy {
         Policy { attempts: 5, first_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2) }
-    }
-}
-
-/// Could the same handling succeed later with nothing changed but time? The database is
-/// unreachable, closed, out of space or out of patience. The event is not at fault, so it is
-/// redelivered rather than parked; every other error (a constraint, a row that does not
-/// decode, the handler's own refusal) counts against the event.
-pub fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
-            gave_up_waiting(db.as_ref())
-                || if sqlite {
-                    // SQLITE_IOERR (10), SQLITE_FULL (13), SQLITE_CANTOPEN (14), by primary code.
-                    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 10 | 13 | 14))
-                } else {
-                    // Connection exceptions (08), insufficient resources (53: disk full, out of
-                    // memory, too many connections), operator intervention (57P: shutting down,
-                    // cannot connect now).
-                    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
-                }
-        }
-        _ => false,
     }
 }
 
@@ -460,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_database_that_is_away_is_no_fault_of_the_event() {
-        use super::is_transient;
+        use crate::db::is_transient;
         assert!(is_transient(&sqlx::Error::PoolTimedOut));
         assert!(is_transient(&sqlx::Error::PoolClosed));
         assert!(is_transient(&sqlx::Error::Io(std::io::Error::other("connection reset"))));

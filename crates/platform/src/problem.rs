@@ -123,17 +123,13 @@ impl IntoResponse for Problem {
 impl From<sqlx::Error> for Problem {
     fn from(e: sqlx::Error) -> Self {
         match &e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::warn!(error = %e, "database unavailable");
-                Problem::unavailable("the database is unavailable, please retry shortly", 1)
-            }
-            sqlx::Error::Database(db) if crate::db::out_of_service(db.as_ref()) => {
-                tracing::warn!(error = %e, "database out of service");
-                Problem::unavailable("the database is unavailable, please retry shortly", 1)
-            }
             sqlx::Error::Database(db) if crate::db::gave_up_waiting(db.as_ref()) => {
                 tracing::warn!(error = %e, "database busy: a lock or statement timeout");
                 Problem::unavailable("the database is busy, please retry shortly", 1)
+            }
+            e if crate::db::is_transient(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Problem::unavailable("the database is unavailable, please retry shortly", 1)
             }
             _ => {
                 tracing::error!(error = %e, "database error");
