@@ -623,7 +623,7 @@ impl TestApp {
                 Box::new(platform::embedded::EmbeddedBus::open(&self.data_dir()).await.expect("the event log"))
             }
             Mode::Distributed => Box::new(
-                platform::nats::NatsBus::connect(cluster::NATS_URL, self.namespace(), Default::default())
+                platform::nats::NatsBus::connect(&self.infra.nats_url, self.namespace(), Default::default())
                     .await
                     .expect("NATS"),
             ),
