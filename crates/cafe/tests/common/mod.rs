@@ -54,7 +54,7 @@ pub enum Mode {
     /// `cafe up`: one process (this one, or a child), embedded storage and event log.
     AllInOne,
     /// `cafe cluster`: the gateway and every service a child process (two replicas of
-    /// payment and drink), on PostgreSQL and NATS JetStream.
+    /// payment, drink and web), on PostgreSQL and NATS JetStream.
     Distributed,
 }
 
@@ -227,7 +227,7 @@ pub async fn spawn_with(mode: Mode, extra: &[&str], env: &[(&str, &str)]) -> Opt
             let mut attempt = 0;
             loop {
                 attempt += 1;
-                app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(16)));
+                app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(18)));
                 match app.start().await {
                     Ok(()) => break,
                     Err(e) if attempt < 3 => {
