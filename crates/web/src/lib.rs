@@ -37,6 +37,8 @@ pub struct Config {
     pub gateway_url: String,
     /// Each service's own instances, for the manager's health table.
     pub services: Vec<(&'static str, Vec<String>)>,
+    /// The services that consume events: the ones with an event lag to show.
+    pub readers: Vec<&'static str>,
     /// How tokens are verified (as every service verifies them).
     pub auth: Auth,
 }
@@ -46,6 +48,7 @@ pub struct Web {
     pub api: api::Api,
     pub hub: Arc<live::Hub>,
     pub services: Vec<(&'static str, Vec<String>)>,
+    pub readers: Vec<&'static str>,
     /// For the health probes: short timeouts.
     probe: reqwest::Client,
 }
@@ -58,7 +61,7 @@ pub fn start(bus: Arc<dyn EventBus>, config: Config, cancel: CancellationToken, 
         .timeout(Duration::from_millis(800))
         .build()
         .expect("an HTTP client with default settings");
-    let web = Arc::new(Web { api: api::Api::new(&config.gateway_url), hub, services: config.services, probe });
+    let web = Arc::new(Web { api: api::Api::new(&config.gateway_url), hub, services: config.services, readers: config.readers, probe });
     router(web, config.auth)
 }
 

@@ -914,6 +914,9 @@ pub async fn manager_status(web: &Web) -> String {
             if let Some(state) = body["components"]["paymentCircuit"]["details"]["state"].as_str() {
                 circuit = Some(state.to_string());
             }
+            if !web.readers.contains(name) {
+                continue;
+            }
             if let Ok(res) = web.probe.get(format!("{url}/actuator/prometheus")).send().await {
                 let text = res.text().await.unwrap_or_default();
                 for line in text.lines().filter(|l| l.starts_with("cafe_consumer_lag")) {
