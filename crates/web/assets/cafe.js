@@ -57,6 +57,8 @@
       const old = document.getElementById(p.id);
       if (!old) return;
       const el = parse(p.html);
+      // A stage never moves back (an event replayed after a fresher render).
+      if (old.dataset.stage && el.dataset.stage && Number(el.dataset.stage) < Number(old.dataset.stage)) return;
       old.replaceWith(el);
       if (el.tagName !== 'TABLE') flash(el);
     } else if (p.op === 'remove') {

@@ -374,10 +374,10 @@ pub async fn stream(State(web): State<Arc<Web>>, session: Session, headers: Head
             // the order.
             if let Some(phone) = session.phone() {
                 if let Ok(rows) = crate::pages::my_orders(&web, &session, phone).await {
-                    for row in rows {
-                        viewer.own.insert(row.order_id);
-                        viewer.stages.insert(row.order_id, row.stage);
-                    }
+                    // Only which orders are theirs: the page shows the stages it was rendered
+                    // with, which may be older than the API's now, so every later event is sent
+                    // (the page keeps the furthest stage it has shown).
+                    viewer.own.extend(rows.iter().map(|row| row.order_id));
                 }
             }
         }

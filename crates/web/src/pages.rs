@@ -255,7 +255,7 @@ pub fn order_status_cell(order_id: i64, stage: Stage) -> String {
 
 pub fn order_action_cell(s: &Session, order_id: i64, stage: Stage) -> String {
     html! {
-        td id={"order-" (order_id) "-action"} {
+        td id={"order-" (order_id) "-action"} data-stage=(stage.rank()) {
             @if stage.cancellable() {
                 form method="post" action={"/my/orders/" (order_id) "/cancel"} {
                     (csrf_field(s))
