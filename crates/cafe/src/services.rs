@@ -228,7 +228,11 @@ fn launch_web(l: Launch<'_>) -> anyhow::Result<()> {
     let config = web::Config {
         gateway_url: l.wiring.web.gateway_url.clone(),
         services: l.wiring.web.services.clone(),
-        readers: ServiceName::BEHIND_GATEWAY.into_iter().filter(|s| !consumes(*s).is_empty()).map(|s| s.as_str()).collect(),
+        readers: ServiceName::BEHIND_GATEWAY
+            .into_iter()
+            .filter(|s| !consumes(*s).is_empty())
+            .map(|s| s.as_str())
+            .collect(),
         auth: l.wiring.trust.auth.clone(),
     };
     let router = web::start(l.bus.clone(), config, background.clone(), &l.tracker);

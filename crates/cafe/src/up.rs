@@ -148,12 +148,13 @@ impl Cafe {
         let mut slots = BTreeMap::new();
         let mut access_writers = Vec::new();
         for (&name, &addr) in &addrs {
-            let db = match name {
-                ServiceName::Web => None,
-                _ => Some(Db::sqlite_file(&config.data_dir, name.as_str()).await.with_context(|| {
-                    format!("cannot open {name}'s database under {}", config.data_dir.display())
-                })?),
-            };
+            let db =
+                match name {
+                    ServiceName::Web => None,
+                    _ => Some(Db::sqlite_file(&config.data_dir, name.as_str()).await.with_context(|| {
+                        format!("cannot open {name}'s database under {}", config.data_dir.display())
+                    })?),
+                };
             let (access, writer) = AccessLog::open(&config.common.log_dir, name.as_str())?;
             access_writers.push(writer);
             slots.insert(name, Slot { name, addr, db, access, running: Mutex::new(None) });

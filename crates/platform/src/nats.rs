@@ -370,7 +370,11 @@ impl NatsBus {
         }
     }
 
-    async fn tail_until_error(&self, into: &mpsc::Sender<Envelope>, cancel: &CancellationToken) -> Result<(), BusError> {
+    async fn tail_until_error(
+        &self,
+        into: &mpsc::Sender<Envelope>,
+        cancel: &CancellationToken,
+    ) -> Result<(), BusError> {
         let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
         let stream = self.js.get_stream(self.stream_name()).await.map_err(|e| unavailable(&e))?;
         let consumer = stream

@@ -66,7 +66,13 @@ impl Api {
         self.call(Method::DELETE, token, path, None).await
     }
 
-    async fn call(&self, method: Method, token: Option<&str>, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    async fn call(
+        &self,
+        method: Method,
+        token: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             req = req.bearer_auth(token);
@@ -99,12 +105,10 @@ impl Api {
             StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => {
                 Failure::Invalid(invalid_detail(&problem).unwrap_or(or(detail, "Please check what you entered.")))
             }
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE if retry_after.is_some() => {
-                Failure::Busy {
-                    detail: or(detail, &format!("The {what} service is busy.")),
-                    retry_after: retry_after.unwrap_or(1),
-                }
-            }
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE if retry_after.is_some() => Failure::Busy {
+                detail: or(detail, &format!("The {what} service is busy.")),
+                retry_after: retry_after.unwrap_or(1),
+            },
             _ => Failure::Down(format!("The {what} service is not answering right now.")),
         })
     }

@@ -111,7 +111,8 @@ mod tests {
     #[test]
     fn an_order_counts_once_in_its_minute() {
         let mut c = Chart::default();
-        let now = OffsetDateTime::parse("2026-12-03T10:15:59.000Z", &time::format_description::well_known::Rfc3339).unwrap();
+        let now =
+            OffsetDateTime::parse("2026-12-03T10:15:59.000Z", &time::format_description::well_known::Rfc3339).unwrap();
         c.count(1, "2026-12-03T10:15:30.100Z", 9000);
         c.count(1, "2026-12-03T10:15:30.100Z", 9000);
         c.count(2, "2026-12-03T10:14:01.000Z", 4500);

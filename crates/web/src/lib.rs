@@ -61,7 +61,13 @@ pub fn start(bus: Arc<dyn EventBus>, config: Config, cancel: CancellationToken, 
         .timeout(Duration::from_millis(800))
         .build()
         .expect("an HTTP client with default settings");
-    let web = Arc::new(Web { api: api::Api::new(&config.gateway_url), hub, services: config.services, readers: config.readers, probe });
+    let web = Arc::new(Web {
+        api: api::Api::new(&config.gateway_url),
+        hub,
+        services: config.services,
+        readers: config.readers,
+        probe,
+    });
     router(web, config.auth)
 }
 

@@ -137,7 +137,10 @@ impl Hub {
     fn resume(&self, last: Option<&str>) -> (broadcast::Receiver<Live>, Option<Vec<Live>>) {
         let receiver = self.sender.subscribe();
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let after = last.and_then(|id| id.split_once(':')).filter(|(r, _)| *r == self.replica).and_then(|(_, n)| n.parse::<u64>().ok());
+        let after = last
+            .and_then(|id| id.split_once(':'))
+            .filter(|(r, _)| *r == self.replica)
+            .and_then(|(_, n)| n.parse::<u64>().ok());
         let replay = after.and_then(|after| {
             let oldest = state.recent.front().map_or(state.next, |l| l.seq);
             (after + 1 >= oldest).then(|| state.recent.iter().filter(|l| l.seq > after).cloned().collect())
@@ -152,7 +155,10 @@ fn remember(orders: &mut HashMap<i64, OrderFacts>, payload: &Payload) {
     }
     match payload {
         Payload::Ordered(o) => {
-            orders.insert(o.id, OrderFacts { phone: o.phone_number.clone(), product: o.product_name.clone(), qty: o.qty, amt: o.amt });
+            orders.insert(
+                o.id,
+                OrderFacts { phone: o.phone_number.clone(), product: o.product_name.clone(), qty: o.qty, amt: o.amt },
+            );
         }
         Payload::OrderCanceled(o) => {
             orders.entry(o.id).or_insert_with(|| OrderFacts {
@@ -184,10 +190,20 @@ fn remember(orders: &mut HashMap<i64, OrderFacts>, payload: &Payload) {
 pub enum Patch {
     /// Replace the element `id` with `html`, or if there is none, add `html` to the list
     /// `into` (at its start or end).
-    Upsert { id: String, html: String, into: String, first: bool },
+    Upsert {
+        id: String,
+        html: String,
+        into: String,
+        first: bool,
+    },
     /// Replace the element `id`, if the page has it.
-    Replace { id: String, html: String },
-    Remove { id: String },
+    Replace {
+        id: String,
+        html: String,
+    },
+    Remove {
+        id: String,
+    },
     /// Re-render the live part from the APIs: what was missed cannot be replayed.
     Reload,
 }
@@ -247,7 +263,12 @@ impl Viewer {
                 if let Payload::Ordered(o) = p {
                     self.stages.insert(order_id, stage);
                     let row = pages::order_row(&self.session, o.id, &o.product_name, o.qty, o.amt, stage);
-                    return vec![Patch::Upsert { id: format!("order-{}", o.id), html: row, into: "orders".into(), first: true }];
+                    return vec![Patch::Upsert {
+                        id: format!("order-{}", o.id),
+                        html: row,
+                        into: "orders".into(),
+                        first: true,
+                    }];
                 }
                 let shown = self.stages.get(&order_id).copied();
                 if shown.is_some_and(|s| s.rank() >= stage.rank()) {
@@ -255,7 +276,10 @@ impl Viewer {
                 }
                 self.stages.insert(order_id, stage);
                 vec![
-                    Patch::Replace { id: format!("order-{order_id}-status"), html: pages::order_status_cell(order_id, stage) },
+                    Patch::Replace {
+                        id: format!("order-{order_id}-status"),
+                        html: pages::order_status_cell(order_id, stage),
+                    },
                     Patch::Replace {
                         id: format!("order-{order_id}-action"),
                         html: pages::order_action_cell(&self.session, order_id, stage),
@@ -273,7 +297,14 @@ impl Viewer {
                     let facts = hub.facts(d.order_id).unwrap_or_default();
                     vec![Patch::Upsert {
                         id: format!("drink-{}", d.id),
-                        html: pages::drink_row(&self.session, d.id, d.order_id, &facts.product, facts.qty, d.status.as_str()),
+                        html: pages::drink_row(
+                            &self.session,
+                            d.id,
+                            d.order_id,
+                            &facts.product,
+                            facts.qty,
+                            d.status.as_str(),
+                        ),
                         into: "queue".into(),
                         first: false,
                     }]
@@ -286,7 +317,14 @@ impl Viewer {
                     let facts = hub.facts(d.order_id).unwrap_or_default();
                     vec![Patch::Upsert {
                         id: format!("delivery-order-{}", d.order_id),
-                        html: pages::delivery_row(&self.session, d.id, d.order_id, &facts.product, facts.qty, &facts.phone),
+                        html: pages::delivery_row(
+                            &self.session,
+                            d.id,
+                            d.order_id,
+                            &facts.product,
+                            facts.qty,
+                            &facts.phone,
+                        ),
                         into: "deliveries".into(),
                         first: false,
                     }]
@@ -361,13 +399,19 @@ pub struct LiveQuery {
 }
 
 /// `GET /live?page=...`: the page's stream of patches.
-pub async fn stream(State(web): State<Arc<Web>>, session: Session, headers: HeaderMap, Query(q): Query<LiveQuery>) -> Response {
+pub async fn stream(
+    State(web): State<Arc<Web>>,
+    session: Session,
+    headers: HeaderMap,
+    Query(q): Query<LiveQuery>,
+) -> Response {
     if !q.page.roles().contains(&session.role()) {
         return pages::forbidden(&session, q.page.roles());
     }
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_string).or(q.since.clone());
     let (receiver, replay) = web.hub.resume(last.as_deref());
-    let mut viewer = Viewer { kind: q.page, session: session.clone(), stages: HashMap::new(), own: HashSet::new(), center: None };
+    let mut viewer =
+        Viewer { kind: q.page, session: session.clone(), stages: HashMap::new(), own: HashSet::new(), center: None };
     match q.page {
         PageKind::Customer => {
             // The customer's orders as the API knows them now: the delivery events name only

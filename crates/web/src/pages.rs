@@ -121,7 +121,10 @@ pub fn forbidden(s: &Session, roles: &[Role]) -> Response {
         p { "This page is for " (names.join(" and ")) " accounts. You are signed in as a " (s.role()) "." }
         p { a href="/" { "Back to the cafe" } " or sign out and sign in with another account." }
     };
-    render(StatusCode::FORBIDDEN, page(Frame { title: "Not for this account", session: Some(s), live: None, note: None }, body))
+    render(
+        StatusCode::FORBIDDEN,
+        page(Frame { title: "Not for this account", session: Some(s), live: None, note: None }, body),
+    )
 }
 
 /// A refusal with a message, without a session (the CSRF and origin checks).
@@ -284,7 +287,7 @@ fn won(amt: i64) -> String {
     let digits = amt.abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -308,7 +311,13 @@ pub async fn home(State(web): State<Arc<Web>>, visitor: Visitor, Query(q): Query
 }
 
 /// The customer's page, with `note` on top and the order form as it was sent (`form`).
-async fn home_page(web: &Web, visitor: &Visitor, note: Option<Note>, status: StatusCode, form: Option<(&str, i64)>) -> Response {
+async fn home_page(
+    web: &Web,
+    visitor: &Visitor,
+    note: Option<Note>,
+    status: StatusCode,
+    form: Option<(&str, i64)>,
+) -> Response {
     let session = visitor.session();
     let menu = web.api.get(None, "/menu").await;
     let customer = session.filter(|s| s.role() == Role::Customer);
@@ -401,14 +410,15 @@ async fn home_page(web: &Web, visitor: &Visitor, note: Option<Note>, status: Sta
 }
 
 pub async fn place_order(State(web): State<Arc<Web>>, visitor: Visitor, s: Session, Form(f): FormData) -> Response {
-    if let Err(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
+    if let Some(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
         return r;
     }
     let product = f.get("product").cloned().unwrap_or_default();
     let qty: i64 = f.get("qty").and_then(|q| q.trim().parse().ok()).unwrap_or(0);
     if !(1..=100).contains(&qty) {
         let note = Note::Problem("The quantity must be a whole number from 1 to 100.".into());
-        return home_page(&web, &visitor, Some(note), StatusCode::UNPROCESSABLE_ENTITY, Some((&product, qty.max(1)))).await;
+        return home_page(&web, &visitor, Some(note), StatusCode::UNPROCESSABLE_ENTITY, Some((&product, qty.max(1))))
+            .await;
     }
     match web.api.send(Method::POST, Some(&s.token), "/orders", json!({"productName": product, "qty": qty})).await {
         Ok(order) => see_other(&format!("/?placed={}#orders", order["id"].as_i64().unwrap_or_default())),
@@ -431,8 +441,14 @@ pub async fn place_order(State(web): State<Arc<Web>>, visitor: Visitor, s: Sessi
     }
 }
 
-pub async fn cancel_order(State(web): State<Arc<Web>>, visitor: Visitor, s: Session, Path(id): Path<i64>, Form(f): FormData) -> Response {
-    if let Err(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
+pub async fn cancel_order(
+    State(web): State<Arc<Web>>,
+    visitor: Visitor,
+    s: Session,
+    Path(id): Path<i64>,
+    Form(f): FormData,
+) -> Response {
+    if let Some(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
         return r;
     }
     match web.api.delete(Some(&s.token), &format!("/orders/{id}")).await {
@@ -501,7 +517,8 @@ fn sign_in_render(visitor: &Visitor, next: Option<&str>, note: Option<Note>, sta
 /// Signs in with `username` and `password`: the session cookie, then on to `next` (or the
 /// page of the person's role).
 async fn start_session(web: &Web, visitor: &Visitor, username: &str, password: &str, next: Option<&str>) -> Response {
-    let answer = web.api.send(Method::POST, None, "/auth/token", json!({"username": username, "password": password})).await;
+    let answer =
+        web.api.send(Method::POST, None, "/auth/token", json!({"username": username, "password": password})).await;
     match answer {
         Ok(t) => {
             let token = t["access_token"].as_str().unwrap_or_default();
@@ -520,11 +537,12 @@ async fn start_session(web: &Web, visitor: &Visitor, username: &str, password: &
         }
         Err(f) => {
             let (status, message) = match &f {
-                Failure::SignedOut => (StatusCode::UNAUTHORIZED, "That phone number or user name and password do not match.".to_string()),
-                Failure::Busy { retry_after, .. } => (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!("Too many tries. Please try again in {retry_after} s."),
-                ),
+                Failure::SignedOut => {
+                    (StatusCode::UNAUTHORIZED, "That phone number or user name and password do not match.".to_string())
+                }
+                Failure::Busy { retry_after, .. } => {
+                    (StatusCode::TOO_MANY_REQUESTS, format!("Too many tries. Please try again in {retry_after} s."))
+                }
                 other => (StatusCode::SERVICE_UNAVAILABLE, other.message()),
             };
             sign_in_render(visitor, next, Some(Note::Problem(message)), status)
@@ -544,7 +562,9 @@ pub async fn sign_up(State(web): State<Arc<Web>>, visitor: Visitor, Form(f): For
         Ok(_) => start_session(&web, &visitor, &phone.replace('-', ""), password, next).await,
         Err(f) => {
             let (status, message) = match &f {
-                Failure::Conflict(_) => (StatusCode::CONFLICT, "That phone number already has an account: sign in instead.".into()),
+                Failure::Conflict(_) => {
+                    (StatusCode::CONFLICT, "That phone number already has an account: sign in instead.".into())
+                }
                 Failure::Invalid(d) => (StatusCode::UNPROCESSABLE_ENTITY, d.clone()),
                 other => (StatusCode::SERVICE_UNAVAILABLE, other.message()),
             };
@@ -556,7 +576,7 @@ pub async fn sign_up(State(web): State<Arc<Web>>, visitor: Visitor, Form(f): For
 pub async fn sign_out(visitor: Visitor, Form(f): FormData) -> Response {
     // An ended session may always be left; a live one only from its own page.
     if let Some(s) = visitor.session() {
-        if let Err(r) = check_csrf(s, f.get("csrf").map(String::as_str)) {
+        if let Some(r) = check_csrf(s, f.get("csrf").map(String::as_str)) {
             return r;
         }
     }
@@ -628,12 +648,18 @@ async fn barista_page(web: &Web, s: &Session, note: Option<Note>, status: Status
 }
 
 pub async fn change_drink(State(web): State<Arc<Web>>, s: Session, Path(id): Path<i64>, Form(f): FormData) -> Response {
-    if let Err(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
+    if let Some(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
         return r;
     }
     let status = f.get("status").map(String::as_str).unwrap_or("");
     if !matches!(status, "Receipted" | "Made") {
-        return barista_page(&web, &s, Some(Note::Problem("Unknown drink status.".into())), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return barista_page(
+            &web,
+            &s,
+            Some(Note::Problem("Unknown drink status.".into())),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     match web.api.send(Method::PATCH, Some(&s.token), &format!("/drinks/{id}"), json!({"status": status})).await {
         Ok(_) => see_other("/barista"),
@@ -706,10 +732,14 @@ async fn rider_page(web: &Web, s: &Session, note: Option<Note>, status: StatusCo
 }
 
 pub async fn delivered(State(web): State<Arc<Web>>, s: Session, Path(id): Path<i64>, Form(f): FormData) -> Response {
-    if let Err(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
+    if let Some(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
         return r;
     }
-    match web.api.send(Method::PATCH, Some(&s.token), &format!("/deliveries/{id}"), json!({"status": "Delivered"})).await {
+    match web
+        .api
+        .send(Method::PATCH, Some(&s.token), &format!("/deliveries/{id}"), json!({"status": "Delivered"}))
+        .await
+    {
         Ok(_) => see_other("/rider"),
         Err(f) => match after_failure(&f, "/rider") {
             Some(r) => r,
@@ -724,7 +754,15 @@ pub fn center_status_cell(order_id: i64, status: &str) -> String {
     html! { td id={"center-" (order_id) "-status"} { (status) } }.into_string()
 }
 
-pub fn center_row(order_id: i64, delivery_id: Option<i64>, product: &str, qty: i64, amt: i64, phone: &str, status: &str) -> String {
+pub fn center_row(
+    order_id: i64,
+    delivery_id: Option<i64>,
+    product: &str,
+    qty: i64,
+    amt: i64,
+    phone: &str,
+    status: &str,
+) -> String {
     html! {
         tr id={"center-" (order_id)} {
             td { (order_id) }
@@ -765,7 +803,9 @@ pub async fn center(State(web): State<Arc<Web>>, s: Session, Query(q): Query<Cen
         }
     }
     let rows: Vec<&Value> = match &list {
-        Ok(l) => embedded(l, "deliverypages").iter().filter(|d| filter.as_deref().is_none_or(|f| d["status"] == f)).collect(),
+        Ok(l) => {
+            embedded(l, "deliverypages").iter().filter(|d| filter.as_deref().is_none_or(|f| d["status"] == f)).collect()
+        }
         Err(_) => vec![],
     };
     let pages = rows.len().div_ceil(CENTER_PAGE_SIZE).max(1);
@@ -810,7 +850,10 @@ pub async fn center(State(web): State<Arc<Web>>, s: Session, Query(q): Query<Cen
             }
         }
     };
-    render(StatusCode::OK, page(Frame { title: "Delivery center", session: Some(&s), live: Some(live), note: None }, body))
+    render(
+        StatusCode::OK,
+        page(Frame { title: "Delivery center", session: Some(&s), live: Some(live), note: None }, body),
+    )
 }
 
 // ---- the manager's dashboard ----
@@ -881,7 +924,7 @@ async fn manager_page(web: &Web, s: &Session, note: Option<Note>, status: Status
 }
 
 pub async fn add_staff(State(web): State<Arc<Web>>, s: Session, Form(f): FormData) -> Response {
-    if let Err(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
+    if let Some(r) = check_csrf(&s, f.get("csrf").map(String::as_str)) {
         return r;
     }
     let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");

@@ -159,8 +159,7 @@ pub fn safe_next(next: Option<&str>) -> String {
 
 /// To the sign-in page, coming back to `back` afterwards.
 pub fn sign_in_redirect(back: &str, expired: bool) -> Response {
-    let query: String =
-        form_urlencoded::Serializer::new(String::new()).append_pair("next", back).finish();
+    let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("next", back).finish();
     let flag = if expired { "&expired=1" } else { "" };
     let mut res = Redirect::to(&format!("/signin?{query}{flag}")).into_response();
     if expired {
@@ -235,7 +234,10 @@ fn referer_path(headers: &HeaderMap) -> Option<String> {
 pub async fn same_origin(req: Request, next: Next) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD && !from_this_site(req.headers()) {
         tracing::info!("a form post from another site refused");
-        return crate::pages::refused(StatusCode::FORBIDDEN, "This form was sent from another site, so it was refused.");
+        return crate::pages::refused(
+            StatusCode::FORBIDDEN,
+            "This form was sent from another site, so it was refused.",
+        );
     }
     next.run(req).await
 }
@@ -252,11 +254,11 @@ fn from_this_site(headers: &HeaderMap) -> bool {
     authority == host || port.is_some_and(|p| authority == format!("{host}:{p}"))
 }
 
-/// The form's `csrf` field must be the session's.
-pub fn check_csrf(session: &Session, field: Option<&str>) -> Result<(), Response> {
+/// The form's `csrf` field must be the session's: the refusal if it is not.
+pub fn check_csrf(session: &Session, field: Option<&str>) -> Option<Response> {
     match field {
-        Some(token) if constant_time_eq(token.as_bytes(), session.csrf.as_bytes()) => Ok(()),
-        _ => Err(crate::pages::refused(
+        Some(token) if constant_time_eq(token.as_bytes(), session.csrf.as_bytes()) => None,
+        _ => Some(crate::pages::refused(
             StatusCode::FORBIDDEN,
             "This form has expired or did not come from this site. Go back, reload the page and try again.",
         )),
