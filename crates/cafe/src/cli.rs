@@ -32,7 +32,7 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct DeadLettersArgs {
-    /// The admin listener of `cafe up` (base port + 9) or `cafe cluster` (base port + 15).
+    /// The admin listener of `cafe up` (base port + 9) or `cafe cluster` (base port + 17).
     #[arg(long, env = "CAFE_ADMIN_URL", default_value = "http://127.0.0.1:8089", global = true)]
     pub admin: String,
     /// A manager's token (`POST /auth/token`), when auth is on.
@@ -147,7 +147,7 @@ pub struct KeyArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ClusterArgs {
-    /// Gateway port; service instances take the next twelve.
+    /// Gateway port; service instances take the next sixteen, the admin listener the one after.
     #[arg(long, env = "CAFE_PORT", default_value_t = 8080)]
     pub port: u16,
     /// PostgreSQL server URL (without a database); each service gets `<namespace>_<service>`.
@@ -230,6 +230,11 @@ pub struct Upstreams {
     pub deliverycenter_url: String,
     #[arg(long, env = "IDENTITY_URL", default_value = "http://identity:8080")]
     pub identity_url: String,
+    #[arg(long, env = "WEB_URL", default_value = "http://web:8080")]
+    pub web_url: String,
+    /// The web only: where it calls the public API, as any client does.
+    #[arg(long, env = "GATEWAY_URL", default_value = "http://gateway:8080")]
+    pub gateway_url: String,
 }
 
 impl Upstreams {
@@ -244,6 +249,7 @@ impl Upstreams {
             ServiceName::Delivery => &self.delivery_url,
             ServiceName::Deliverycenter => &self.deliverycenter_url,
             ServiceName::Identity => &self.identity_url,
+            ServiceName::Web => &self.web_url,
         };
         list.split(',').map(|u| u.trim().trim_end_matches('/').to_string()).filter(|u| !u.is_empty()).collect()
     }
@@ -257,8 +263,8 @@ impl Upstreams {
 
 #[derive(Args, Debug, Clone)]
 pub struct UpArgs {
-    /// Gateway port; the services take the next seven (order, payment, drink, customercenter,
-    /// delivery, deliverycenter, identity) and the admin listener (on 127.0.0.1) the one
+    /// Gateway port; the services take the next eight (order, payment, drink, customercenter,
+    /// delivery, deliverycenter, identity, web) and the admin listener (on 127.0.0.1) the one
     /// after. 0 gives every listener a free port.
     #[arg(long, env = "CAFE_PORT", default_value_t = 8080)]
     pub port: u16,
@@ -425,6 +431,7 @@ impl CommonArgs {
             breaker: r.breaker(),
             payment_retries: r.payment_retries,
             retention: self.retention.retention()?,
+            web: Default::default(),
         })
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The gateway and every service run as separate `cafe serve` child processes, each service
 //! with its own database (`<namespace>_<service>`, created on first start) and all on one
-//! JetStream stream prefixed by the namespace. Payment and drink run two replicas. Every
-//! service has two instance slots known to the gateway (ports `P+i` and `P+7+i`): replicas
+//! JetStream stream prefixed by the namespace. Payment, drink and web run two replicas. Every
+//! service has two instance slots known to the gateway (ports `P+i` and `P+8+i`): replicas
 //! use both, single-instance services use the second only to surge during a rolling restart.
 //!
 //! With auth on, the keys and the first manager's password live under `--data-dir` (made on
@@ -13,7 +13,7 @@
 //! Like Kubernetes, the cluster restarts a child that dies. `SIGHUP` rolls every service, one
 //! instance at a time (start the surge instance or rely on the other replica, SIGTERM, wait
 //! until the replacement is ready, next), with no request lost at the gateway. Ctrl-C or
-//! SIGTERM stops everything cleanly. An admin listener on port `P+15` (127.0.0.1 only, a
+//! SIGTERM stops everything cleanly. An admin listener on port `P+17` (127.0.0.1 only, a
 //! manager's token when auth is on) takes a service down and back:
 //! `POST /admin/services/{name}/stop|start`, and shows and retries every service's dead
 //! letters (see [`crate::admin`]).
@@ -34,7 +34,7 @@ use crate::cli::{ClusterArgs, Upstreams};
 use crate::trust::Trust;
 
 /// The services that run two replicas; the others run one and surge to two while rolling.
-const REPLICATED: [ServiceName; 2] = [ServiceName::Payment, ServiceName::Drink];
+const REPLICATED: [ServiceName; 3] = [ServiceName::Payment, ServiceName::Drink, ServiceName::Web];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
@@ -76,6 +76,8 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let mut url_env: Vec<(String, String)> =
         ServiceName::BEHIND_GATEWAY.into_iter().map(|s| (Upstreams::variable(s), urls(s))).collect();
     url_env.push(("NATS_URL".into(), args.nats.clone()));
+    // The web calls the public API as any client does: through the gateway.
+    url_env.push(("GATEWAY_URL".into(), format!("http://127.0.0.1:{p}")));
     url_env.push(("CAFE_NAMESPACE".into(), ns.clone()));
     url_env.push(("CAFE_HOST".into(), "127.0.0.1".into()));
     url_env.push(("CAFE_DRAIN_MS".into(), args.drain_ms.to_string()));

@@ -48,6 +48,17 @@ async fn first_manager(args: &ServeArgs, db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// NATS when its URL is given, else the embedded log under the data directory.
+async fn bus_of(args: &ServeArgs) -> anyhow::Result<Arc<dyn EventBus>> {
+    Ok(match &args.nats_url {
+        Some(url) => Arc::new(NatsBus::connect(url, &args.namespace, args.common.retention.stream()).await?),
+        None => {
+            std::fs::create_dir_all(&args.data_dir).ok();
+            Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?)
+        }
+    })
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let name = args.service.as_str();
     let _log_guards = platform::logging::init(&args.common.log_dir, name, &[], args.common.otlp_endpoint.as_deref())
@@ -69,6 +80,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracker.spawn(gw.watch_readiness(cancel.clone()));
             tracker.spawn(server::serve(listener, app, health, cancel.clone(), stop));
         }
+        ServiceName::Web => {
+            let bus = bus_of(&args).await?;
+            let mut wiring =
+                args.common.wiring(&args.upstreams.payment_url, &args.upstreams.delivery_url, trust.clone())?;
+            wiring.web = services::WebWiring {
+                gateway_url: args.upstreams.gateway_url.trim_end_matches('/').to_string(),
+                services: ServiceName::BEHIND_GATEWAY
+                    .into_iter()
+                    .filter(|s| *s != ServiceName::Web)
+                    .map(|s| (s.as_str(), args.upstreams.of(s)))
+                    .collect(),
+            };
+            services::launch(services::Launch {
+                name: ServiceName::Web,
+                group: name.to_string(),
+                db: None,
+                bus,
+                wiring: &wiring,
+                cancel: cancel.clone(),
+                tracker: tracker.clone(),
+                access: Some(access),
+                listener,
+                stop,
+            })
+            .await?;
+        }
         service => {
             let db_url = args.database_url.clone().unwrap_or_else(|| {
                 format!("sqlite://{}?mode=rwc", args.data_dir.join(format!("{service}.db")).display())
@@ -79,12 +116,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             let db = Db::connect_or_create(&db_url, args.db_pool)
                 .await
                 .with_context(|| format!("cannot open the database of {service}"))?;
-            let bus: Arc<dyn EventBus> = match &args.nats_url {
-                Some(url) => Arc::new(NatsBus::connect(url, &args.namespace, args.common.retention.stream()).await?),
-                None => {
-                    Arc::new(EmbeddedBus::open(&args.data_dir).await.context("cannot open the embedded event log")?)
-                }
-            };
+            let bus = bus_of(&args).await?;
             let wiring =
                 args.common.wiring(&args.upstreams.payment_url, &args.upstreams.delivery_url, trust.clone())?;
             // Before serving: a client told identity is ready can sign in as the first manager.
@@ -101,7 +133,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             services::launch(services::Launch {
                 name: service,
                 group: name.to_string(),
-                db: db.clone(),
+                db: Some(db.clone()),
                 bus,
                 wiring: &wiring,
                 cancel: cancel.clone(),

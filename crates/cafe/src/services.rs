@@ -36,6 +36,16 @@ pub struct Wiring {
     pub payment_retries: u32,
     pub breaker: platform::breaker::Settings,
     pub retention: Retention,
+    /// Where the web's pages find the API and each service's health.
+    pub web: WebWiring,
+}
+
+/// What the web service calls: the public API through the gateway (as any client), and each
+/// service's own instances for the manager's health table.
+#[derive(Debug, Clone, Default)]
+pub struct WebWiring {
+    pub gateway_url: String,
+    pub services: Vec<(&'static str, Vec<String>)>,
 }
 
 /// How long a service's inbox remembers a handled event, and how often it forgets older ones.
@@ -69,10 +79,11 @@ pub struct Service {
 pub type Start = fn(Ctx, &Wiring) -> Started;
 
 /// The service crate behind `name`; none for the gateway, which has no database or events
-/// and is served by `gateway::router`.
+/// and is served by `gateway::router`, and none for the web, which owns no data and reads
+/// the bus without a group ([`launch`] starts it apart).
 pub fn of(name: ServiceName) -> Option<Service> {
     let (migrations, start): (&'static [Migration], Start) = match name {
-        ServiceName::Gateway => return None,
+        ServiceName::Gateway | ServiceName::Web => return None,
         ServiceName::Order => (order::MIGRATIONS, start_order),
         ServiceName::Payment => (payment::MIGRATIONS, |ctx, w| {
             Started::alone(payment::start(ctx, payment::Config { delay_ms: w.payment_delay_ms }))
@@ -124,7 +135,8 @@ fn start_identity(ctx: Ctx, w: &Wiring) -> Started {
 pub struct Launch<'a> {
     pub name: ServiceName,
     pub group: String,
-    pub db: Db,
+    /// None for the web, which has no database.
+    pub db: Option<Db>,
     pub bus: Arc<dyn EventBus>,
     pub wiring: &'a Wiring,
     pub cancel: CancellationToken,
@@ -142,7 +154,7 @@ pub fn consumes(name: ServiceName) -> &'static [EventType] {
         ServiceName::Delivery => delivery::events::CONSUMES,
         ServiceName::Customercenter => customercenter::events::CONSUMES,
         ServiceName::Deliverycenter => deliverycenter::events::CONSUMES,
-        ServiceName::Gateway | ServiceName::Order | ServiceName::Identity => &[],
+        ServiceName::Gateway | ServiceName::Order | ServiceName::Identity | ServiceName::Web => &[],
     }
 }
 
@@ -160,12 +172,16 @@ pub fn readers() -> platform::bus::Readers {
 /// consumers stop only after the server has drained, so what the last requests commit is
 /// still published. Returns once everything is spawned on `tracker`.
 pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
+    if l.name == ServiceName::Web {
+        return launch_web(l);
+    }
     let service = of(l.name).with_context(|| format!("{} is not a service with a database and events", l.name))?;
+    let db = l.db.clone().with_context(|| format!("{} needs a database", l.name))?;
     let background = CancellationToken::new();
     let ctx = Ctx::start(
         l.name.as_str(),
         l.group,
-        l.db.clone(),
+        db.clone(),
         service.migrations,
         l.bus.clone(),
         background.clone(),
@@ -177,7 +193,7 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
     let dead_letters = ctx.dead_letters();
     ctx.prune_inbox_every(l.wiring.retention.every, l.wiring.retention.inbox);
     let started = (service.start)(ctx, l.wiring);
-    let mut health = health_of(&l.db, &l.bus);
+    let mut health = health_of(&db, &l.bus);
     for (name, breaker) in started.breakers {
         metrics.gauge(
             "cafe_circuit_breaker_state",
@@ -194,6 +210,41 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
         health = health.with_detail(name, Arc::new(move || breaker.snapshot()));
     }
     let router = started.router.merge(platform::dead_letter::router(dead_letters));
+    let app = server::app(router, &health, &metrics, l.access, &l.wiring.trust.auth);
+    let serving = server::serve(l.listener, app, health, l.cancel, l.stop);
+    l.tracker.spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "server failed");
+        }
+        background.cancel();
+    });
+    Ok(())
+}
+
+/// The web: its pages on the listener, its tail of the bus until the server has drained.
+/// Ready when the broker is reachable.
+fn launch_web(l: Launch<'_>) -> anyhow::Result<()> {
+    let background = CancellationToken::new();
+    let config = web::Config {
+        gateway_url: l.wiring.web.gateway_url.clone(),
+        services: l.wiring.web.services.clone(),
+        readers: ServiceName::BEHIND_GATEWAY
+            .into_iter()
+            .filter(|s| !consumes(*s).is_empty())
+            .map(|s| s.as_str())
+            .collect(),
+        auth: l.wiring.trust.auth.clone(),
+    };
+    let router = web::start(l.bus.clone(), config, background.clone(), &l.tracker);
+    let bus = l.bus.clone();
+    let health = Health::default().with_check(
+        "broker",
+        Arc::new(move || {
+            let bus = bus.clone();
+            Box::pin(async move { bus.healthy().await })
+        }),
+    );
+    let metrics = platform::metrics::Metrics::new(ServiceName::Web.as_str());
     let app = server::app(router, &health, &metrics, l.access, &l.wiring.trust.auth);
     let serving = server::serve(l.listener, app, health, l.cancel, l.stop);
     l.tracker.spawn(async move {
@@ -254,7 +305,7 @@ mod tests {
 
     #[test]
     fn every_service_behind_the_gateway_is_launchable_and_the_gateway_is_not() {
-        for service in ServiceName::BEHIND_GATEWAY {
+        for service in ServiceName::BEHIND_GATEWAY.into_iter().filter(|s| *s != ServiceName::Web) {
             let launchable = super::of(service).unwrap_or_else(|| panic!("{service} cannot be launched"));
             assert!(!launchable.migrations.is_empty(), "{service} has no schema");
         }

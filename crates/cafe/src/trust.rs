@@ -125,7 +125,8 @@ impl Trust {
             | ServiceName::Drink
             | ServiceName::Customercenter
             | ServiceName::Delivery
-            | ServiceName::Deliverycenter => {}
+            | ServiceName::Deliverycenter
+            | ServiceName::Web => {}
         }
         env
     }

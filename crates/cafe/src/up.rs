@@ -132,17 +132,29 @@ impl Cafe {
                 .await
                 .with_context(|| format!("cannot open the event log under {}", config.data_dir.display()))?,
         );
-        let wiring = config.common.wiring(
+        let mut wiring = config.common.wiring(
             &local(addrs[&ServiceName::Payment]),
             &local(addrs[&ServiceName::Delivery]),
             trust.clone(),
         )?;
+        wiring.web = services::WebWiring {
+            gateway_url: local(gateway_listener.local_addr()?),
+            services: addrs
+                .iter()
+                .filter(|(s, _)| **s != ServiceName::Web)
+                .map(|(s, a)| (s.as_str(), vec![local(*a)]))
+                .collect(),
+        };
         let mut slots = BTreeMap::new();
         let mut access_writers = Vec::new();
         for (&name, &addr) in &addrs {
-            let db = Db::sqlite_file(&config.data_dir, name.as_str())
-                .await
-                .with_context(|| format!("cannot open {name}'s database under {}", config.data_dir.display()))?;
+            let db =
+                match name {
+                    ServiceName::Web => None,
+                    _ => Some(Db::sqlite_file(&config.data_dir, name.as_str()).await.with_context(|| {
+                        format!("cannot open {name}'s database under {}", config.data_dir.display())
+                    })?),
+                };
             let (access, writer) = AccessLog::open(&config.common.log_dir, name.as_str())?;
             access_writers.push(writer);
             slots.insert(name, Slot { name, addr, db, access, running: Mutex::new(None) });
@@ -154,7 +166,10 @@ impl Cafe {
         }
 
         let manager_created = match trust.is_on() {
-            true => first_manager(&config.data_dir, &services.slots[&ServiceName::Identity].db).await?,
+            true => {
+                let identity = services.slots[&ServiceName::Identity].db.as_ref().context("identity's database")?;
+                first_manager(&config.data_dir, identity).await?
+            }
             false => None,
         };
 
@@ -261,7 +276,8 @@ fn local(addr: SocketAddr) -> String {
 struct Slot {
     name: ServiceName,
     addr: SocketAddr,
-    db: Db,
+    /// None for the web, which has no database.
+    db: Option<Db>,
     access: AccessLog,
     running: Mutex<Option<(CancellationToken, TaskTracker)>>,
 }

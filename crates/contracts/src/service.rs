@@ -15,11 +15,12 @@ pub enum ServiceName {
     Delivery,
     Deliverycenter,
     Identity,
+    Web,
 }
 
 impl ServiceName {
     /// Every service, in port order: the gateway at the base port, the others after it.
-    pub const ALL: [ServiceName; 8] = [
+    pub const ALL: [ServiceName; 9] = [
         ServiceName::Gateway,
         ServiceName::Order,
         ServiceName::Payment,
@@ -28,6 +29,7 @@ impl ServiceName {
         ServiceName::Delivery,
         ServiceName::Deliverycenter,
         ServiceName::Identity,
+        ServiceName::Web,
     ];
 
     /// The services behind the gateway, in port order (base+1 ..): all of them but the
@@ -45,6 +47,7 @@ impl ServiceName {
     }
 
     /// The path prefixes the gateway routes to it (SPEC §2); none for the gateway itself.
+    /// The web's `/` is every path no other prefix takes: the gateway tries it last.
     pub fn routes(self) -> &'static [&'static str] {
         match self {
             ServiceName::Gateway => &[],
@@ -55,6 +58,7 @@ impl ServiceName {
             ServiceName::Delivery => &["/deliveries", "/cancellations"],
             ServiceName::Deliverycenter => &["/deliverypages"],
             ServiceName::Identity => &["/auth", "/customers"],
+            ServiceName::Web => &["/"],
         }
     }
 }
@@ -82,10 +86,12 @@ mod tests {
         let names: Vec<_> = ServiceName::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(
             names,
-            ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity"]
+            ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity", "web"]
         );
         assert_eq!(ServiceName::Deliverycenter.port_offset(), 6);
         assert_eq!(ServiceName::Identity.port_offset(), 7);
+        assert_eq!(ServiceName::Web.port_offset(), 8);
+        assert_eq!(ServiceName::BEHIND_GATEWAY.last(), Some(&ServiceName::Web), "the catch-all route comes last");
         assert_eq!("drink".parse::<ServiceName>(), Ok(ServiceName::Drink));
         assert!("kitchen".parse::<ServiceName>().is_err());
     }

@@ -135,7 +135,8 @@ impl Gateway {
     fn route(&self, path: &str) -> Option<&Upstreams> {
         self.routes.iter().find(|u| {
             let p = u.route.prefix.as_str();
-            path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+            // `/` (the web's pages) takes whatever no other prefix took: it comes last.
+            p == "/" || path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
         })
     }
 }
@@ -143,6 +144,7 @@ impl Gateway {
 /// The gateway's routes: every path (but the gateway's own health) is proxied.
 pub fn router(gateway: Arc<Gateway>, local_port: u16) -> Router {
     Router::new()
+        .route("/", axum::routing::any(proxy))
         .route("/{*path}", axum::routing::any(proxy))
         .with_state(gateway)
         .layer(axum::Extension(LocalPort(local_port)))
@@ -227,17 +229,29 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
     order.sort_by_key(|&i| !up.ready[i].load(Ordering::Relaxed));
     let idempotent =
         matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE);
+    // A page's live stream (server-sent events) lasts as long as the page: only reaching the
+    // instance is bounded, and the body is passed on as it comes.
+    let streaming = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
     for (attempt, &i) in order.iter().enumerate() {
         let base = &up.route.upstreams[i];
         let last = attempt + 1 == n;
-        let result = gw
+        let request = gw
             .http
             .request(parts.method.clone(), format!("{base}{path_and_query}"))
             .headers(headers.clone())
-            .body(body.clone())
-            .timeout(gw.timeout)
-            .send()
-            .await;
+            .body(body.clone());
+        let result = if streaming {
+            match tokio::time::timeout(gw.timeout, request.send()).await {
+                Ok(result) => result,
+                Err(_) => return Err(Problem::unavailable(format!("{} did not answer in time", up.route.service), 1)),
+            }
+        } else {
+            request.timeout(gw.timeout).send().await
+        };
         match result {
             Ok(res) => {
                 let status = res.status();
@@ -246,6 +260,12 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
                     if !HOP_BY_HOP.contains(&k.as_str()) {
                         out_headers.append(k.clone(), v.clone());
                     }
+                }
+                if streaming && status.is_success() {
+                    let mut response = Response::new(Body::from_stream(res.bytes_stream()));
+                    *response.status_mut() = status;
+                    *response.headers_mut() = out_headers;
+                    return Ok(response);
                 }
                 let bytes = res.bytes().await.map_err(|e| {
                     tracing::warn!(upstream = %base, error = %e, "upstream body failed");
@@ -336,8 +356,10 @@ mod tests {
         assert_eq!(routed("/orderinfos/3").map(|r| r.0), Some(ServiceName::Drink));
         assert_eq!(routed("/cancellations").map(|r| r.0), Some(ServiceName::Delivery));
         assert_eq!(routed("/deliverypages/search/findByOrderId").map(|r| r.0), Some(ServiceName::Deliverycenter));
-        assert_eq!(routed("/ordersx").map(|r| r.0), None, "a prefix matches whole segments only");
-        assert_eq!(routed("/admin/services/order/stop").map(|r| r.0), None);
+        assert_eq!(routed("/ordersx").map(|r| r.0), Some(ServiceName::Web), "a prefix matches whole segments only");
+        assert_eq!(routed("/admin/services/order/stop").map(|r| r.0), Some(ServiceName::Web), "pages take the rest");
+        assert_eq!(routed("/").map(|r| r.0), Some(ServiceName::Web));
+        assert_eq!(routed("/barista").map(|r| r.0), Some(ServiceName::Web));
         assert_eq!(routed("/menu").map(|r| r.0), Some(ServiceName::Order));
         assert_eq!(routed("/auth/token").map(|r| r.0), Some(ServiceName::Identity));
         assert_eq!(routed("/customers").map(|r| r.0), Some(ServiceName::Identity));

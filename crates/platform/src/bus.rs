@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
@@ -51,6 +52,12 @@ pub trait EventBus: Send + Sync + 'static {
     /// Drops the events every one of `readers` has handled; returns how many went. An event
     /// a reader has not handled, or whose reader has not started consuming yet, stays.
     fn compact<'a>(&'a self, readers: &'a Readers) -> BoxFuture<'a, Result<u64, BusError>>;
+
+    /// Every event published from now on, of every type, sent to `into` as it arrives, until
+    /// `cancel` or until `into` is closed. An ephemeral reader: no group, no offset kept, nothing
+    /// acknowledged, so every caller (each web replica) sees every event, and an event missed
+    /// while it was not reading is not replayed. It never holds up compaction.
+    fn tail(&self, into: mpsc::Sender<Envelope>, cancel: CancellationToken) -> BoxFuture<'static, ()>;
 }
 
 /// Every consumer group of a system, with the event types it reads.

@@ -13,7 +13,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use sqlx::Row;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::bus::{deliver_until_done, BusError, EventBus, Readers, Subscription};
 use crate::db::{values_list, Db, Migration, ROWS_PER_STATEMENT};
@@ -194,6 +195,46 @@ impl EmbeddedBus {
     }
 }
 
+impl EmbeddedBus {
+    /// Reads on from `seen` (the head when the tail was asked for), keeping its place in
+    /// memory only.
+    async fn run_tail(
+        self,
+        mut head: watch::Receiver<i64>,
+        mut seen: i64,
+        into: mpsc::Sender<Envelope>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let rows = match self.read_after(seen).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event log for a tail; retrying");
+                    if sleep_or_cancel(Duration::from_millis(200), &cancel).await {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            if rows.is_empty() {
+                let at = seen;
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = into.closed() => return,
+                    r = head.wait_for(|h| *h > at) => if r.is_err() { return },
+                }
+                continue;
+            }
+            for (seq, envelope) in rows {
+                seen = seq;
+                if into.send(envelope).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl EventBus for EmbeddedBus {
     fn publish<'a>(&'a self, batch: &'a [Envelope]) -> BoxFuture<'a, Result<(), BusError>> {
         async move { self.append(batch).await.map_err(|e| BusError::Unavailable(e.to_string())) }.boxed()
@@ -217,6 +258,13 @@ impl EventBus for EmbeddedBus {
 
     fn compact<'a>(&'a self, readers: &'a Readers) -> BoxFuture<'a, Result<u64, BusError>> {
         async move { self.compact_log(readers).await.map_err(|e| BusError::Unavailable(e.to_string())) }.boxed()
+    }
+
+    fn tail(&self, into: mpsc::Sender<Envelope>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        // The head as it is now, not when the future first runs: "from now on" is this call.
+        let mut head = self.head.subscribe();
+        let seen = *head.borrow_and_update();
+        self.clone().run_tail(head, seen, into, cancel).boxed()
     }
 }
 
@@ -266,6 +314,34 @@ mod tests {
         bus.publish(&events(11, 1)).await.unwrap();
         let next = bus.read_after(10).await.unwrap();
         assert_eq!(next.iter().map(|(seq, e)| (*seq, e.event_id.as_str())).collect::<Vec<_>>(), [(11, "e11")]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_tail_starts_at_the_head_and_sees_every_event_after_it_whoever_consumes() {
+        let dir = crate::testing::fresh_dir("tail");
+        let bus = EmbeddedBus::open(&dir).await.unwrap();
+        bus.publish(&events(1, 3)).await.unwrap();
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let (mut tails, mut tasks) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let (tx, rx) = tokio::sync::mpsc::channel(16);
+            tasks.push(tokio::spawn(bus.tail(tx, cancel.clone())));
+            tails.push(rx);
+        }
+        bus.publish(&events(4, 2)).await.unwrap();
+        for rx in &mut tails {
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                got.push(rx.recv().await.expect("an event").event_id);
+            }
+            assert_eq!(got, ["e4", "e5"], "each tail gets every new event and none from before");
+        }
+        cancel.cancel();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(bus.offset("tail").await.unwrap(), 0, "a tail keeps no offset");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

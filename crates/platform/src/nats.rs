@@ -352,6 +352,60 @@ impl EventBus for NatsBus {
     fn compact<'a>(&'a self, readers: &'a Readers) -> BoxFuture<'a, Result<u64, BusError>> {
         self.compact_stream(readers).boxed()
     }
+
+    fn tail(&self, into: mpsc::Sender<Envelope>, cancel: CancellationToken) -> BoxFuture<'static, ()> {
+        self.clone().run_tail(into, cancel).boxed()
+    }
+}
+
+impl NatsBus {
+    /// An ephemeral ordered consumer on every subject of the namespace, delivering only what
+    /// is published after it is made (`DeliverPolicy::New`): nothing is acknowledged, the
+    /// server forgets it when it goes. After an error a new one is made, from the new head.
+    async fn run_tail(self, into: mpsc::Sender<Envelope>, cancel: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        while !cancel.is_cancelled() && !into.is_closed() {
+            match self.tail_until_error(&into, &cancel).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "tail interrupted; resuming from the head");
+                    if sleep_or_cancel(backoff.next_delay(), &cancel).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn tail_until_error(
+        &self,
+        into: &mpsc::Sender<Envelope>,
+        cancel: &CancellationToken,
+    ) -> Result<(), BusError> {
+        let unavailable = |e: &dyn std::fmt::Display| BusError::Unavailable(e.to_string());
+        let stream = self.js.get_stream(self.stream_name()).await.map_err(|e| unavailable(&e))?;
+        let consumer = stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: format!("{}.events.>", self.namespace),
+                deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let mut messages = consumer.messages().await.map_err(|e| unavailable(&e))?;
+        loop {
+            let next = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = into.closed() => return Ok(()),
+                m = messages.next() => m,
+            };
+            let Some(m) = next else { return Err(BusError::Unavailable("the tail's message stream ended".into())) };
+            let m = m.map_err(|e| unavailable(&e))?;
+            if into.send(envelope_of(&m)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// Does the pull go on after `e`? A missed heartbeat (the link to the server slow or cut) is

@@ -536,6 +536,14 @@ mod tests {
         fn compact<'a>(&'a self, _: &'a crate::bus::Readers) -> BoxFuture<'a, Result<u64, BusError>> {
             async { Ok(0) }.boxed()
         }
+
+        fn tail(
+            &self,
+            _: tokio::sync::mpsc::Sender<Envelope>,
+            cancel: tokio_util::sync::CancellationToken,
+        ) -> BoxFuture<'static, ()> {
+            async move { cancel.cancelled().await }.boxed()
+        }
     }
 
     /// A database of its own on the local PostgreSQL server, dropped by [`Fresh::drop_now`].

@@ -15,7 +15,7 @@ use crate::common::{check_settled, eventually, make_queued_drinks, spawn_with, L
 
 const ORDERS: u64 = 300;
 /// Every service that a kill may hit (the gateway is the front door, not under test here).
-const TARGETS: [ServiceName; 7] = ServiceName::BEHIND_GATEWAY;
+const TARGETS: [ServiceName; 8] = ServiceName::BEHIND_GATEWAY;
 /// After the last client is done, how long everything may take to agree: an event a killed
 /// consumer had taken but not acknowledged comes back only after JetStream's ack wait (30 s).
 const SETTLE: Duration = Duration::from_secs(90);

@@ -57,7 +57,7 @@ pub enum Mode {
     /// `cafe up`: one process (this one, or a child), embedded storage and event log.
     AllInOne,
     /// `cafe cluster`: the gateway and every service a child process (two replicas of
-    /// payment and drink), on PostgreSQL and NATS JetStream.
+    /// payment, drink and web), on PostgreSQL and NATS JetStream.
     Distributed,
 }
 
@@ -255,11 +255,11 @@ async fn start_cluster(infra: Infra, extra: &[&str], env: &[(&str, &str)]) -> Te
     let mut app = TestApp::new(Mode::Distributed, false, extra, env, Some(permit));
     app.infra = infra;
     // The base port is checked free just before use; another process may still take one of
-    // its fourteen ports first, so a failed start tries another base.
+    // its eighteen ports first, so a failed start tries another base.
     let mut attempt = 0;
     loop {
         attempt += 1;
-        app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(16)));
+        app.cluster = Some((cluster::fresh_namespace(), cluster::free_port_range(18)));
         match app.start().await {
             Ok(()) => return app,
             Err(e) if attempt < 3 => {

@@ -42,8 +42,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const SERVICES: [&str; 8] =
-    ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity"];
+const SERVICES: [&str; 9] =
+    ["gateway", "order", "payment", "drink", "customercenter", "delivery", "deliverycenter", "identity", "web"];
+/// The services that own a database: all but the gateway and the web.
+fn owns_data(svc: &&str) -> bool {
+    !matches!(*svc, "gateway" | "web")
+}
 const OVERLAYS: [&str; 2] = ["overlays/dev", "overlays/prod"];
 
 // ---- rendering ----
@@ -287,7 +291,7 @@ fn database_names_and_urls_come_from_the_config_map_and_credentials_from_the_sec
     for dir in OVERLAYS {
         let Some(objects) = rendered(dir) else { return };
         let mut databases = Vec::new();
-        for svc in SERVICES.into_iter().filter(|s| *s != "gateway") {
+        for svc in SERVICES.into_iter().filter(owns_data) {
             let c = container(get(objects, "Deployment", svc));
             let url = env_entry(c, "DATABASE_URL").unwrap_or_else(|| panic!("{dir}: {svc} has DATABASE_URL"));
             let url = url["value"].as_str().expect("DATABASE_URL is built from other variables");
@@ -976,12 +980,14 @@ fn start(dir: &str, objects: &[Value], deployment: &Value, nats_port: Option<u16
         }
     }
     if service != "gateway" {
-        let url = lookup(&env, "DATABASE_URL").unwrap_or_default();
-        assert!(url.starts_with("postgres://"), "{what}: DATABASE_URL={url}");
+        if owns_data(&service.as_str()) {
+            let url = lookup(&env, "DATABASE_URL").unwrap_or_default();
+            assert!(url.starts_with("postgres://"), "{what}: DATABASE_URL={url}");
+            let sqlite = format!("sqlite://{}?mode=rwc", tmp.path().join(format!("{service}.db")).display());
+            swap(&mut env, "DATABASE_URL", Some(sqlite));
+        }
         let nats = lookup(&env, "NATS_URL").unwrap_or_default();
         assert!(nats.starts_with("nats://"), "{what}: NATS_URL={nats}");
-        let sqlite = format!("sqlite://{}?mode=rwc", tmp.path().join(format!("{service}.db")).display());
-        swap(&mut env, "DATABASE_URL", Some(sqlite));
         let local = nats_port.map(|port| match nats.rsplit_once('@') {
             Some((credentials, _)) => format!("{credentials}@127.0.0.1:{port}"),
             None => format!("nats://127.0.0.1:{port}"),
