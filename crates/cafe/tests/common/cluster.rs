@@ -19,7 +19,7 @@ use super::{eventually, Mode, TestApp};
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 pub const NATS_ADDR: &str = "127.0.0.1:4222";
 pub(super) const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
-pub(super) const NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// Is what the distributed mode needs running? If not: under CI (`CI` set and not `false`
 /// or `0`) the test fails; elsewhere it says it is skipped and the caller returns early.
@@ -131,6 +131,16 @@ impl TestApp {
             .collect()
     }
 
+    /// `service`'s own PostgreSQL database, as the cluster names it.
+    pub fn database_url(&self, service: ServiceName) -> String {
+        format!("{POSTGRES_URL}/{}_{service}", self.namespace())
+    }
+
+    /// The JetStream stream of the cluster's events.
+    pub fn stream_name(&self) -> String {
+        stream_of(self.namespace())
+    }
+
     /// `service`'s instance in `slot`, if it is running.
     pub fn instance(&self, service: ServiceName, slot: u16) -> Option<Instance> {
         self.instances().into_iter().find(|i| i.service == service && i.slot == slot)
@@ -221,7 +231,7 @@ pub(super) fn drop_namespace(namespace: &str) {
                 .ok()
         })
         .collect();
-    if let Err(e) = delete_stream(&format!("{}_EVENTS", namespace.to_uppercase())) {
+    if let Err(e) = delete_stream(&stream_of(namespace)) {
         eprintln!("could not delete the stream of {namespace}: {e}");
     }
     let until = Instant::now() + Duration::from_secs(10);
@@ -242,6 +252,11 @@ pub(super) fn drop_namespace(namespace: &str) {
     if failed > 0 {
         eprintln!("could not drop {failed} of the databases {namespace}_* (psql missing or failed); left in place");
     }
+}
+
+/// The stream of the cluster in `namespace`, as `platform::nats` names it.
+fn stream_of(namespace: &str) -> String {
+    format!("{}_EVENTS", namespace.to_uppercase())
 }
 
 /// Deletes a JetStream stream through async-nats, each step bounded by a few seconds. Runs
