@@ -245,9 +245,10 @@ async fn soak(app: TestApp, run_for: Duration, seed: u64) {
     };
     eprintln!(
         "soak {mode}: {} s, {} orders, {} cancelled, {kills} kills; settled {:.1} s after the load\n  \
-         {storage} {} → {} (infrastructure {} → {}, business +{} per order{})\n  \
+         {storage} {} → {} (beyond the business tables {} → {}, business +{} per order{})\n  \
          inbox {} rows / {} → {} rows / {} ({:.2} → {:.2} rows per order or cancellation of the last {} s)\n  \
          {bus} {} events / {} → {} events / {}{disk} (published in the last {} s: {} → {}; {} in all)\n  \
+         outbox {} rows / {} → {} rows / {}, dead letters {} → {}\n  \
          measured at {} s and {} s; 0 lost, 0 doubled",
         run_for.as_secs(),
         placed.placed,
@@ -255,8 +256,8 @@ async fn soak(app: TestApp, run_for: Duration, seed: u64) {
         settled_in.as_secs_f64(),
         size(w.storage_bytes),
         size(e.storage_bytes),
-        size(w.infrastructure_storage()),
-        size(e.infrastructure_storage()),
+        size(w.beyond_business()),
+        size(e.beyond_business()),
         size(business_per_order),
         match app.mode {
             Mode::AllInOne => format!("; WAL {} → {}", size(w.wal_bytes), size(e.wal_bytes)),
@@ -277,28 +278,50 @@ async fn soak(app: TestApp, run_for: Duration, seed: u64) {
         warm_published,
         end_published,
         e.published,
+        w.outbox_rows,
+        size(w.outbox_bytes),
+        e.outbox_rows,
+        size(e.outbox_bytes),
+        w.dead_letters,
+        e.dead_letters,
         warm.at.as_secs(),
         end.at.as_secs(),
     );
-    check_flat(&warm, &end, end_published);
+    // Every service's database, and the embedded event log's.
+    let databases = ServiceName::BEHIND_GATEWAY.len() as i64 + 1;
+    check_flat(&warm, &end, end_published, databases);
 }
 
 /// What the bus may still hold: the events published in the last three housekeeping rounds
 /// and the 45 s a kill may hold a reader back (a process starting again, on NATS the ack
 /// wait of 30 s for what the killed one had taken).
 const BUS_WINDOW: Duration = Duration::from_secs(3 * 5 + 45);
+/// An event on the bus with its headers (the trace context) is a few hundred bytes; this
+/// much leaves room for a log page's unused part.
+const EVENT_BYTES: i64 = 1024;
+/// A SQLite database's WAL grows to the autocheckpoint (1000 pages of 4 KiB) and is then
+/// written again from its start, never truncated: with one connection per database (the
+/// cafe's pools have one), nothing keeps a checkpoint from finishing. A MiB more for the
+/// transaction that crosses the mark.
+const WAL_PER_DATABASE: i64 = 5 << 20;
+/// What a few pages more or less (B-tree splits and merges, PostgreSQL's free space and
+/// visibility maps, catalog rows) may add to a size.
+const PAGES: i64 = 256 << 10;
 
 /// The infrastructure at the end is bounded by what its retention can hold at the load's
 /// rate, not by how long the soak ran:
 ///
 /// - the inbox holds the entries handled within its window (retention and one housekeeping
-///   round). Entries per order or cancellation are read at the warm-up, and the end may
-///   hold as many per order or cancellation of its own window, with 30% for the load's
+///   round). Its rows and bytes per order or cancellation are read at the warm-up; the end
+///   may hold as many per order or cancellation of its own window, with 30% for the load's
 ///   mix (cancellations and kills vary) and a few hundred rows for placements voided by a
-///   kill. Without pruning, the end would hold every entry since the start.
-/// - the bus holds at most the events published in [`BUS_WINDOW`], and a few more;
-/// - their bytes follow the rows, with what a B-tree leaves unused after deletes.
-fn check_flat(warm: &Sample, end: &Sample, end_published: i64) {
+///   kill. Without pruning, the end would hold every entry since the start, and without
+///   vacuuming (PostgreSQL) the bytes of every entry since the start.
+/// - the bus holds at most the events published in [`BUS_WINDOW`], and a hundred more;
+/// - the storage beyond the business tables (platform tables, free pages, PostgreSQL's
+///   catalogs) grows no more than the platform tables may; a SQLite WAL no more than to its
+///   checkpoint.
+fn check_flat(warm: &Sample, end: &Sample, end_published: i64, databases: i64) {
     let (w, e) = (&warm.figures, &end.figures);
     let scale = end.window_actions as f64 / warm.window_actions.max(1) as f64;
     let inbox_rows = (1.3 * w.inbox_rows as f64 * scale) as i64 + 300;
@@ -311,13 +334,14 @@ fn check_flat(warm: &Sample, end: &Sample, end_published: i64) {
         w.inbox_rows,
         warm.window_actions
     );
-    let inbox_bytes = (1.3 * w.inbox_bytes as f64 * scale) as i64 + (1 << 20);
+    let platform_bytes = |f: &Figures, scale: f64| ((f.inbox_bytes + f.outbox_bytes) as f64 * scale) as i64;
+    let platform = (1.3 * platform_bytes(w, scale) as f64) as i64 + PAGES;
     assert!(
-        e.inbox_bytes <= inbox_bytes,
-        "the inbox's bytes grew: {} at the end, at most {} ({} at the warm-up)",
-        size(e.inbox_bytes),
-        size(inbox_bytes),
-        size(w.inbox_bytes)
+        platform_bytes(e, 1.0) <= platform,
+        "the inbox's and outbox's bytes grew: {} at the end, at most {} ({} at the warm-up)",
+        size(platform_bytes(e, 1.0)),
+        size(platform),
+        size(platform_bytes(w, 1.0))
     );
     let bus_events = end_published + 100;
     assert!(
@@ -326,7 +350,26 @@ fn check_flat(warm: &Sample, end: &Sample, end_published: i64) {
         e.bus_events,
         BUS_WINDOW.as_secs()
     );
+    assert!(
+        e.bus_bytes <= bus_events * EVENT_BYTES,
+        "the bus kept {} at the end for at most {bus_events} events",
+        size(e.bus_bytes)
+    );
     assert!(e.outbox_rows <= bus_events, "{} events waiting in the outboxes at the end", e.outbox_rows);
+    let may_grow = (platform - platform_bytes(w, 1.0)).max(0) + (bus_events * EVENT_BYTES - w.bus_bytes).max(0);
+    let storage = w.beyond_business() + may_grow + PAGES;
+    assert!(
+        e.beyond_business() <= storage,
+        "the storage beyond the business tables grew: {} at the end, at most {} ({} at the warm-up)",
+        size(e.beyond_business()),
+        size(storage),
+        size(w.beyond_business())
+    );
+    assert!(
+        e.wal_bytes <= databases * WAL_PER_DATABASE,
+        "the WAL files take {} for {databases} databases",
+        size(e.wal_bytes)
+    );
 }
 
 /// `kill -9` the cafe (all-in-one, started again at once) or a random service instance of

@@ -53,9 +53,10 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Storage that is not business data: infrastructure tables, free pages, WAL, catalogs.
-    pub fn infrastructure_storage(&self) -> i64 {
-        self.storage_bytes - self.business_bytes
+    /// Storage beyond the business tables and the WAL: the platform's tables, free pages,
+    /// PostgreSQL's catalogs.
+    pub fn beyond_business(&self) -> i64 {
+        self.storage_bytes - self.business_bytes - self.wal_bytes
     }
 }
 
