@@ -16,12 +16,14 @@
 //!   the data dir's files, `-wal` and `-shm` files included.
 //! - distributed: `cafe cluster`, each service a child process on PostgreSQL and NATS
 //!   JetStream, one random service instance killed at a time (the cluster starts it again).
-//!   Disk use here is each service's database and the stream.
+//!   Disk use here is each service's database and the stream. CI's PostgreSQL runs without
+//!   autovacuum: the housekeeping's own `VACUUM` of the inbox and outbox is what keeps their
+//!   bytes following their rows there (`platform::outbox::vacuum_queues`).
 //!
 //! Both, because they share the inbox but not the bus: the embedded log is compacted behind
 //! every group's offset, the stream type by type behind every group's ack floor, and only the
 //! distributed mode has a PostgreSQL to bloat. The cluster is thirteen processes on two cores,
-//! so the load is modest (a few clients with think time, about three orders a second), which
+//! so the load is modest (a few clients with think time, about four orders a second), which
 //! is enough: flatness is about the retention windows passing many times, not about volume.
 //!
 //! Retention is short so that a few minutes hold many windows: the inbox keeps 2 minutes,
