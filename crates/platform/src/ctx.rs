@@ -16,7 +16,7 @@ use crate::db::{Db, Migration};
 use crate::dead_letter::{DeadLetters, Guarded, Policy, RetryFn};
 use crate::event::{Event, Payload};
 use crate::metrics::Metrics;
-use crate::outbox::{handle_batch, prune_inbox, Change, Handler, Outbox};
+use crate::outbox::{handle_batch, prune_inbox, vacuum_queues, Change, Handler, Outbox};
 use crate::shutdown::sleep_or_cancel;
 
 #[derive(Clone)]
@@ -192,7 +192,8 @@ impl Ctx {
     }
 
     /// Every `every`, forgets the inbox entries older than `keep` (see
-    /// [`crate::outbox::prune_inbox`]), until the service stops.
+    /// [`crate::outbox::prune_inbox`]) and lets the inbox and outbox reuse their deleted
+    /// rows' space ([`crate::outbox::vacuum_queues`]), until the service stops.
     pub fn prune_inbox_every(&self, every: Duration, keep: Duration) {
         let (db, cancel, service) = (self.db.clone(), self.cancel.clone(), self.service);
         self.tracker.spawn(async move {
@@ -201,6 +202,9 @@ impl Ctx {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(service, removed = n, "inbox pruned"),
                     Err(e) => tracing::warn!(service, error = %e, "inbox not pruned; trying at the next round"),
+                }
+                if let Err(e) = vacuum_queues(&db).await {
+                    tracing::warn!(service, error = %e, "inbox and outbox not vacuumed; trying at the next round");
                 }
             }
         });

@@ -415,6 +415,21 @@ pub async fn prune_inbox(db: &Db, keep: Duration) -> Result<u64, sqlx::Error> {
     }
 }
 
+/// On PostgreSQL, lets the inbox and the outbox reuse the space of their deleted rows: both
+/// are queues, each row deleted soon after it was written (pruned, or published), so their
+/// size must follow their rows, not every row ever written. Left to autovacuum, they grow
+/// for as long as it lags behind them or is off (as on CI's server): a soak measured the
+/// inbox's bytes doubling in three minutes at a constant number of rows. A plain `VACUUM`
+/// blocks no reader or writer; `SKIP_LOCKED` passes over a table another replica or
+/// autovacuum is vacuuming right now. SQLite reuses a freed page without being asked.
+pub async fn vacuum_queues(db: &Db) -> Result<(), sqlx::Error> {
+    if db.backend() == Backend::Postgres {
+        // Not a prepared statement: VACUUM cannot run inside a transaction block.
+        sqlx::raw_sql("VACUUM (SKIP_LOCKED) inbox, outbox").execute(db.pool()).await?;
+    }
+    Ok(())
+}
+
 /// Applies a batch: inbox claim, effect, raised events, one commit.
 pub async fn handle_batch<P: Payload>(
     db: &Db,

@@ -24,6 +24,7 @@ async fn nothing_is_lost_or_doubled_when_the_process_is_killed_under_load() {
         retry: POLL,
         barista_pause: Duration::from_millis(50),
         think_ms: 0,
+        cancel_one_in: 0,
     }
     .start(&app, &mut rng);
 

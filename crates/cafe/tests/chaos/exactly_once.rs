@@ -58,6 +58,7 @@ async fn every_order_is_paid_made_and_shown_once_while_processes_die_and_nats_re
         retry: POLL * 5,
         barista_pause: Duration::from_millis(100),
         think_ms: 400,
+        cancel_one_in: 0,
     }
     .start(&app, &mut rng);
 

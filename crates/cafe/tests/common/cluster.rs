@@ -19,7 +19,7 @@ use super::{eventually, Mode, TestApp};
 pub const POSTGRES_ADDR: &str = "127.0.0.1:5432";
 pub const NATS_ADDR: &str = "127.0.0.1:4222";
 const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432";
-const NATS_URL: &str = "nats://127.0.0.1:4222";
+pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 
 /// The PostgreSQL server (a URL without a database: each service has its own) and the NATS
 /// server a cluster runs on.
@@ -159,6 +159,16 @@ impl TestApp {
             .collect()
     }
 
+    /// `service`'s own PostgreSQL database, as the cluster names it.
+    pub fn database_url(&self, service: ServiceName) -> String {
+        format!("{}/{}_{service}", self.infra.postgres_url, self.namespace())
+    }
+
+    /// The JetStream stream of the cluster's events.
+    pub fn stream_name(&self) -> String {
+        stream_of(self.namespace())
+    }
+
     /// `service`'s instance in `slot`, if it is running.
     pub fn instance(&self, service: ServiceName, slot: u16) -> Option<Instance> {
         self.instances().into_iter().find(|i| i.service == service && i.slot == slot)
@@ -250,7 +260,7 @@ pub(super) fn drop_namespace(namespace: &str, infra: &Infra) {
                 .ok()
         })
         .collect();
-    if let Err(e) = delete_stream(&infra.nats_url, &format!("{}_EVENTS", namespace.to_uppercase())) {
+    if let Err(e) = delete_stream(&infra.nats_url, &stream_of(namespace)) {
         eprintln!("could not delete the stream of {namespace}: {e}");
     }
     let until = Instant::now() + Duration::from_secs(10);
@@ -271,6 +281,11 @@ pub(super) fn drop_namespace(namespace: &str, infra: &Infra) {
     if failed > 0 {
         eprintln!("could not drop {failed} of the databases {namespace}_* (psql missing or failed); left in place");
     }
+}
+
+/// The stream of the cluster in `namespace`, as `platform::nats` names it.
+fn stream_of(namespace: &str) -> String {
+    format!("{}_EVENTS", namespace.to_uppercase())
 }
 
 /// Deletes a JetStream stream through async-nats, each step bounded by a few seconds. Runs

@@ -41,10 +41,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-pub use cluster::{check_infra, require, require_infra, running_in_ci, Infra, Instance, NATS_ADDR, POSTGRES_ADDR};
+pub use cluster::{
+    check_infra, require, require_infra, running_in_ci, Infra, Instance, NATS_ADDR, NATS_URL, POSTGRES_ADDR,
+};
 pub use load::Load;
 pub use platform::testing::{eventually, POLL};
-pub use settle::{check_settled, make_queued_drinks};
+pub use settle::{check_settled, check_settled_with_cancelled, make_queued_drinks};
 
 /// How long any single eventual-consistency wait may take in the all-in-one mode.
 pub const DEADLINE: Duration = Duration::from_secs(10);

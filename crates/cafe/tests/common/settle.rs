@@ -1,8 +1,10 @@
 //! Settling after chaos: drive the baristas by hand and check that every service and both
 //! views agree, order by order (SPEC §5, §6): one approved payment, one drink, one delivery
-//! and its two view rows per order, and no approved payment without its order.
+//! and its two view rows per order, and no approved payment without its order; a cancelled
+//! order gone, with its cancellation recorded once and its drink, payment and delivery
+//! cancelled (the compensation).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -36,12 +38,21 @@ fn by_order(rows: &[Value]) -> HashMap<i64, Vec<&Value>> {
 
 /// `Ok` once everything agrees; otherwise why not (yet).
 pub async fn check_settled(app: &TestApp) -> Result<(), String> {
+    check_settled_with_cancelled(app, &[]).await
+}
+
+/// Like [`check_settled`], where the orders `cancelled` were cancelled: each is gone, and
+/// was compensated once: one cancellation, its drink and its one payment cancelled, its
+/// delivery (if one started) cancelled, both views saying so.
+pub async fn check_settled_with_cancelled(app: &TestApp, cancelled: &[i64]) -> Result<(), String> {
+    let cancelled: HashSet<i64> = cancelled.iter().copied().collect();
     let orders = app.try_all("orders").await?;
     let payments = app.try_all("payments").await?;
     let drinks = app.try_all("drinks").await?;
     let deliveries = app.try_all("deliveries").await?;
     let pages = app.try_all("deliverypages").await?;
     let mypages = app.try_all("mypages").await?;
+    let cancellations = if cancelled.is_empty() { vec![] } else { app.try_all("cancellations").await? };
     let (payments_of, drinks_of, deliveries_of, pages_of, mine_of) =
         (by_order(&payments), by_order(&drinks), by_order(&deliveries), by_order(&pages), by_order(&mypages));
     let none = Vec::new();
@@ -84,26 +95,53 @@ pub async fn check_settled(app: &TestApp) -> Result<(), String> {
         }
     }
 
-    let order_ids: std::collections::HashSet<i64> = orders.iter().map(id).collect();
+    let cancellations_of = by_order(&cancellations);
+    for &oid in &cancelled {
+        let one = |what: &str, rows: Option<&Vec<&Value>>, status: &str| match rows.map(Vec::as_slice) {
+            Some([row]) if row["status"] == status => Ok(()),
+            rows => Err(format!("cancelled order {oid}: {what} {rows:?}, not one {status:?}")),
+        };
+        one("cancellations", cancellations_of.get(&oid), "Delivery Cancelled")?;
+        one("payments", payments_of.get(&oid), "Canceled")?;
+        one("drinks", drinks_of.get(&oid), "Canceled")?;
+        one("delivery pages", pages_of.get(&oid), "Delivery Cancelled")?;
+        one("my pages", mine_of.get(&oid), "Payment Canceled")?;
+        let ls = deliveries_of.get(&oid).unwrap_or(&none);
+        if ls.len() > 1 || ls.iter().any(|d| d["status"] != "Delivery Cancelled") {
+            return Err(format!("cancelled order {oid}: deliveries {ls:?}"));
+        }
+    }
+
+    let order_ids: HashSet<i64> = orders.iter().map(id).collect();
+    if let Some(oid) = order_ids.intersection(&cancelled).next() {
+        return Err(format!("cancelled order {oid} still listed"));
+    }
+    if let Some(c) = cancellations.iter().find(|c| !cancelled.contains(&c["orderId"].as_i64().unwrap_or(-1))) {
+        return Err(format!("a cancellation of an order not cancelled: {c}"));
+    }
     for p in &payments {
         if p["status"] == "Approved" && !order_ids.contains(&p["orderId"].as_i64().unwrap_or(-1)) {
             return Err(format!("approved payment without its order: {p}"));
         }
     }
+    let known = |r: &Value| r["orderId"].as_i64().is_some_and(|o| order_ids.contains(&o) || cancelled.contains(&o));
     for (what, rows) in [("drink", &drinks), ("delivery", &deliveries), ("delivery page", &pages)] {
-        if let Some(r) = rows.iter().find(|r| !order_ids.contains(&r["orderId"].as_i64().unwrap_or(-1))) {
+        if let Some(r) = rows.iter().find(|r| !known(r)) {
             return Err(format!("{what} without its order: {r}"));
         }
     }
-    if pages.len() != orders.len() {
-        return Err(format!("{} delivery page rows for {} orders", pages.len(), orders.len()));
+    if pages.len() != orders.len() + cancelled.len() {
+        return Err(format!(
+            "{} delivery page rows for {} orders and {} cancelled",
+            pages.len(),
+            orders.len(),
+            cancelled.len()
+        ));
     }
     // My page hears of payments too, so a placement voided by a kill may show there, but
     // only as what it is: a cancelled payment with no drink and no delivery.
     for r in &mypages {
-        if !order_ids.contains(&r["orderId"].as_i64().unwrap_or(-1))
-            && (r["status"] != "Payment Canceled" || !r["drinkId"].is_null() || !r["deliveryId"].is_null())
-        {
+        if !known(r) && (r["status"] != "Payment Canceled" || !r["drinkId"].is_null() || !r["deliveryId"].is_null()) {
             return Err(format!("my page row without its order: {r}"));
         }
     }

@@ -40,6 +40,7 @@ async fn a_full_disk_answers_503_and_once_freed_the_same_cafe_settles_every_ackn
         retry: Duration::from_millis(50),
         barista_pause: Duration::from_millis(100),
         think_ms: 100,
+        cancel_one_in: 0,
     }
     .start(&app, &mut Rng::seeded(0xd15c_f011));
     load.until_placed(30, Duration::from_secs(30), "filling the disk").await;

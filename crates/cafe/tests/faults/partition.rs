@@ -56,6 +56,7 @@ async fn a_slow_lossy_then_cut_link_to_nats_heals_by_itself_with_every_order_set
         retry: Duration::from_millis(100),
         barista_pause: Duration::from_millis(200),
         think_ms: 200,
+        cancel_one_in: 0,
     }
     .start(&app, &mut Rng::seeded(0x9a27_1710));
     load.until_placed(20, Duration::from_secs(60), "slowing the link").await;

@@ -44,6 +44,7 @@ async fn postgres_restarting_under_load_costs_prompt_503s_and_no_order_is_lost_o
         retry: Duration::from_millis(100),
         barista_pause: Duration::from_millis(200),
         think_ms: 200,
+        cancel_one_in: 0,
     }
     .start(&app, &mut Rng::seeded(0x9057_9e55));
     load.until_placed(30, Duration::from_secs(60), "stopping PostgreSQL").await;
