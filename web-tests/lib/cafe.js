@@ -156,8 +156,22 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
+/**
+ * Asks `check` every 50 ms until it gives something truthy, which it returns; fails naming
+ * `what` after `ms` (30 s: the machine may be busy, a fast one does not wait).
+ */
+async function until(what, check, ms = 30000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await check();
+    if (got) return got;
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 function randomPhone() {
   return '010' + String(Math.floor(10000000 + Math.random() * 89999999));
 }
 
-module.exports = { startCafe, api, token, addStaff, admin, browser, person, signIn, signUp, live, shot, randomPhone, DESKTOP, PHONE, ROOT };
+module.exports = { startCafe, api, token, addStaff, admin, browser, person, signIn, signUp, live, shot, until, randomPhone, DESKTOP, PHONE, ROOT };

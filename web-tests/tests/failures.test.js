@@ -49,19 +49,15 @@ test('cancelling, refusals and services down, as a customer sees them', { timeou
     // Meanwhile the barista makes it and the rider delivers it.
     const barista = await c.token(cafe, 'bea', 'staff-password-1');
     const rider = await c.token(cafe, 'rio', 'staff-password-1');
-    let drink;
-    for (let i = 0; i < 100 && !drink; i++) {
+    const drink = await c.until(`order ${id} in the barista's queue`, async () => {
       const q = await c.api(cafe, 'GET', '/orderinfos?size=100', { token: barista });
-      drink = (q.json._embedded?.orderinfos || []).find((d) => d.orderId === id);
-      if (!drink) await new Promise((r) => setTimeout(r, 50));
-    }
+      return (q.json._embedded?.orderinfos || []).find((d) => d.orderId === id);
+    });
     assert.equal((await c.api(cafe, 'PATCH', `/drinks/${drink.id}`, { token: barista, body: { status: 'Made' } })).status, 200);
-    let delivery;
-    for (let i = 0; i < 100 && !delivery; i++) {
+    const delivery = await c.until(`the delivery of order ${id}`, async () => {
       const d = await c.api(cafe, 'GET', `/deliveries/search/findByOrderId?orderId=${id}`, { token: rider });
-      delivery = d.status === 200 ? (d.json._embedded ? Object.values(d.json._embedded)[0][0] : d.json) : null;
-      if (!delivery) await new Promise((r) => setTimeout(r, 50));
-    }
+      return d.status === 200 ? (d.json._embedded ? Object.values(d.json._embedded)[0][0] : d.json) : null;
+    });
     assert.equal((await c.api(cafe, 'PATCH', `/deliveries/${delivery.id}`, { token: rider, body: { status: 'Delivered' } })).status, 200);
     await page.waitForSelector(`#order-${id}-status:has-text("Delivered")`);
     assert.equal(await page.locator(`#order-${id}-action button`).count(), 0, 'the live page no longer offers Cancel');
@@ -78,13 +74,11 @@ test('cancelling, refusals and services down, as a customer sees them', { timeou
     assert.match(message, /Payment is busy.*try again in \d+ s/);
     await c.shot(page, 'customer-payment-busy-desktop');
     await c.admin(cafe, 'payment', 'start');
-    let placed = false;
-    for (let i = 0; i < 20 && !placed; i++) {
+    // The breaker tries payment again after it has been open a while: keep ordering until then.
+    await c.until('an order placed once payment is back', async () => {
       await order('latte', 1);
-      placed = new URL(page.url()).searchParams.has('placed');
-      if (!placed) await new Promise((r) => setTimeout(r, 500));
-    }
-    assert.ok(placed, 'an order is placed once payment is back');
+      return new URL(page.url()).searchParams.has('placed');
+    }, 60000);
   });
 
   await t.test('a service down: a clear message, and the rest of the page still works', async () => {

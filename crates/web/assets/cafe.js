@@ -42,10 +42,12 @@
   };
 
   const apply = (p) => {
+    // A stage never moves back (an event sent again, or replayed after a fresher render).
+    const older = (old, el) => old.dataset.stage && el.dataset.stage && Number(el.dataset.stage) < Number(old.dataset.stage);
     if (p.op === 'upsert') {
       const el = parse(p.html);
       const old = document.getElementById(p.id);
-      if (old) old.replaceWith(el);
+      if (old) { if (older(old, el)) return; old.replaceWith(el); }
       else {
         const list = document.getElementById(p.into);
         if (!list) return;
@@ -57,8 +59,7 @@
       const old = document.getElementById(p.id);
       if (!old) return;
       const el = parse(p.html);
-      // A stage never moves back (an event replayed after a fresher render).
-      if (old.dataset.stage && el.dataset.stage && Number(el.dataset.stage) < Number(old.dataset.stage)) return;
+      if (older(old, el)) return;
       old.replaceWith(el);
       if (el.tagName !== 'TABLE') flash(el);
     } else if (p.op === 'remove') {
@@ -68,9 +69,15 @@
     }
   };
 
+  // Once a form is sent the page is leaving: a patch now would replace the form being sent
+  // (a row's Cancel, say) and could lose the person's click.
+  let leaving = false;
+  document.addEventListener('submit', () => { leaving = true; }, true);
+  window.addEventListener('pageshow', () => { leaving = false; });
+
   const events = new EventSource(src);
   events.onopen = () => { document.body.dataset.liveReady = 'true'; say('Live'); };
-  events.onmessage = (e) => { for (const p of JSON.parse(e.data)) apply(p); };
+  events.onmessage = (e) => { if (!leaving) for (const p of JSON.parse(e.data)) apply(p); };
   events.onerror = () => {
     document.body.dataset.liveReady = 'false';
     if (events.readyState === EventSource.CLOSED) {

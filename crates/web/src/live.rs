@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -39,6 +39,8 @@ use crate::Web;
 
 /// Events kept for pages that reconnect.
 const RECENT: usize = 1024;
+/// How long before a page's rendering an event it is sent anyway may have come ([`Hub::position`]).
+const RENDER_MARGIN: Duration = Duration::from_secs(5);
 /// Orders whose phone number and product the hub remembers (for the events that carry
 /// only an order id).
 const ORDERS_KEPT: usize = 100_000;
@@ -48,6 +50,8 @@ const ORDERS_KEPT: usize = 100_000;
 pub struct Live {
     pub seq: u64,
     pub event: Arc<Event>,
+    /// When this hub received it.
+    pub at: Instant,
 }
 
 /// What the hub knows of an order from the events that carried it.
@@ -102,7 +106,7 @@ impl Hub {
         let live = {
             let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             remember(&mut state.orders, &event.payload);
-            let live = Live { seq: state.next, event: Arc::new(event) };
+            let live = Live { seq: state.next, event: Arc::new(event), at: Instant::now() };
             state.next += 1;
             if state.recent.len() == RECENT {
                 state.recent.pop_front();
@@ -121,10 +125,16 @@ impl Hub {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).orders.get(&order_id).cloned()
     }
 
-    /// The id of the last event received, for a page rendered now.
+    /// Where a page rendered now starts its live stream: before the events received in the
+    /// last [`RENDER_MARGIN`], which it is sent again. The APIs a page is rendered from (the
+    /// views among them) may not show an event this hub already has, and a page must not
+    /// miss it; sent twice, a patch changes nothing (a stage never moves back).
     pub fn position(&self) -> String {
-        let next = self.state.lock().unwrap_or_else(|p| p.into_inner()).next;
-        format!("{}:{}", self.replica, next - 1)
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let settled = Instant::now().checked_sub(RENDER_MARGIN);
+        let before_margin = state.recent.iter().rev().find(|l| settled.is_some_and(|t| l.at <= t)).map(|l| l.seq);
+        let seq = before_margin.unwrap_or_else(|| state.recent.front().map_or(state.next, |l| l.seq) - 1);
+        format!("{}:{}", self.replica, seq)
     }
 
     pub fn open_pages(&self) -> usize {
@@ -594,7 +604,11 @@ mod tests {
         let hub = Hub::new();
         hub.receive(Event::new("test", examples().remove(0)));
         let here = hub.position();
-        assert!(hub.resume(Some(&here)).1.is_some_and(|r| r.is_empty()));
+        assert_eq!(
+            hub.resume(Some(&here)).1.map(|r| r.len()),
+            Some(1),
+            "a page rendered now gets the last seconds' events"
+        );
         assert!(hub.resume(Some("someone-else:1")).1.is_none());
         let before = format!("{}:0", hub.replica);
         assert_eq!(hub.resume(Some(&before)).1.map(|r| r.len()), Some(1));
