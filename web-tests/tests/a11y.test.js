@@ -66,6 +66,17 @@ test('no serious accessibility violation on any page, and ordering by keyboard a
       reached = await page.evaluate((id) => document.activeElement?.getAttribute('aria-label') === `Cancel order ${id}`, id);
     }
     assert.ok(reached, 'Tab reaches the Cancel button');
+    // The barista accepts it meanwhile: the row changes live, and the focus stays on Cancel.
+    await c.live(page);
+    const barista = await c.token(cafe, 'bea', 'staff-password-1');
+    const drink = await c.until(`order ${id} in the queue`, async () => {
+      const q = await c.api(cafe, 'GET', '/orderinfos?size=100', { token: barista });
+      return (q.json._embedded?.orderinfos || []).find((d) => d.orderId === id);
+    });
+    assert.equal((await c.api(cafe, 'PATCH', `/drinks/${drink.id}`, { token: barista, body: { status: 'Receipted' } })).status, 200);
+    await page.waitForSelector(`#order-${id}-status:has-text("Receipted")`);
+    const focused = await page.evaluate(() => document.activeElement?.getAttribute('aria-label'));
+    assert.equal(focused, `Cancel order ${id}`, 'a row changed live keeps the keyboard focus');
     await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
     assert.match(await page.textContent('#notes'), new RegExp(`Order ${id} is cancelled`));
     await axe(page, 'customer (orders)');

@@ -191,9 +191,14 @@ fn forwarded_headers(incoming: &HeaderMap, local_port: Option<u16>) -> HeaderMap
 }
 
 async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<Body>, Problem> {
-    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let address = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let signed = match req.extensions().get::<platform::auth::Caller>() {
+        Some(platform::auth::Caller::Signed(claims)) => Some(claims.sub.clone()),
+        _ => None,
+    };
+    let client = signed.map(Client::Person).or(address.map(Client::Address));
     if let (Some(limiter), Some(client)) = (&gw.limiter, client) {
-        limiter.admit(client.ip()).map_err(|wait| {
+        limiter.admit(client).map_err(|wait| {
             let mut p = Problem::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,
                 "too-many-requests",
@@ -301,10 +306,19 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
     Err(Problem::unavailable(format!("{} is unavailable; please retry shortly", up.route.service), 1))
 }
 
-/// A token bucket per client address: `rate` a second, up to `2 × rate` saved up.
+/// Who a bucket is for: a signed-in person or service (by the token's subject, wherever
+/// they call from: the web's calls on a person's behalf count as that person's), or else
+/// the address a request came from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Client {
+    Person(String),
+    Address(IpAddr),
+}
+
+/// A token bucket per client: `rate` a second, up to `2 × rate` saved up.
 struct RateLimiter {
     rate: f64,
-    clients: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    clients: Mutex<HashMap<Client, (f64, Instant)>>,
 }
 
 /// Clients remembered at most; past that, the ones whose buckets have refilled are forgotten.
@@ -316,7 +330,7 @@ impl RateLimiter {
     }
 
     /// Takes one token for `client`, or says how many seconds until one is there.
-    fn admit(&self, client: IpAddr) -> Result<(), u64> {
+    fn admit(&self, client: Client) -> Result<(), u64> {
         let (rate, burst, now) = (self.rate, 2.0 * self.rate, Instant::now());
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if clients.len() >= MAX_CLIENTS {
@@ -368,12 +382,14 @@ mod tests {
     #[test]
     fn a_client_gets_its_burst_then_waits_while_another_client_is_served() {
         let limiter = RateLimiter::new(5);
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let (a, b) = (Client::Address("10.0.0.1".parse().unwrap()), Client::Address("10.0.0.2".parse().unwrap()));
         for _ in 0..10 {
-            assert_eq!(limiter.admit(a), Ok(()));
+            assert_eq!(limiter.admit(a.clone()), Ok(()));
         }
-        let wait = limiter.admit(a).expect_err("the burst is spent");
+        let wait = limiter.admit(a.clone()).expect_err("the burst is spent");
         assert!((1..=1).contains(&wait), "{wait}");
         assert_eq!(limiter.admit(b), Ok(()));
+        // A person signed in has a bucket of their own, whichever address they call from.
+        assert_eq!(limiter.admit(Client::Person("01055550001".into())), Ok(()));
     }
 }

@@ -29,6 +29,17 @@
     t.innerHTML = html.trim();
     return t.content.firstElementChild;
   };
+  // Replaces `old` with `el`, keeping the keyboard focus on the same control if it was
+  // inside (found again by id, or by its label).
+  const swap = (old, el) => {
+    const focused = old.contains(document.activeElement) ? document.activeElement : null;
+    old.replaceWith(el);
+    if (!focused) return;
+    const label = focused.getAttribute('aria-label');
+    const again = (focused.id && el.querySelector('#' + CSS.escape(focused.id)))
+      || (label && el.querySelector(`[aria-label="${CSS.escape(label)}"]`));
+    if (again) again.focus();
+  };
   const flash = (el) => { el.classList.add('changed'); setTimeout(() => el.classList.remove('changed'), 1500); };
 
   // Re-renders the live part from the server (after a reconnection that cannot replay).
@@ -47,7 +58,7 @@
     if (p.op === 'upsert') {
       const el = parse(p.html);
       const old = document.getElementById(p.id);
-      if (old) { if (older(old, el)) return; old.replaceWith(el); }
+      if (old) { if (older(old, el)) return; swap(old, el); }
       else {
         const list = document.getElementById(p.into);
         if (!list) return;
@@ -60,7 +71,7 @@
       if (!old) return;
       const el = parse(p.html);
       if (older(old, el)) return;
-      old.replaceWith(el);
+      swap(old, el);
       if (el.tagName !== 'TABLE') flash(el);
     } else if (p.op === 'remove') {
       document.getElementById(p.id)?.remove();

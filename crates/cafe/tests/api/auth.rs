@@ -398,6 +398,7 @@ async fn invented_methods_and_paths_add_no_metric_series() {
 #[tokio::test]
 async fn one_client_past_its_rate_gets_429_with_retry_after_and_others_are_unaffected() {
     let app = spawn_app_with(&["--auth", "on", "--rate-limit", "2"]).await;
+    let manager = app.sign_in("manager", &app.manager_password()).await;
     let mut refused = None;
     for _ in 0..20 {
         let r = app.get("/menu").await;
@@ -410,6 +411,19 @@ async fn one_client_past_its_rate_gets_429_with_retry_after_and_others_are_unaff
     let refused = refused.expect("20 requests at once at 2 a second: some are refused");
     refused.expect_problem(429, "past the rate");
     assert!(refused.header("retry-after").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= 1));
+    // A person signed in is a client of their own, whatever address they call from (the web
+    // calls on many people's behalf from one), and has a limit of their own.
+    app.request_as(Some(&manager), Method::GET, "/menu", None)
+        .await
+        .expect(200, "a signed-in person from the same address");
+    let mut limited = false;
+    for _ in 0..20 {
+        if app.request_as(Some(&manager), Method::GET, "/menu", None).await.status == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "a signed-in person is limited too");
     // The limit is per client and lifts with time.
     let back = eventually(Duration::from_secs(10), async || (app.get("/menu").await.status == 200).then_some(())).await;
     assert!(back.is_ok(), "the client gets in again");
