@@ -1,6 +1,7 @@
 // Figures for docs/BENCHMARKS.md: each page's weight (raw and gzip) and server render time,
 // and the live fan-out: N open server-sent-event streams on one web instance, the memory each
-// costs, and the time from an order being placed to its row reaching every open page.
+// costs, the time from an order being placed to its row reaching every open page, and the
+// cafe's orders a second with those pages open beside the same with none.
 //   node bench/web.js [N]     (after cargo build; CAFE_BIN or CARGO_TARGET_DIR find the binary)
 'use strict';
 
@@ -8,7 +9,7 @@ const fs = require('node:fs');
 const zlib = require('node:zlib');
 const c = require('../lib/cafe');
 
-const N = Number(process.argv[2] || 200);
+const N = Number(process.argv[2] || 1000);
 const rss = (pid) => Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]) * 1024;
 const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]; };
 
@@ -49,6 +50,20 @@ const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
       console.log(`| \`${asset}\` | ${body.length} | ${zlib.gzipSync(body).length} | | |`);
     }
 
+    // Orders a second through the gateway, 8 clients for `secs` seconds.
+    const throughput = async (secs) => {
+      const until = performance.now() + secs * 1000;
+      let placed = 0;
+      await Promise.all(Array.from({ length: 8 }, async () => {
+        while (performance.now() < until) {
+          const r = await c.api(cafe, 'POST', '/orders', { token: tokens.customer, body: { productName: 'tea', qty: 1 } });
+          if (r.status === 201) placed++;
+        }
+      }));
+      return placed / secs;
+    };
+    const alone = await throughput(10);
+
     // N pages open on one web instance: N customer streams of the same person.
     const before = rss(cafe.child.pid);
     const streams = [];
@@ -85,6 +100,8 @@ const pct = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s[Math.
     console.log(`| memory per open page | ${((after - before) / N / 1024).toFixed(1)} KiB |`);
     console.log(`| order placed (201) → its row on every open page, p50 | ${pct(latencies, 50).toFixed(1)} ms |`);
     console.log(`| ... p99 (${latencies.length} deliveries) | ${pct(latencies, 99).toFixed(1)} ms |`);
+    const watched = await throughput(10);
+    console.log(`| orders a second (8 clients, 10 s) with no page open / with the ${N} open | ${alone.toFixed(0)} / ${watched.toFixed(0)} |`);
     for (const s of streams) s.reader.cancel().catch(() => {});
   } finally {
     await cafe.stop();

@@ -1,4 +1,5 @@
-//! `/deliverypages`: list, read, find by order. Read-only: the pages are written by events.
+//! `/deliverypages`: list, read, find by order, list by status. Read-only: the pages are
+//! written by events.
 //!
 //! Who may read (SPEC §9) is declared beside each route: riders and managers.
 
@@ -7,9 +8,11 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use platform::auth::{allow, Role};
-use platform::hal::{parse_id, query_id};
+use platform::hal::{parse_id, query_id, query_param};
+use platform::problem::FieldError;
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
+use crate::domain::DeliveryPageStatus;
 use crate::error::Error;
 use crate::store;
 
@@ -27,6 +30,7 @@ pub fn router(ctx: Ctx) -> Router {
         .route("/deliverypages", get(list).route_layer(allow(RIDERS)))
         .route("/deliverypages/{id}", get(one).route_layer(allow(RIDERS)))
         .route("/deliverypages/search/findByOrderId", get(by_order).route_layer(allow(RIDERS)))
+        .route("/deliverypages/search/findByStatus", get(by_status).route_layer(allow(RIDERS)))
         .with_state(ctx)
 }
 
@@ -44,4 +48,18 @@ async fn by_order(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) 
     let order_id = query_id(q.as_deref(), "orderId")?;
     let p = store::find_by_order(ctx.db().pool(), order_id).await?.ok_or(Error::NotFoundForOrder(order_id))?;
     Ok(DELIVERY_PAGES.found(&base, p.id, &p))
+}
+
+/// `GET /deliverypages/search/findByStatus?status=Delivered` (and `page`, `size`, `sort`): the
+/// pages at that stage, paged like the list.
+async fn by_status(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {
+    let asked = query_param(q.as_deref(), "status")?;
+    let status = DeliveryPageStatus::parse(&asked).ok_or_else(|| {
+        let known: Vec<&str> = DeliveryPageStatus::ALL.iter().map(|s| s.as_str()).collect();
+        Problem::validation(vec![FieldError {
+            field: "status".into(),
+            message: format!("is one of {}", known.join(", ")),
+        }])
+    })?;
+    DELIVERY_PAGES.list(&base, q.as_deref(), async |page| store::page_at(&ctx, page, status).await, |p| p.id).await
 }

@@ -5,7 +5,7 @@
 //! stage is visible in SQL too.
 
 use futures::future::BoxFuture;
-use platform::db::{fetch_in, find_by_key, values_list, ROWS_PER_STATEMENT};
+use platform::db::{fetch_in, find_by_key, page_where, values_list, ROWS_PER_STATEMENT};
 use platform::view::Table;
 use platform::{Conn, Ctx, Migration, PageRequest};
 use sqlx::{Any, Executor};
@@ -146,5 +146,17 @@ pub async fn page(ctx: &Ctx, page: &PageRequest) -> Result<(Vec<DeliveryPage>, i
         }
     };
     let rows = records.into_iter().map(|r| DeliveryPage::try_from(r.record)).collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, total))
+}
+
+/// A page of the delivery pages at `status`, with how many there are.
+pub async fn page_at(
+    ctx: &Ctx,
+    page: &PageRequest,
+    status: DeliveryPageStatus,
+) -> Result<(Vec<DeliveryPage>, i64), sqlx::Error> {
+    let (records, total) =
+        page_where::<Record>(ctx.db().pool(), COLUMNS, "delivery_pages", &[("status", status.as_str())], page).await?;
+    let rows = records.into_iter().map(DeliveryPage::try_from).collect::<Result<Vec<_>, _>>()?;
     Ok((rows, total))
 }

@@ -38,7 +38,19 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/auth/users", get(list).post(add_staff).route_layer(allow(MANAGERS)))
         .route("/auth/users/{id}", get(one).route_layer(allow(SIGNED_IN)))
         .route("/auth/me", get(me).route_layer(allow(SIGNED_IN)))
+        // Anyone: identity takes calls only through the gateway, so this is how the web's
+        // dashboard (and anyone) learns whether signing in works.
+        .route("/auth/health", get(health))
         .with_state(svc)
+}
+
+/// `GET /auth/health`: `{"status": "UP"}`, or 503 `{"status": "DOWN"}` when identity's
+/// database does not answer. Nothing else: the details stay on identity's own port.
+async fn health(State(svc): State<Arc<Service>>) -> Response {
+    match svc.ctx.db().ping().await {
+        true => Json(serde_json::json!({"status": "UP"})).into_response(),
+        false => (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "DOWN"}))).into_response(),
+    }
 }
 
 /// A `POST /customers` body.

@@ -349,3 +349,13 @@ async fn a_person_sees_only_their_own_account() {
     let me = app.call(Method::GET, "/auth/me", None, None).await;
     assert_eq!((me.status, me.header(header::WWW_AUTHENTICATE)), (StatusCode::UNAUTHORIZED, Some("Bearer")));
 }
+
+#[tokio::test]
+async fn anyone_may_ask_whether_identity_is_up_and_its_database_going_says_down() {
+    let app = spawn_app().await;
+    let up = app.call(Method::GET, "/auth/health", None, None).await;
+    assert_eq!((up.status, up.body.clone()), (StatusCode::OK, json!({"status": "UP"})));
+    app.service.ctx.db().pool().close().await;
+    let down = app.call(Method::GET, "/auth/health", None, None).await;
+    assert_eq!((down.status, down.body), (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "DOWN"})));
+}

@@ -54,6 +54,11 @@ impl Api {
         Api { http, base: base.trim_end_matches('/').to_string() }
     }
 
+    /// The gateway's URL, as the web calls it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub async fn get(&self, token: Option<&str>, path: &str) -> Result<Value, Failure> {
         self.call(Method::GET, token, path, None).await
     }

@@ -696,16 +696,18 @@ pub async fn rider(State(web): State<Arc<Web>>, s: Session) -> Response {
 
 async fn rider_page(web: &Web, s: &Session, note: Option<Note>, status: StatusCode) -> Response {
     let live = Some(format!("/live?page=rider&since={}", web.hub.position()));
-    let deliveries = web.api.get(Some(&s.token), "/deliveries?size=1000&sort=id,desc").await;
-    let pages = web.api.get(Some(&s.token), "/deliverypages?size=1000&sort=id,desc").await.ok();
+    // The deliveries under way, from the delivery center's pages (one call: each carries
+    // what was ordered and the phone), oldest first. A thousand at once at most: more riders
+    // than that on the road is another cafe.
+    let deliveries = web
+        .api
+        .get(Some(&s.token), "/deliverypages/search/findByStatus?status=Delivery%20Started&size=1000&sort=orderId,asc")
+        .await;
     if let Err(f) = &deliveries {
         if let Some(r) = after_failure(f, "/rider") {
             return r;
         }
     }
-    let page_of = |order_id: i64| {
-        pages.as_ref().and_then(|p| embedded(p, "deliverypages").iter().find(|d| d["orderId"] == order_id).cloned())
-    };
     let body = html! {
         p { "Deliveries started and not yet delivered, oldest first." }
         div id="live" {
@@ -715,11 +717,9 @@ async fn rider_page(web: &Web, s: &Session, note: Option<Note>, status: StatusCo
                         caption.sr { "Deliveries to make, updated live" }
                         thead { tr { th scope="col" { "Delivery" } th scope="col" { "Order" } th scope="col" { "What" } th scope="col" { "Phone" } th scope="col" { span.sr { "Actions" } } } }
                         tbody id="deliveries" {
-                            @for d in embedded(list, "deliveries").iter().rev().filter(|d| d["status"] == "Delivery Started") {
-                                @let order_id = d["orderId"].as_i64().unwrap_or(0);
-                                @let info = page_of(order_id).unwrap_or(Value::Null);
-                                (PreEscaped(delivery_row(s, d["id"].as_i64().unwrap_or(0), order_id, info["productName"].as_str().unwrap_or(""),
-                                    info["qty"].as_i64().unwrap_or(0), info["phoneNumber"].as_str().unwrap_or(""))))
+                            @for d in embedded(list, "deliverypages") {
+                                (PreEscaped(delivery_row(s, d["deliveryId"].as_i64().unwrap_or(0), d["orderId"].as_i64().unwrap_or(0),
+                                    d["productName"].as_str().unwrap_or(""), d["qty"].as_i64().unwrap_or(0), d["phoneNumber"].as_str().unwrap_or(""))))
                             }
                         }
                     }
@@ -796,20 +796,27 @@ pub async fn center(State(web): State<Arc<Web>>, s: Session, Query(q): Query<Cen
         }
         live.finish()
     };
-    let list = web.api.get(Some(&s.token), "/deliverypages?size=1000&sort=orderId,desc").await;
+    // The page asked for, filtered and paged by deliverycenter itself.
+    let mut path = match &filter {
+        Some(f) => form_urlencoded::Serializer::new(String::from("/deliverypages/search/findByStatus?"))
+            .append_pair("status", f)
+            .finish(),
+        None => String::from("/deliverypages?"),
+    };
+    path.push_str(&format!("&size={CENTER_PAGE_SIZE}&page={}&sort=orderId,desc", q.n));
+    let list = web.api.get(Some(&s.token), &path).await;
     if let Err(f) = &list {
         if let Some(r) = after_failure(f, "/center") {
             return r;
         }
     }
     let rows: Vec<&Value> = match &list {
-        Ok(l) => {
-            embedded(l, "deliverypages").iter().filter(|d| filter.as_deref().is_none_or(|f| d["status"] == f)).collect()
-        }
+        Ok(l) => embedded(l, "deliverypages").iter().collect(),
         Err(_) => vec![],
     };
-    let pages = rows.len().div_ceil(CENTER_PAGE_SIZE).max(1);
-    let n = q.n.min(pages - 1);
+    let total = list.as_ref().ok().and_then(|l| l["page"]["totalElements"].as_u64()).unwrap_or(0) as usize;
+    let pages = total.div_ceil(CENTER_PAGE_SIZE).max(1);
+    let n = q.n;
     let link = |n: usize| {
         let mut q = form_urlencoded::Serializer::new(String::from("/center?"));
         if let Some(f) = &filter {
@@ -834,7 +841,7 @@ pub async fn center(State(web): State<Arc<Web>>, s: Session, Query(q): Query<Cen
                         caption.sr { "Every order with its delivery, newest first, updated live" }
                         thead { tr { th scope="col" { "Order" } th scope="col" { "Delivery" } th scope="col" { "What" } th scope="col" class="num" { "Amount" } th scope="col" { "Phone" } th scope="col" { "Status" } } }
                         tbody id="center" {
-                            @for d in rows.iter().skip(n * CENTER_PAGE_SIZE).take(CENTER_PAGE_SIZE) {
+                            @for d in &rows {
                                 (PreEscaped(center_row(d["orderId"].as_i64().unwrap_or(0), d["deliveryId"].as_i64(), d["productName"].as_str().unwrap_or(""),
                                     d["qty"].as_i64().unwrap_or(0), d["amt"].as_i64().unwrap_or(0), d["phoneNumber"].as_str().unwrap_or(""), d["status"].as_str().unwrap_or(""))))
                             }
@@ -842,7 +849,7 @@ pub async fn center(State(web): State<Arc<Web>>, s: Session, Query(q): Query<Cen
                     }
                     nav.paging aria-label="Pages of the delivery center" {
                         @if n > 0 { a href=(link(n - 1)) rel="prev" { "← Newer" } }
-                        span { "Page " (n + 1) " of " (pages) " (" (rows.len()) " orders)" }
+                        span { "Page " (n + 1) " of " (pages) " (" (total) " orders)" }
                         @if n + 1 < pages { a href=(link(n + 1)) rel="next" { "Older →" } }
                     }
                 }
@@ -948,7 +955,12 @@ pub async fn manager_status(web: &Web) -> String {
         let mut circuit = None;
         let mut lag: Option<i64> = None;
         for url in urls {
-            let health = web.probe.get(format!("{url}/actuator/health")).send().await;
+            // Identity takes calls only through the gateway (in Kubernetes, by policy): its
+            // health is asked there.
+            let health = match *name {
+                "identity" => web.probe.get(format!("{}/auth/health", web.api.base())).send().await,
+                _ => web.probe.get(format!("{url}/actuator/health")).send().await,
+            };
             let Ok(res) = health else { continue };
             let body: Value = res.json().await.unwrap_or(Value::Null);
             if body["status"] == "UP" {

@@ -14,7 +14,12 @@ async fn only_riders_and_managers_read_the_delivery_pages() {
     let signed = Signed::new();
     let app = spawn_behind(|router| signed.guard(router)).await;
     app.consume(&UpdateDeliveryPage, &[ordered(1)]).await;
-    for uri in ["/deliverypages", "/deliverypages/1", "/deliverypages/search/findByOrderId?orderId=1"] {
+    for uri in [
+        "/deliverypages",
+        "/deliverypages/1",
+        "/deliverypages/search/findByOrderId?orderId=1",
+        "/deliverypages/search/findByStatus?status=Ordered",
+    ] {
         let read =
             signed.check_table(&app, Method::GET, uri, None, answers(Who::EVERYONE, &[Rider, Manager], 200)).await;
         if uri == "/deliverypages" {

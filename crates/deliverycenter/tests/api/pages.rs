@@ -140,6 +140,35 @@ async fn reads_page_sort_and_refuse_bad_input() {
     .await;
 }
 
+#[tokio::test]
+async fn pages_are_found_by_status_paged_like_the_list() {
+    let app = spawn_app().await;
+    let mut events: Vec<Event> = (1..=5).map(ordered).collect();
+    events.extend([delivery_started(2, 12), delivery_started(4, 14), delivered(4, 14), delivery_started(5, 15)]);
+    app.consume(&UpdateDeliveryPage, &events).await;
+    let app = &app;
+    let listed = async |uri: &'static str| {
+        let a = app.get(uri).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}: {}", a.body);
+        let ids: Vec<i64> = a.body["_embedded"]["deliverypages"]
+            .as_array()
+            .map(|pages| pages.iter().map(|p| p["orderId"].as_i64().unwrap()).collect())
+            .unwrap_or_default();
+        (ids, a.body["page"]["totalElements"].clone())
+    };
+    let started = "/deliverypages/search/findByStatus?status=Delivery%20Started&sort=orderId,desc";
+    assert_eq!(listed(started).await, (vec![5, 2], json!(2)));
+    let ordered_only = "/deliverypages/search/findByStatus?status=Ordered&sort=orderId,asc&size=1&page=1";
+    assert_eq!(listed(ordered_only).await, (vec![3], json!(2)), "the second of two, one a page");
+    assert_eq!(listed("/deliverypages/search/findByStatus?status=Delivered").await, (vec![4], json!(1)));
+    app.check_statuses(&[
+        ("/deliverypages/search/findByStatus?status=Lost", StatusCode::BAD_REQUEST),
+        ("/deliverypages/search/findByStatus", StatusCode::BAD_REQUEST),
+        ("/deliverypages/search/findByStatus?status=Ordered&sort=amt", StatusCode::BAD_REQUEST),
+    ])
+    .await;
+}
+
 /// On PostgreSQL the batches run in truly concurrent transactions; the per-order guard is
 /// what keeps one merge from overwriting another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
