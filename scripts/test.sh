@@ -31,4 +31,6 @@ fi
 # The browser suite runs the binary the workspace builds.
 cargo build --bin cafe
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+# The binary just built, not an older or newer one of another profile.
+export CAFE_BIN="$CARGO_TARGET_DIR/debug/cafe"
 (cd web-tests && npm test)
