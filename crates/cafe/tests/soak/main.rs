@@ -290,7 +290,7 @@ async fn soak(app: TestApp, run_for: Duration, seed: u64) {
         end.at.as_secs(),
     );
     // Every service's database, and the embedded event log's.
-    let databases = ServiceName::BEHIND_GATEWAY.len() as i64 + 1;
+    let databases = measure::WITH_A_DATABASE.len() as i64 + 1;
     check_flat(&warm, &end, end_published, databases);
 }
 

@@ -65,6 +65,18 @@ pub struct Probe {
     nats: Option<async_nats::jetstream::Context>,
 }
 
+/// The services that keep a database: every one behind the gateway but the web, which
+/// reads through the API and keeps nothing.
+pub const WITH_A_DATABASE: [ServiceName; 7] = [
+    ServiceName::Order,
+    ServiceName::Payment,
+    ServiceName::Drink,
+    ServiceName::Customercenter,
+    ServiceName::Delivery,
+    ServiceName::Deliverycenter,
+    ServiceName::Identity,
+];
+
 impl Probe {
     pub async fn new(app: &TestApp) -> Probe {
         let nats = match app.mode {
@@ -84,14 +96,14 @@ impl Probe {
         match &self.nats {
             None => {
                 let dir = app.data_dir();
-                for service in ServiceName::BEHIND_GATEWAY {
+                for service in WITH_A_DATABASE {
                     add_database(&mut f, &sqlite_url(&dir, service.as_str()), false).await?;
                 }
                 add_database(&mut f, &sqlite_url(&dir, "events"), false).await?;
                 (f.storage_bytes, f.wal_bytes) = files_under(&dir);
             }
             Some(js) => {
-                for service in ServiceName::BEHIND_GATEWAY {
+                for service in WITH_A_DATABASE {
                     add_database(&mut f, &app.database_url(service), true).await?;
                 }
                 let name = app.stream_name();
