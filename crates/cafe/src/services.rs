@@ -211,13 +211,7 @@ pub async fn launch(l: Launch<'_>) -> anyhow::Result<()> {
     }
     let router = started.router.merge(platform::dead_letter::router(dead_letters));
     let app = server::app(router, &health, &metrics, l.access, &l.wiring.trust.auth);
-    let serving = server::serve(l.listener, app, health, l.cancel, l.stop);
-    l.tracker.spawn(async move {
-        if let Err(e) = serving.await {
-            tracing::error!(error = %e, "server failed");
-        }
-        background.cancel();
-    });
+    serve_then_stop(l.listener, app, health, (l.cancel, l.stop, &l.tracker), background);
     Ok(())
 }
 
@@ -246,14 +240,27 @@ fn launch_web(l: Launch<'_>) -> anyhow::Result<()> {
     );
     let metrics = platform::metrics::Metrics::new(ServiceName::Web.as_str());
     let app = server::app(router, &health, &metrics, l.access, &l.wiring.trust.auth);
-    let serving = server::serve(l.listener, app, health, l.cancel, l.stop);
-    l.tracker.spawn(async move {
+    serve_then_stop(l.listener, app, health, (l.cancel, l.stop, &l.tracker), background);
+    Ok(())
+}
+
+/// Serves `app` on `listener` until `cancel`, then ends the `background` work (relay,
+/// consumers, the web's tail): they stop only after the server has drained, so what the last
+/// requests commit is still published.
+fn serve_then_stop(
+    listener: TcpListener,
+    app: Router,
+    health: Health,
+    (cancel, stop, tracker): (CancellationToken, server::Stop, &TaskTracker),
+    background: CancellationToken,
+) {
+    let serving = server::serve(listener, app, health, cancel, stop);
+    tracker.spawn(async move {
         if let Err(e) = serving.await {
             tracing::error!(error = %e, "server failed");
         }
         background.cancel();
     });
-    Ok(())
 }
 
 /// The gateway in front of `routes` (upstream calls bounded at 30 s, `limits` on clients),
