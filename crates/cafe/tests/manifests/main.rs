@@ -1063,13 +1063,16 @@ async fn probe_and_stop(mut s: Started) -> Result<String, String> {
     let pid = s.child.id().expect("running").to_string();
     let stopping = Instant::now();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // A fresh connection per probe, as the kubelet makes; one that fails (a busy machine, a
+    // pooled connection closed under it) is asked again until the deadline.
+    let probe = reqwest::Client::builder().timeout(Duration::from_secs(2)).pool_max_idle_per_host(0).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(8);
     loop {
-        let r = status(&client, &ready).await;
+        let r = status(&probe, &ready).await;
         if r == Some(503) {
             break;
         }
-        if r.is_none() || Instant::now() > deadline {
+        if Instant::now() > deadline {
             return Err(format!("{}: readiness did not go DOWN (503) after SIGTERM, answered {r:?}", s.what));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
