@@ -277,13 +277,32 @@ pub fn gateway_app(
     let gw = Arc::new(gateway::Gateway::new(routes, Duration::from_secs(30), limits));
     let health = Health::default();
     let app = server::app(
-        gateway::router(gw.clone(), port),
+        gateway::router(gw.clone(), port, public_api()),
         &health,
         &platform::metrics::Metrics::new(ServiceName::Gateway.as_str()),
         Some(access),
         auth,
     );
     (gw, app, health)
+}
+
+/// Each service's API as it describes it at its own `/openapi.json`.
+pub fn descriptions() -> Vec<(ServiceName, serde_json::Value)> {
+    use platform::openapi::document;
+    vec![
+        (ServiceName::Order, document(order::NAME, order::api::routes().into_openapi())),
+        (ServiceName::Payment, document(payment::NAME, payment::api::routes().into_openapi())),
+        (ServiceName::Drink, document(drink::NAME, drink::api::routes().into_openapi())),
+        (ServiceName::Customercenter, document(customercenter::NAME, customercenter::api::routes().into_openapi())),
+        (ServiceName::Delivery, document(delivery::NAME, delivery::api::routes().into_openapi())),
+        (ServiceName::Deliverycenter, document(deliverycenter::NAME, deliverycenter::api::routes().into_openapi())),
+        (ServiceName::Identity, document(identity::NAME, identity::api::routes().into_openapi())),
+    ]
+}
+
+/// The public API through the gateway: every service's but the internal calls between them.
+pub fn public_api() -> serde_json::Value {
+    platform::openapi::public("cafe", descriptions().into_iter().map(|(_, doc)| doc))
 }
 
 /// Readiness: the service's database and the broker answer.

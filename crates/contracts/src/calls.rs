@@ -15,7 +15,7 @@ pub const RECORD_CANCELLATION: &str = "/cancellations";
 pub const INTERNAL: [&str; 3] = [CHARGE, VOID_PAYMENT, RECORD_CANCELLATION];
 
 /// Order → payment, `POST /payments`: charge an order. Idempotent per `orderId`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Charge {
     pub order_id: i64,
@@ -24,7 +24,7 @@ pub struct Charge {
 }
 
 /// Payment's answer to [`Charge`] (and to [`VoidPayment`]): the payment as it is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentAnswer {
     pub id: i64,
@@ -34,7 +34,7 @@ pub struct PaymentAnswer {
 
 /// Order → payment, `POST /payments/voids`: void whatever payment the order has, and bar a
 /// late charge.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VoidPayment {
     pub order_id: i64,
@@ -42,14 +42,14 @@ pub struct VoidPayment {
 
 /// Order → delivery, `POST /cancellations`: record an order's cancellation in the ledger.
 /// Idempotent per `orderId`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordCancellation {
     pub order_id: i64,
 }
 
 /// Delivery's answer to [`RecordCancellation`]: the ledger entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancellationAnswer {
     pub id: i64,

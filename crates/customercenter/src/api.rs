@@ -7,10 +7,10 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
-use platform::auth::{allow, Caller, Role};
+use platform::auth::{Caller, Role};
 use platform::hal::{parse_id, query_id, query_param};
+use platform::openapi::{self, Described, OpenApiRouter};
 use platform::problem::FieldError;
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
@@ -27,13 +27,38 @@ pub const MY_PAGES: Resource = Resource {
 /// Who reads "my page": customers (their own rows) and managers.
 const READERS: &[Role] = &[Role::Customer, Role::Manager];
 
+/// The routes, each with who may call it and its description.
+pub fn routes() -> OpenApiRouter<Ctx> {
+    let own = "A customer sees only the rows under their own phone number.";
+    OpenApiRouter::new()
+        .op(openapi::get("/mypages", READERS, list)
+            .tag("mypages")
+            .summary("My page", own)
+            .paged(MY_PAGES.sortable)
+            .page_of::<MyPage>(MY_PAGES.collection))
+        .op(openapi::get("/mypages/{id}", READERS, one)
+            .tag("mypages")
+            .summary("An order's row", "Its id is the order's; another customer's is answered 404.")
+            .item::<MyPage>(200, "The row."))
+        .op(openapi::get("/mypages/search/findByPhoneNumber", READERS, by_phone_number)
+            .tag("mypages")
+            .summary(
+                "A customer's orders",
+                "A page, possibly empty; hyphens in the number are ignored. A customer finds only their own.",
+            )
+            .query("phoneNumber", "The customer's phone number.")
+            .paged(MY_PAGES.sortable)
+            .page_of::<MyPage>(MY_PAGES.collection))
+        .op(openapi::get("/mypages/search/findByOrderId", READERS, by_order)
+            .tag("mypages")
+            .summary("An order's row", own)
+            .query_id("orderId", "The order's id.")
+            .item::<MyPage>(200, "The row.")
+            .fails(404, "No row for that order (or not one the caller may see)."))
+}
+
 pub fn router(ctx: Ctx) -> Router {
-    Router::new()
-        .route("/mypages", get(list).route_layer(allow(READERS)))
-        .route("/mypages/{id}", get(one).route_layer(allow(READERS)))
-        .route("/mypages/search/findByPhoneNumber", get(by_phone_number).route_layer(allow(READERS)))
-        .route("/mypages/search/findByOrderId", get(by_order).route_layer(allow(READERS)))
-        .with_state(ctx)
+    platform::openapi::finish(crate::NAME, routes()).0.with_state(ctx)
 }
 
 /// Whether `caller` may see `row`: a customer only a row under their own phone number.

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 /// How far an order has come, ranked so that later stages win. The cancellations are ranked
 /// in the order the compensation flows (order → delivery ledger → drink → payment), so the
 /// row ends on the last step of the refund.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum MyPageStatus {
     Ordered,
     #[serde(rename = "Payment Approved")]
@@ -89,7 +89,7 @@ impl MyPageStatus {
 
 /// One order's row on "my page". `id` is the order id, so a row is the same wherever and in
 /// whatever order it was built. Fields no event has told yet are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MyPage {
     pub id: i64,

@@ -6,12 +6,12 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::{get, post};
 use axum::Router;
 use contracts::calls::RecordCancellation;
-use platform::auth::{allow, Role, SERVICES};
+use platform::auth::{Role, SERVICES};
 use platform::hal::{parse_id, query_id};
 use platform::json::{checked, Fields};
+use platform::openapi::{self, Described, OpenApiRouter, ToSchema};
 use platform::{BaseUrl, Ctx, JsonBody, Problem, Resource};
 
 use crate::domain::{Cancellation, Delivery, DeliveryStatus};
@@ -45,20 +45,68 @@ impl Shown for Cancellation {
 /// Who sees the deliveries and delivers.
 const RIDERS: &[Role] = &[Role::Rider, Role::Manager];
 
+/// The routes, each with who may call it and its description.
+pub fn routes() -> OpenApiRouter<Ctx> {
+    let by_order_id = "The order's id.";
+    OpenApiRouter::new()
+        .op(openapi::get("/deliveries", RIDERS, list_deliveries)
+            .tag("deliveries")
+            .summary("Deliveries", "Every delivery, whatever its status.")
+            .paged(DELIVERIES.sortable)
+            .page_of::<Delivery>(DELIVERIES.collection))
+        .op(openapi::get("/deliveries/{id}", RIDERS, one::<Delivery>)
+            .tag("deliveries")
+            .summary("A delivery", "")
+            .item::<Delivery>(200, "The delivery."))
+        .op(openapi::patch("/deliveries/{id}", RIDERS, change_delivery)
+            .tag("deliveries")
+            .summary("Mark a delivery delivered", "Only `Delivered` can be asked for; repeating it changes nothing.")
+            .body::<MarkDelivered>()
+            .item::<Delivery>(200, "The delivery, delivered.")
+            .fails(409, "The delivery was cancelled: it cannot be delivered."))
+        .op(openapi::get("/deliveries/search/findByOrderId", RIDERS, by_order::<Delivery>)
+            .tag("deliveries")
+            .summary("An order's delivery", "")
+            .query_id("orderId", by_order_id)
+            .item::<Delivery>(200, "The delivery.")
+            .fails(404, "No delivery for that order."))
+        .op(openapi::get("/cancellations", RIDERS, list_cancellations)
+            .tag("cancellations")
+            .summary("The cancellation ledger", "Every order whose cancellation delivery recorded.")
+            .paged(CANCELLATIONS.sortable)
+            .page_of::<Cancellation>(CANCELLATIONS.collection))
+        .op(openapi::post("/cancellations", SERVICES, record_cancellation)
+            .tag("cancellations")
+            .summary(
+                "Record an order's cancellation",
+                "Idempotent per `orderId`: a repeat answers the entry recorded first (200).",
+            )
+            .body::<RecordCancellation>()
+            .created::<Cancellation>("Recorded now.")
+            .item::<Cancellation>(200, "Recorded before: that entry.")
+            .fails(409, "The order was delivered: its cancellation is refused."))
+        .op(openapi::get("/cancellations/{id}", RIDERS, one::<Cancellation>)
+            .tag("cancellations")
+            .summary("A ledger entry", "")
+            .item::<Cancellation>(200, "The entry."))
+        .op(openapi::get("/cancellations/search/findByOrderId", RIDERS, by_order::<Cancellation>)
+            .tag("cancellations")
+            .summary("An order's ledger entry", "")
+            .query_id("orderId", by_order_id)
+            .item::<Cancellation>(200, "The entry.")
+            .fails(404, "No cancellation recorded for that order."))
+}
+
 pub fn router(ctx: Ctx) -> Router {
-    Router::new()
-        .route("/deliveries", get(list_deliveries).route_layer(allow(RIDERS)))
-        .route("/deliveries/{id}", get(one::<Delivery>).patch(change_delivery).route_layer(allow(RIDERS)))
-        .route("/deliveries/search/findByOrderId", get(by_order::<Delivery>).route_layer(allow(RIDERS)))
-        .route(
-            "/cancellations",
-            get(list_cancellations)
-                .route_layer(allow(RIDERS))
-                .merge(post(record_cancellation).route_layer(allow(SERVICES))),
-        )
-        .route("/cancellations/{id}", get(one::<Cancellation>).route_layer(allow(RIDERS)))
-        .route("/cancellations/search/findByOrderId", get(by_order::<Cancellation>).route_layer(allow(RIDERS)))
-        .with_state(ctx)
+    platform::openapi::finish(crate::NAME, routes()).0.with_state(ctx)
+}
+
+/// A `PATCH /deliveries/{id}` body (read by [`status_change`]).
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
+struct MarkDelivered {
+    #[schema(value_type = String, pattern = "^Delivered$", example = "Delivered")]
+    status: DeliveryStatus,
 }
 
 /// The one place the service's errors become answers: a refused change is a 409 saying why.

@@ -13,7 +13,7 @@ use crate::Error;
 pub use contracts::DeliveryStatus;
 
 /// A delivery as clients and events see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: i64,
@@ -22,7 +22,7 @@ pub struct Delivery {
 }
 
 /// An entry of the cancellation ledger: its status is always `Delivery Cancelled`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Cancellation {
     pub id: i64,

@@ -5,14 +5,14 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
-use platform::auth::{allow, Role};
+use platform::auth::Role;
 use platform::hal::{parse_id, query_id, query_param};
+use platform::openapi::{self, Described, OpenApiRouter};
 use platform::problem::FieldError;
 use platform::{BaseUrl, Ctx, Problem, Resource};
 
-use crate::domain::DeliveryPageStatus;
+use crate::domain::{DeliveryPage, DeliveryPageStatus};
 use crate::error::Error;
 use crate::store;
 
@@ -25,13 +25,34 @@ pub const DELIVERY_PAGES: Resource = Resource {
 /// Who reads the delivery pages.
 const RIDERS: &[Role] = &[Role::Rider, Role::Manager];
 
+/// The routes, each with who may call it and its description.
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .op(openapi::get("/deliverypages", RIDERS, list)
+            .tag("deliverypages")
+            .summary("The delivery center", "Every order's delivery page; fields no event has told yet are null.")
+            .paged(DELIVERY_PAGES.sortable)
+            .page_of::<DeliveryPage>(DELIVERY_PAGES.collection))
+        .op(openapi::get("/deliverypages/{id}", RIDERS, one)
+            .tag("deliverypages")
+            .summary("A delivery page", "Its id is the order's.")
+            .item::<DeliveryPage>(200, "The page."))
+        .op(openapi::get("/deliverypages/search/findByOrderId", RIDERS, by_order)
+            .tag("deliverypages")
+            .summary("An order's delivery page", "")
+            .query_id("orderId", "The order's id.")
+            .item::<DeliveryPage>(200, "The page.")
+            .fails(404, "No page for that order yet."))
+        .op(openapi::get("/deliverypages/search/findByStatus", RIDERS, by_status)
+            .tag("deliverypages")
+            .summary("The pages at one stage", "Paged like the list.")
+            .query_enum("status", "The stage.", &DeliveryPageStatus::ALL.map(DeliveryPageStatus::as_str))
+            .paged(DELIVERY_PAGES.sortable)
+            .page_of::<DeliveryPage>(DELIVERY_PAGES.collection))
+}
+
 pub fn router(ctx: Ctx) -> Router {
-    Router::new()
-        .route("/deliverypages", get(list).route_layer(allow(RIDERS)))
-        .route("/deliverypages/{id}", get(one).route_layer(allow(RIDERS)))
-        .route("/deliverypages/search/findByOrderId", get(by_order).route_layer(allow(RIDERS)))
-        .route("/deliverypages/search/findByStatus", get(by_status).route_layer(allow(RIDERS)))
-        .with_state(ctx)
+    platform::openapi::finish(crate::NAME, routes()).0.with_state(ctx)
 }
 
 async fn list(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {

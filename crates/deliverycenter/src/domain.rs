@@ -17,7 +17,7 @@ use platform::view::{advance, fill, Merge};
 use serde::{Deserialize, Serialize};
 
 /// The stage an order's delivery has reached, ranked so that later stages win.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum DeliveryPageStatus {
     Ordered,
     #[serde(rename = "Delivery Started")]
@@ -58,7 +58,7 @@ impl DeliveryPageStatus {
 
 /// One order's delivery page. `id` is the order id, so a page is the same wherever and in
 /// whatever order it was built. Fields no event has told yet are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryPage {
     pub id: i64,

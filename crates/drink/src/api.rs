@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::routing::get;
 use axum::Router;
-use platform::auth::{allow, Role};
+use platform::auth::Role;
 use platform::hal::parse_id;
 use platform::json::{checked, Fields};
+use platform::openapi::{self, Described, OpenApiRouter, ToSchema};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 
-use crate::domain::{DrinkStatus, StatusChange};
+use crate::domain::{Drink, DrinkStatus, StatusChange};
 use crate::{store, Error, Service};
 
 const SORTABLE: &[(&str, &str)] = &[
@@ -33,13 +33,47 @@ pub const ORDERINFOS: Resource = Resource { collection: "orderinfos", rel: "orde
 /// Who sees the drinks and makes them.
 const BARISTAS: &[Role] = &[Role::Barista, Role::Manager];
 
+/// The routes, each with who may call it and its description.
+pub fn routes() -> OpenApiRouter<Arc<Service>> {
+    OpenApiRouter::new()
+        .op(openapi::get("/drinks", BARISTAS, list)
+            .tag("drinks")
+            .summary("Drinks", "Every drink, whatever its status.")
+            .paged(SORTABLE)
+            .page_of::<Drink>(DRINKS.collection))
+        .op(openapi::get("/drinks/{id}", BARISTAS, one)
+            .tag("drinks")
+            .summary("A drink", "")
+            .item::<Drink>(200, "The drink."))
+        .op(openapi::patch("/drinks/{id}", BARISTAS, change_status)
+            .tag("drinks")
+            .summary(
+                "Accept or make a drink",
+                "`Receipted` (accepted) or `Made`; repeating the current status answers 200 and raises nothing.",
+            )
+            .body::<ChangeStatus>()
+            .item::<Drink>(200, "The drink, changed.")
+            .fails(409, "A change the drink's status does not allow (made, cancelled), or one made meanwhile."))
+        .op(openapi::get("/orderinfos", BARISTAS, queue)
+            .tag("drinks")
+            .summary("The barista queue", "Drinks still to accept or make, oldest first.")
+            .paged(SORTABLE)
+            .page_of::<Drink>(ORDERINFOS.collection))
+        .op(openapi::get("/orderinfos/{id}", BARISTAS, queue_item)
+            .tag("drinks")
+            .summary("A drink from the queue", "Shown whatever its status, so a link from the queue still answers.")
+            .item::<Drink>(200, "The drink."))
+}
+
 pub fn router(svc: Arc<Service>) -> Router {
-    Router::new()
-        .route("/drinks", get(list).route_layer(allow(BARISTAS)))
-        .route("/drinks/{id}", get(one).patch(change_status).route_layer(allow(BARISTAS)))
-        .route("/orderinfos", get(queue).route_layer(allow(BARISTAS)))
-        .route("/orderinfos/{id}", get(queue_item).route_layer(allow(BARISTAS)))
-        .with_state(svc)
+    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
+}
+
+/// A `PATCH /drinks/{id}` body (read by [`status_change`]).
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
+struct ChangeStatus {
+    status: DrinkStatus,
 }
 
 /// The one place the service's errors become answers.

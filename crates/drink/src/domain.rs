@@ -47,7 +47,7 @@ pub struct OrderLine {
 }
 
 /// A drink as clients and events see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Drink {
     pub id: i64,

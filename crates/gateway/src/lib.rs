@@ -141,9 +141,13 @@ impl Gateway {
     }
 }
 
-/// The gateway's routes: every path (but the gateway's own health) is proxied.
-pub fn router(gateway: Arc<Gateway>, local_port: u16) -> Router {
+/// The gateway's routes: every path is proxied but the gateway's own health, the public
+/// API's description `api` at `/openapi.json` and its readable docs at `/docs` (Swagger UI,
+/// its assets compiled in: they need no network).
+pub fn router(gateway: Arc<Gateway>, local_port: u16, api: serde_json::Value) -> Router {
+    let docs = utoipa_swagger_ui::SwaggerUi::new("/docs").external_urls_from_iter_unchecked([("/openapi.json", api)]);
     Router::new()
+        .merge(docs)
         .route("/", axum::routing::any(proxy))
         .route("/{*path}", axum::routing::any(proxy))
         .with_state(gateway)

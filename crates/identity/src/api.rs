@@ -7,17 +7,17 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::PhoneNumber;
-use platform::auth::{allow, Caller, Refusal, Role, SIGNED_IN};
+use platform::auth::{Caller, Refusal, Role, SIGNED_IN};
 use platform::hal::{created, parse_id};
 use platform::json::{checked, Fields};
+use platform::openapi::{self, Described, OpenApiRouter, ToSchema, ANYONE};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{staff_role, Password, Username, STAFF_RULE};
+use crate::domain::{staff_role, Account, Password, Username, STAFF_RULE};
 use crate::error::Error;
 use crate::{accounts, store, Service};
 
@@ -31,17 +31,92 @@ pub const USERS: Resource = Resource {
 
 const MANAGERS: &[Role] = &[Role::Manager];
 
-pub fn router(svc: Arc<Service>) -> Router {
-    Router::new()
-        .route("/customers", post(register))
-        .route("/auth/token", post(token))
-        .route("/auth/users", get(list).post(add_staff).route_layer(allow(MANAGERS)))
-        .route("/auth/users/{id}", get(one).route_layer(allow(SIGNED_IN)))
-        .route("/auth/me", get(me).route_layer(allow(SIGNED_IN)))
+/// The routes, each with who may call it and its description.
+pub fn routes() -> OpenApiRouter<Arc<Service>> {
+    OpenApiRouter::new()
+        .op(openapi::post("/customers", ANYONE, register)
+            .tag("accounts")
+            .summary("Register as a customer", "The phone number is the user name.")
+            .body::<RegisterCustomer>()
+            .created::<Account>("Registered.")
+            .fails(409, "That phone number is registered already."))
+        .op(openapi::post("/auth/token", ANYONE, token)
+            .tag("accounts")
+            .summary("Sign in", "A bearer token for the account, as OAuth 2 answers (`Cache-Control: no-store`).")
+            .body::<SignInBody>()
+            .json_of::<TokenAnswer>(200, "Signed in.")
+            .fails(401, "Wrong user name or password.")
+            .fails(429, "Too many failed sign-ins for that name or from this caller; retry after `Retry-After`."))
+        .op(openapi::get("/auth/users", MANAGERS, list)
+            .tag("accounts")
+            .summary("Accounts", "Customers' and staff's alike.")
+            .paged(USERS.sortable)
+            .page_of::<Account>(USERS.collection))
+        .op(openapi::post("/auth/users", MANAGERS, add_staff)
+            .tag("accounts")
+            .summary("Add a staff account", "A barista, rider or manager.")
+            .body::<AddStaff>()
+            .created::<Account>("Added.")
+            .fails(409, "That user name is taken."))
+        .op(openapi::get("/auth/users/{id}", SIGNED_IN, one)
+            .tag("accounts")
+            .summary("An account", "A manager sees any; anyone else only their own (another's is answered 404).")
+            .item::<Account>(200, "The account."))
+        .op(openapi::get("/auth/me", SIGNED_IN, me)
+            .tag("accounts")
+            .summary("Who the token says the caller is", "")
+            .json_of::<Me>(200, "The caller."))
         // Anyone: identity takes calls only through the gateway, so this is how the web's
         // dashboard (and anyone) learns whether signing in works.
-        .route("/auth/health", get(health))
-        .with_state(svc)
+        .op(openapi::get("/auth/health", ANYONE, health)
+            .tag("accounts")
+            .summary("Can one sign in?", "Whether identity's database answers; nothing more.")
+            .json(200, "Signing in works.", "application/json", health_schema("UP"))
+            .json(503, "Identity's database does not answer.", "application/json", health_schema("DOWN")))
+}
+
+pub fn router(svc: Arc<Service>) -> Router {
+    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
+}
+
+fn health_schema(status: &str) -> Value {
+    serde_json::json!({"type": "object", "required": ["status"], "properties": {"status": {"const": status}}})
+}
+
+/// A `POST /customers` body (read by [`registration`]).
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // only its schema is used
+struct RegisterCustomer {
+    /// Digits, hyphens allowed (`010-1234-5678`).
+    #[schema(min_length = 1, max_length = 64)]
+    phone_number: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    password: String,
+}
+
+/// A `POST /auth/token` body (read by [`sign_in`]).
+#[derive(ToSchema)]
+#[schema(as = SignIn)]
+#[allow(dead_code)] // only its schema is used
+struct SignInBody {
+    /// A customer's phone number, or a staff member's user name.
+    #[schema(min_length = 1, max_length = 128)]
+    username: String,
+    #[schema(min_length = 1, max_length = 1024)]
+    password: String,
+}
+
+/// A `POST /auth/users` body (read by [`new_staff`]).
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
+struct AddStaff {
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
+    username: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    password: String,
+    #[schema(value_type = String, pattern = "^(barista|rider|manager)$")]
+    role: Role,
 }
 
 /// `GET /auth/health`: `{"status": "UP"}`, or 503 `{"status": "DOWN"}` when identity's
@@ -148,7 +223,7 @@ async fn register(State(svc): State<Arc<Service>>, base: BaseUrl, body: JsonBody
 }
 
 /// The answer of `POST /auth/token`, as OAuth 2 spells it. No `Debug`: it is a credential.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenAnswer {
     pub access_token: String,
     pub token_type: &'static str,
@@ -207,7 +282,7 @@ async fn one(
 }
 
 /// Who the caller's token says they are.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Me {
     pub username: String,

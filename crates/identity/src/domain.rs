@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// An account as shown to clients. The password hash is not part of it, so no answer can
 /// carry one by mistake.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Account {
     pub id: i64,

@@ -12,18 +12,18 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use axum::Router;
-use platform::auth::{allow, Caller, Role, SIGNED_IN};
-use platform::hal::{created, hal, parse_id};
+use platform::auth::{Caller, Role, SIGNED_IN};
+use platform::hal::{created, hal, parse_id, HAL_JSON};
 use platform::json::{checked, Fields};
+use platform::openapi::{self, Described, OpenApiRouter, ToSchema, ANYONE};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 use serde_json::json;
 use tracing::Instrument;
 
-use crate::domain::{NewOrder, PhoneNumber};
+use crate::domain::{NewOrder, Order, PhoneNumber};
 use crate::error::Error;
-use crate::menu::Menu;
+use crate::menu::{Menu, MenuItem};
 use crate::{store, Service};
 
 pub const ORDERS: Resource = Resource {
@@ -43,19 +43,81 @@ pub const ORDERS: Resource = Resource {
 /// Who places and cancels orders: customers (their own) and managers.
 const CUSTOMER_OR_MANAGER: &[Role] = &[Role::Customer, Role::Manager];
 
+/// The routes, each with who may call it and its description.
+pub fn routes() -> OpenApiRouter<Arc<Service>> {
+    OpenApiRouter::new()
+        .op(openapi::get("/menu", ANYONE, menu)
+            .tag("orders")
+            .summary("The menu", "What is sold and at what price; with auth on, orders are priced from it.")
+            .uses::<MenuItem>()
+            .json(200, "The menu, as a HAL collection.", HAL_JSON, menu_schema()))
+        .op(openapi::get("/orders", SIGNED_IN, list)
+            .tag("orders")
+            .summary("Orders", "Every order, or a customer's own.")
+            .paged(ORDERS.sortable)
+            .page_of::<Order>(ORDERS.collection))
+        .op(openapi::post("/orders", CUSTOMER_OR_MANAGER, place)
+            .tag("orders")
+            .summary(
+                "Place an order",
+                "Pays first: the order exists only once payment approved it. With auth on the price comes from \
+                 the menu (`amt` may be left out, or must be price × qty), and a customer orders under their own \
+                 phone number (leave `phoneNumber` out); with auth off every field is required.",
+            )
+            .body::<PlaceOrder>()
+            .created::<Order>("Placed and paid.")
+            .fails(403, "A customer ordering under another phone number, or a role that may not order.")
+            .fails(422, "A product not on the menu, or an `amt` that is not price × qty (the field named)."))
+        .op(openapi::get("/orders/{id}", SIGNED_IN, one)
+            .tag("orders")
+            .summary("An order", "A customer sees only their own (another's is answered 404).")
+            .item::<Order>(200, "The order."))
+        .op(openapi::delete("/orders/{id}", CUSTOMER_OR_MANAGER, cancel)
+            .tag("orders")
+            .summary(
+                "Cancel an order",
+                "Recorded in delivery's ledger first, then the order is deleted. 503 while delivery has not \
+                 confirmed (the cancellation is settled later); 409 once delivered.",
+            )
+            .no_content("Cancelled.")
+            .fails(409, "The order was delivered: it cannot be cancelled."))
+}
+
 pub fn router(svc: Arc<Service>) -> Router {
-    Router::new()
-        // Anyone, signed in or not.
-        .route("/menu", get(menu))
-        .route(
-            "/orders",
-            get(list).route_layer(allow(SIGNED_IN)).merge(post(place).route_layer(allow(CUSTOMER_OR_MANAGER))),
-        )
-        .route(
-            "/orders/{id}",
-            get(one).route_layer(allow(SIGNED_IN)).merge(delete(cancel).route_layer(allow(CUSTOMER_OR_MANAGER))),
-        )
-        .with_state(svc)
+    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
+}
+
+/// A `POST /orders` body (see [`priced_order`] and [`new_order`] for how it is read).
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // only its schema is used
+struct PlaceOrder {
+    /// The customer's phone number, digits with optional hyphens. Required with auth off and
+    /// for a manager; a customer's own is taken from their token.
+    #[schema(min_length = 1, max_length = 40)]
+    phone_number: Option<String>,
+    #[schema(min_length = 1, max_length = 100, example = "Americano")]
+    product_name: String,
+    #[schema(minimum = 1, maximum = 100)]
+    qty: i64,
+    /// The amount; with auth on, optional and checked against the menu.
+    #[schema(minimum = 0, maximum = 10_000_000)]
+    amt: Option<i64>,
+}
+
+fn menu_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "required": ["_embedded", "_links"],
+        "properties": {
+            "_embedded": {
+                "type": "object",
+                "required": ["menu"],
+                "properties": {"menu": {"type": "array", "items": {"$ref": "#/components/schemas/MenuItem"}}},
+            },
+            "_links": {"$ref": "#/components/schemas/Links"},
+        },
+    })
 }
 
 /// The `phoneNumber` field, hyphens stripped.

@@ -16,7 +16,7 @@ use crate::error::Error;
 pub const MAX_PRICE: i64 = 100_000;
 
 /// One product and its price, in won.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MenuItem {
     pub product_name: String,

@@ -13,16 +13,16 @@ use std::time::Duration;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use contracts::calls::{Charge, VoidPayment};
-use platform::auth::{allow, Caller, Role, SERVICES};
+use platform::auth::{Caller, Role, SERVICES};
 use platform::hal::{parse_id, query_id, HAL_JSON};
 use platform::json::{checked, Fields};
+use platform::openapi::{self, Described, OpenApiRouter};
 use platform::{BaseUrl, JsonBody, Problem, Resource};
 use serde::Serialize;
 
-use crate::domain::processing_delay_ms;
+use crate::domain::{processing_delay_ms, Payment};
 use crate::error::Error;
 use crate::{store, Service};
 
@@ -41,14 +41,46 @@ pub const PAYMENTS: Resource = Resource {
 /// Who reads payments: customers (their own) and managers.
 const READERS: &[Role] = &[Role::Customer, Role::Manager];
 
+/// The routes, each with who may call it and its description.
+pub fn routes() -> OpenApiRouter<Arc<Service>> {
+    OpenApiRouter::new()
+        .op(openapi::get("/payments", READERS, list)
+            .tag("payments")
+            .summary("Payments", "Every payment, or a customer's own.")
+            .paged(PAYMENTS.sortable)
+            .page_of::<Payment>(PAYMENTS.collection))
+        .op(openapi::post("/payments", SERVICES, pay)
+            .tag("payments")
+            .summary("Charge an order", "Idempotent per `orderId`: a repeat answers the first charge (200).")
+            .body::<Charge>()
+            .created::<Payment>("Charged now.")
+            .item::<Payment>(200, "The order was charged (or voided) before: that payment as it stands."))
+        .op(openapi::post("/payments/voids", SERVICES, void)
+            .tag("payments")
+            .summary(
+                "Void an order's payment",
+                "Whatever the order holds is voided and a later charge barred. Idempotent.",
+            )
+            .body::<VoidPayment>()
+            .item::<Payment>(200, "The payment, canceled (or the bar against a later charge)."))
+        .op(openapi::get("/payments/search", READERS, searches)
+            .tag("payments")
+            .summary("The searches", "Links to each search, as Spring Data REST lists them.")
+            .json(200, "The searches.", HAL_JSON, openapi::links_only()))
+        .op(openapi::get("/payments/search/findByOrderId", READERS, find_by_order_id)
+            .tag("payments")
+            .summary("An order's payment", "A customer finds only their own.")
+            .query_id("orderId", "The order's id.")
+            .item::<Payment>(200, "The payment.")
+            .fails(404, "No payment for that order (or not one the caller may see)."))
+        .op(openapi::get("/payments/{id}", READERS, one)
+            .tag("payments")
+            .summary("A payment", "A customer sees only their own (another's is answered 404).")
+            .item::<Payment>(200, "The payment."))
+}
+
 pub fn router(svc: Arc<Service>) -> Router {
-    Router::new()
-        .route("/payments", get(list).route_layer(allow(READERS)).merge(post(pay).route_layer(allow(SERVICES))))
-        .route("/payments/voids", post(void).route_layer(allow(SERVICES)))
-        .route("/payments/search", get(searches).route_layer(allow(READERS)))
-        .route("/payments/search/findByOrderId", get(find_by_order_id).route_layer(allow(READERS)))
-        .route("/payments/{id}", get(one).route_layer(allow(READERS)))
-        .with_state(svc)
+    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
 }
 
 /// A `POST /payments` body, every bad field named at once.

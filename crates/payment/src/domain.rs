@@ -11,7 +11,7 @@ pub use contracts::PaymentStatus;
 
 /// A payment as clients and events see it. Order reads it as a
 /// [`contracts::calls::PaymentAnswer`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Payment {
     pub id: i64,

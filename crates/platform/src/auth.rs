@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use crate::problem::Problem;
 
 /// The roles of SPEC §9, and `service` for the cafe's own calls between services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,

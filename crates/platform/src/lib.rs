@@ -29,6 +29,7 @@ pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod nats;
+pub mod openapi;
 pub mod outbox;
 pub mod problem;
 pub mod server;
