@@ -60,8 +60,7 @@ impl Run<'_> {
     async fn case(
         &mut self,
         token: Option<&str>,
-        method: Method,
-        path: &str,
+        (method, path): (Method, &str),
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
         want: Want<'_>,
@@ -117,12 +116,12 @@ impl Run<'_> {
     /// A JSON body as `token` to a write endpoint.
     async fn json(&mut self, token: &str, method: &Method, path: &str, body: Vec<u8>, want: Want<'_>, what: &str) {
         let headers = [("content-type", "application/json")];
-        self.case(Some(token), method.clone(), path, &headers, Some(body), want, what).await;
+        self.case(Some(token), (method.clone(), path), &headers, Some(body), want, what).await;
     }
 
     /// A GET as `token`.
     async fn get(&mut self, token: &str, path: &str, want: Want<'_>, what: &str) {
-        self.case(Some(token), Method::GET, path, &[], None, want, what).await;
+        self.case(Some(token), (Method::GET, path), &[], None, want, what).await;
     }
 }
 
@@ -473,8 +472,7 @@ async fn hostile_input_is_refused_with_a_problem_and_changes_nothing(app: TestAp
             let what = as_who(&format!("a JSON body as {ct:?}"));
             run.case(
                 Some(&e.token),
-                m.clone(),
-                path,
+                (m.clone(), path),
                 &headers,
                 Some(valid_bytes.clone()),
                 Want::Problem(UNSUPPORTED, None),
@@ -488,8 +486,7 @@ async fn hostile_input_is_refused_with_a_problem_and_changes_nothing(app: TestAp
         let what = as_who("Accept: application/xml and an array body");
         run.case(
             Some(&e.token),
-            m.clone(),
-            path,
+            (m.clone(), path),
             &headers,
             Some(b"[]".to_vec()),
             Want::Problem(BAD_REQUEST, None),
@@ -522,8 +519,7 @@ async fn hostile_input_is_refused_with_a_problem_and_changes_nothing(app: TestAp
             let path = format!("/orders/{bad}");
             run.case(
                 Some(token),
-                Method::DELETE,
-                &path,
+                (Method::DELETE, &path),
                 &[],
                 None,
                 Want::Problem(not_found, None),
@@ -553,8 +549,7 @@ async fn hostile_input_is_refused_with_a_problem_and_changes_nothing(app: TestAp
         let what = format!("a {ct} body");
         run.case(
             Some(&manager),
-            Method::DELETE,
-            "/orders/0",
+            (Method::DELETE, "/orders/0"),
             &[("content-type", ct)],
             Some(body.to_vec()),
             Want::Problem(NOT_FOUND, None),
@@ -643,12 +638,12 @@ async fn hostile_input_is_refused_with_a_problem_and_changes_nothing(app: TestAp
         ] {
             let headers: Vec<(&str, &str)> = ct.map(|ct| ("content-type", ct)).into_iter().collect();
             let what = format!("a {ct:?} body on a GET");
-            run.case(Some(&manager), Method::GET, path, &headers, Some(body), Want::Normal(200), &what).await;
+            run.case(Some(&manager), (Method::GET, path), &headers, Some(body), Want::Normal(200), &what).await;
         }
         let huge = format!("{{\"padding\":\"{}\"}}", "x".repeat(HUGE)).into_bytes();
         let headers = [("content-type", "application/json")];
         let what = "a 100,000 byte body on a GET";
-        run.case(Some(&manager), Method::GET, path, &headers, Some(huge), Want::Problem(&[413], None), what).await;
+        run.case(Some(&manager), (Method::GET, path), &headers, Some(huge), Want::Problem(&[413], None), what).await;
     }
 
     // Accept: application/xml is not negotiated: the normal JSON answer (RFC 9110 §12.1
@@ -666,13 +661,12 @@ async fn hostile_input_is_refused_with_a_problem_and_changes_nothing(app: TestAp
     ] {
         for accept in ["application/xml", "text/html", "application/xml;q=1, */*;q=0"] {
             let what = format!("Accept: {accept}");
-            run.case(Some(token), Method::GET, path, &[("accept", accept)], None, Want::Normal(200), &what).await;
+            run.case(Some(token), (Method::GET, path), &[("accept", accept)], None, Want::Normal(200), &what).await;
         }
     }
     run.case(
         Some(&customer),
-        Method::GET,
-        "/orders/0",
+        (Method::GET, "/orders/0"),
         &[("accept", "application/xml")],
         None,
         Want::Problem(NOT_FOUND, None),
