@@ -117,7 +117,8 @@ async fn by_phone_number(
     RawQuery(q): RawQuery,
 ) -> Result<Response, Problem> {
     let phone = PhoneNumber::parse(&query_param(q.as_deref(), "phoneNumber")?).ok_or_else(|| {
-        Error::Invalid(vec![FieldError { field: "phoneNumber".into(), message: "is required".into() }])
+        let message = "must be a phone number: digits, hyphens allowed".into();
+        Error::Invalid(vec![FieldError { field: "phoneNumber".into(), message }])
     })?;
     rows_for(&ctx, &caller, &base, q.as_deref(), Some(phone)).await
 }

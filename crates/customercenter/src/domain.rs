@@ -136,10 +136,11 @@ pub fn phone_key(raw: &str) -> String {
 pub struct PhoneNumber(String);
 
 impl PhoneNumber {
-    /// `raw` without the spaces around it, in key form; `None` when nothing is left.
+    /// `raw` without the spaces around it, in key form; `None` when nothing is left, or when
+    /// it holds a control character (no phone number does, and PostgreSQL refuses a NUL).
     pub fn parse(raw: &str) -> Option<PhoneNumber> {
         let key = phone_key(raw.trim());
-        (!key.is_empty()).then_some(PhoneNumber(key))
+        (!key.is_empty() && !key.chars().any(char::is_control)).then_some(PhoneNumber(key))
     }
 
     pub fn as_str(&self) -> &str {
@@ -248,7 +249,7 @@ mod tests {
     fn a_phone_number_is_searched_without_hyphens_and_never_empty() {
         assert_eq!(PhoneNumber::parse(" 010-1234-5678 ").as_ref().map(PhoneNumber::as_str), Some("01012345678"));
         assert_eq!(PhoneNumber::parse("01012345678").as_ref().map(PhoneNumber::as_str), Some("01012345678"));
-        for empty in ["", "  ", "---"] {
+        for empty in ["", "  ", "---", "010\u{0}1234", "\u{1b}", "01012345678\u{7f}"] {
             assert_eq!(PhoneNumber::parse(empty), None, "{empty:?}");
         }
     }

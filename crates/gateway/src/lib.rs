@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Response};
+use axum::response::IntoResponse;
 use axum::Router;
 use contracts::ServiceName;
 use platform::json::MAX_BODY_BYTES;
@@ -219,13 +220,21 @@ async fn proxy(State(gw): State<Arc<Gateway>>, req: Request) -> Result<Response<
     };
     let local_port = req.extensions().get::<LocalPort>().map(|p| p.0);
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        Problem::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-        )
-    })?;
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            let mut res = Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response();
+            // The rest of the body is never read, so this connection cannot carry another
+            // request: saying so keeps the client from sending its next one down it.
+            res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(res);
+        }
+    };
     let headers = forwarded_headers(&parts.headers, local_port);
     let path_and_query = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let n = up.route.upstreams.len();

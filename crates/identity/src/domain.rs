@@ -75,12 +75,16 @@ impl Password {
     pub const MIN: usize = 8;
     pub const MAX: usize = 1024;
     pub const RULE: &'static str = "must be 8 to 1024 characters";
+    pub const NO_CONTROL: &'static str = "must not contain control characters";
 
     pub fn new(raw: &str) -> Result<Password, &'static str> {
-        if (Self::MIN..=Self::MAX).contains(&raw.chars().count()) {
-            Ok(Password(raw.to_string()))
-        } else {
+        if !(Self::MIN..=Self::MAX).contains(&raw.chars().count()) {
             Err(Self::RULE)
+        } else if raw.chars().any(char::is_control) {
+            // Nobody types one at a sign-in form: a password holding one was never meant.
+            Err(Self::NO_CONTROL)
+        } else {
+            Ok(Password(raw.to_string()))
         }
     }
 
@@ -132,6 +136,9 @@ mod tests {
         assert_eq!(Password::new(" 1234567").unwrap().expose(), " 1234567");
         assert!(Password::new(&"é".repeat(1024)).is_ok());
         assert!(Password::new(&"é".repeat(1025)).is_err());
+        for control in ["long enough\u{0}", "\u{1b}[31mlong enough", "long\tenough", "long enough\n"] {
+            assert!(Password::new(control).is_err(), "{control:?}");
+        }
         assert_eq!(format!("{:?}", Password::new("secret-words").unwrap()), "Password(..)");
     }
 

@@ -8,6 +8,7 @@
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use bytes::Bytes;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::problem::{FieldError, Problem};
@@ -15,7 +16,9 @@ use crate::problem::{FieldError, Problem};
 /// Largest request body any service accepts.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// A JSON object body. Rejects with 415 (not JSON), 413 (too large) or 400 (malformed).
+/// A JSON object body. Rejects with 415 (not JSON), 413 (too large) or 400 (malformed, or
+/// an object holding a key twice, which parsers read differently: the first, the last, or
+/// refused).
 pub struct JsonBody(pub Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -48,11 +51,94 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             }
         })?;
         match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(map)) => Ok(JsonBody(map)),
+            Ok(Value::Object(map)) => match duplicate_key(&bytes) {
+                None => Ok(JsonBody(map)),
+                Some(key) => {
+                    let mut p = Problem::validation(vec![FieldError {
+                        field: key.clone(),
+                        message: "appears more than once".into(),
+                    }]);
+                    p.detail = format!("the key {key:?} appears more than once in the body");
+                    Err(p)
+                }
+            },
             Ok(_) => Err(Problem::bad_request("the body must be a JSON object")),
             Err(e) => Err(Problem::bad_request(format!("malformed JSON: {e}"))),
         }
     }
+}
+
+/// Walks a JSON document and stops at the first object that holds a key twice, noting the
+/// key. `serde_json` would keep the last of them silently, so `{"qty": 1, "qty": 100}`
+/// would read as whichever the client's or a proxy's parser did not: refused instead.
+#[derive(Clone, Copy)]
+struct UniqueKeys<'a>(&'a std::cell::RefCell<Option<String>>);
+
+impl<'de> DeserializeSeed<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UniqueKeys<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                let message = format!("the key {key:?} appears more than once");
+                *self.0.borrow_mut() = Some(key);
+                return Err(serde::de::Error::custom(message));
+            }
+            map.next_value_seed(self)?;
+            seen.insert(key);
+        }
+        Ok(())
+    }
+}
+
+/// The first key that some object of `bytes` (well-formed JSON) holds twice, if any.
+fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    let found = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = UniqueKeys(&found).deserialize(&mut de);
+    found.into_inner()
 }
 
 /// Reads typed fields out of a JSON object, collecting every error.
@@ -84,7 +170,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A string of `min..=max` characters (after trimming).
+    /// A string of `min..=max` characters (after trimming), without control characters.
     pub fn string(&mut self, field: &str, min: usize, max: usize) -> Option<String> {
         match self.present(field)? {
             Value::String(s) => {
@@ -92,6 +178,9 @@ impl<'a> Fields<'a> {
                 let n = s.chars().count();
                 if n < min || n > max {
                     self.error(field, format!("must be {min} to {max} characters"));
+                    None
+                } else if s.chars().any(char::is_control) {
+                    self.error(field, "must not contain control characters");
                     None
                 } else {
                     Some(s.to_string())
@@ -166,6 +255,24 @@ mod tests {
         let names: Vec<_> = p.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(names, ["qty", "amt", "name", "missing"]);
         assert_eq!(p.status, 400);
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        for bad in ["a\u{0}b", "\u{1b}[31m", "latte\u{7}", "x\u{7f}", "x\u{85}y"] {
+            let m = map(json!({ "name": bad }));
+            let mut f = Fields::of(&m);
+            assert_eq!(f.string("name", 1, 10), None, "{bad:?}");
+            assert_eq!(f.finish().unwrap_err().fields(), ["name"], "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_key_twice_is_found_at_any_depth() {
+        assert_eq!(duplicate_key(br#"{"qty": 1, "qty": 2}"#).as_deref(), Some("qty"));
+        assert_eq!(duplicate_key(br#"{"q\u0074y": 1, "qty": 2}"#).as_deref(), Some("qty"));
+        assert_eq!(duplicate_key(br#"{"a": [{"b": 1, "b": 1}]}"#).as_deref(), Some("b"));
+        assert_eq!(duplicate_key(br#"{"a": {"b": 1}, "b": {"a": 2}, "c": [1, "x", null]}"#), None);
     }
 
     #[test]

@@ -148,3 +148,26 @@ pub async fn not_found_fallback() -> Problem {
 pub async fn method_not_allowed_fallback() -> Problem {
     Problem::method_not_allowed()
 }
+
+/// Turns the framework's own refusals, which are plain text (a path parameter that is not
+/// UTF-8, say), into problems: every error a service answers is problem+json. Answers that
+/// are already problems, or not errors of the client's, pass as they are.
+pub async fn plain_rejections(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let res = next.run(req).await;
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !res.status().is_client_error() || !plain {
+        return res;
+    }
+    let status = res.status();
+    // The framework's refusals are a line or two; anything longer is cut.
+    let detail = match axum::body::to_bytes(res.into_body(), 4096).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status.canonical_reason().unwrap_or("the request was refused").to_string(),
+    };
+    let slug = if status == StatusCode::BAD_REQUEST { "bad-request" } else { "refused" };
+    Problem::new(status, slug, detail).into_response()
+}

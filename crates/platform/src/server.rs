@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::problem::{method_not_allowed_fallback, not_found_fallback};
 
 /// Adds what every service has to its own routes: health, metrics, problem+json
-/// fallbacks, the body limit, request metrics, the request's span, the access log, and
+/// fallbacks (and the framework's plain-text refusals as problems), the body limit, request metrics, the request's span, the access log, and
 /// finding out who calls (`auth`), which the role rules beside the routes then read.
 pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<AccessLog>, auth: &Auth) -> Router {
     let router = routes
@@ -35,6 +35,7 @@ pub fn app(routes: Router, health: &Health, metrics: &Metrics, access: Option<Ac
         .method_not_allowed_fallback(method_not_allowed_fallback)
         .fallback(not_found_fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(crate::problem::plain_rejections))
         .route_layer(axum::middleware::from_fn_with_state(metrics.clone(), crate::metrics::record))
         .route_layer(axum::middleware::from_fn_with_state(Arc::<str>::from(metrics.service()), request_span))
         .layer(axum::middleware::from_fn_with_state(auth.clone(), crate::auth::identify));

@@ -9,6 +9,7 @@
 mod common;
 
 mod auth;
+mod bad_input;
 mod crash;
 mod dead_letters;
 mod demos;
