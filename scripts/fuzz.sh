@@ -85,8 +85,9 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/cafe-fuzz.XXXXXX")"
 reports="$work/reports"
 mkdir -p "$reports"
 
-# --- the cafe processes: started here, always stopped on the way out -------------------
+# --- the cafe processes (and the running fuzzer): started here, always stopped on exit ----
 pids=()
+fuzzer=""
 stop_cafes() {
   local pid
   for pid in "${pids[@]}"; do
@@ -101,6 +102,10 @@ stop_cafes() {
 }
 cleanup() {
   local rc=$?
+  if [ -n "$fuzzer" ]; then
+    kill -TERM "$fuzzer" 2>/dev/null || true
+    wait "$fuzzer" 2>/dev/null || true
+  fi
   stop_cafes
   # The databases go; the reports and the cafe's logs stay.
   rm -rf "$work"/*/data
@@ -116,6 +121,8 @@ start_cafe() {
   local name=$1; shift
   local dir="$work/$name"
   mkdir -p "$dir"
+  # Made here: the child opens it only once it runs, after the first look below may come.
+  : >"$dir/stdout"
   "$CAFE_BIN" up --port 0 --data-dir "$dir/data" --log-dir "$dir/logs" "$@" >"$dir/stdout" 2>&1 &
   local pid=$!
   pids+=("$pid")
@@ -171,7 +178,11 @@ fuzz() {
   [ -n "$token" ] && args+=(--header "Authorization: Bearer $token")
   say "run '$name': schemathesis ${args[*]/#Authorization: Bearer */Authorization: Bearer ***}"
   local started=$SECONDS rc=0
-  "$st" "${args[@]}" 2>&1 | tee "$reports/$name.txt" || rc=$?
+  # In the background and waited for, so a signal stops the run at once (see cleanup).
+  "$st" "${args[@]}" > >(tee "$reports/$name.txt") 2>&1 &
+  fuzzer=$!
+  wait "$fuzzer" || rc=$?
+  fuzzer=""
   say "run '$name': exit $rc after $((SECONDS - started)) s; output in $reports/$name.txt"
   [ "$rc" -eq 0 ] || failed+=("$name")
 }
@@ -209,7 +220,7 @@ if wants open; then
 fi
 
 say "reports (JUnit XML, text) in $reports"
-say "to reproduce: CAFE_FUZZ_SEED=$seed CAFE_FUZZ_MAX_EXAMPLES=$max_examples CAFE_FUZZ_PHASES=$phases bash scripts/fuzz.sh"
+say "to reproduce: CAFE_FUZZ_SEED=$seed CAFE_FUZZ_MAX_EXAMPLES=$max_examples CAFE_FUZZ_PHASES=$phases CAFE_FUZZ_RUNS=\"$runs\" bash scripts/fuzz.sh"
 if ((${#failed[@]})); then
   die "failures found in: ${failed[*]} (see the output above and $reports)"
 fi
