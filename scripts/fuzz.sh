@@ -179,7 +179,8 @@ fuzz() {
   say "run '$name': schemathesis ${args[*]/#Authorization: Bearer */Authorization: Bearer ***}"
   local started=$SECONDS rc=0
   # In the background and waited for, so a signal stops the run at once (see cleanup).
-  "$st" "${args[@]}" > >(tee "$reports/$name.txt") 2>&1 &
+  # From the work directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+  (cd "$work" && exec "$st" "${args[@]}") > >(tee "$reports/$name.txt") 2>&1 &
   fuzzer=$!
   wait "$fuzzer" || rc=$?
   fuzzer=""
