@@ -8,7 +8,8 @@
 # Installs schemathesis (a pinned version) into a virtualenv of its own, made with
 # `python3 -m venv` (apt-get installs python3-venv if that fails), and reuses it next time.
 # The cafe runs on free ports with fresh data and log directories under a temporary
-# directory, kept afterwards with the reports (JUnit XML and the text output of each run).
+# directory; its logs stay there afterwards with the reports (JUnit XML and the text output
+# of each run), its databases do not.
 #
 #   bash scripts/fuzz.sh                         the three runs, fixed seed
 #   CAFE_FUZZ_SEED=123 bash scripts/fuzz.sh      another seed (the same one reproduces a run)
