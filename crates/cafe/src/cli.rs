@@ -28,6 +28,15 @@ pub enum Command {
     User(UserCommand),
     /// List and retry the events services could not handle, through the admin listener.
     DeadLetters(DeadLettersArgs),
+    /// Print an API description (OpenAPI 3.1, JSON): the public API the gateway serves at
+    /// `/openapi.json`, or one service's own (internal calls included).
+    Openapi(OpenapiArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OpenapiArgs {
+    /// The service whose own description to print; the gateway's public one if not given.
+    pub service: Option<ServiceName>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -20,4 +20,5 @@ pub mod trust;
 pub mod up;
 pub mod user;
 
+pub use services::{descriptions, print_description, public_api};
 pub use up::{Cafe, StopHandle};

@@ -17,6 +17,7 @@ async fn main() -> std::process::ExitCode {
         cli::Command::Cluster(args) => cafe::cluster::run(args).await,
         cli::Command::User(command) => cafe::user::run(command).await,
         cli::Command::DeadLetters(args) => cafe::admin::run(args).await,
+        cli::Command::Openapi(args) => cafe::print_description(args.service),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -305,6 +305,19 @@ pub fn public_api() -> serde_json::Value {
     platform::openapi::public("cafe", descriptions().into_iter().map(|(_, doc)| doc))
 }
 
+/// `cafe openapi [SERVICE]`: the public API's description, or `service`'s own, on stdout.
+pub fn print_description(service: Option<ServiceName>) -> anyhow::Result<()> {
+    let doc = match service {
+        None | Some(ServiceName::Gateway) => public_api(),
+        Some(service) => descriptions()
+            .into_iter()
+            .find_map(|(s, doc)| (s == service).then_some(doc))
+            .ok_or_else(|| anyhow::anyhow!("{service} serves pages, not an API: it has no description"))?,
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
+
 /// Readiness: the service's database and the broker answer.
 pub fn health_of(db: &Db, bus: &Arc<dyn EventBus>) -> Health {
     let (db, bus) = (db.clone(), bus.clone());

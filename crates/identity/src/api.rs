@@ -80,7 +80,7 @@ pub fn router(svc: Arc<Service>) -> Router {
 }
 
 fn health_schema(status: &str) -> Value {
-    serde_json::json!({"type": "object", "required": ["status"], "properties": {"status": {"const": status}}})
+    serde_json::json!({"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": [status]}}})
 }
 
 /// A `POST /customers` body (read by [`registration`]).

@@ -15,6 +15,7 @@ mod dead_letters;
 mod demos;
 mod errors;
 mod infra;
+mod openapi;
 mod races;
 mod users;
 mod views;
