@@ -15,6 +15,10 @@
 #   CAFE_FUZZ_SEED=123 bash scripts/fuzz.sh      another seed (the same one reproduces a run)
 #   CAFE_FUZZ_RANDOM=1 bash scripts/fuzz.sh      a random seed, printed
 #
+# Under CI (CI=true) the fixed seed's three runs are followed by one more as a manager with a
+# random seed, printed with the line that reproduces it: the fixed runs keep CI repeatable,
+# the random one keeps finding what they cannot.
+#
 # Environment:
 #   CAFE_BIN                the `cafe` binary (default: build it, `cargo build --bin cafe`)
 #   CAFE_FUZZ_VENV          the virtualenv (default ~/.cache/cafe/schemathesis-<version>)
@@ -207,7 +211,7 @@ validate_descriptions() {
 }
 
 failed=()
-# fuzz NAME [TOKEN]: one schemathesis run against $gateway.
+# fuzz NAME [TOKEN [SEED]]: one schemathesis run against $gateway (with $seed if no SEED).
 fuzz() {
   local name=$1 token=${2:-}
   local location="${CAFE_FUZZ_SCHEMA:-$gateway/openapi.json}"
@@ -220,7 +224,7 @@ fuzz() {
     --checks "$CHECKS"
     --phases "$phases"
     --max-examples "$max_examples"
-    --seed "$seed"
+    --seed "${3:-$seed}"
     --workers "$workers"
     --generation-database none
     --generation-with-security-parameters false
@@ -263,6 +267,12 @@ if wants manager || wants customer; then
   place_orders "$customer_token" "$phone"
   wants manager && fuzz manager "$manager_token"
   wants customer && fuzz customer "$customer_token"
+  if [ "${CI:-}" = true ] && [ "${CAFE_FUZZ_RANDOM:-0}" != 1 ]; then
+    random_seed=$(( (RANDOM << 15 | RANDOM) ))
+    say "CI: one more run as a manager with a random seed, $random_seed"
+    say "    to reproduce it: CAFE_FUZZ_SEED=$random_seed CAFE_FUZZ_RUNS=manager bash scripts/fuzz.sh"
+    fuzz "manager-seed-$random_seed" "$manager_token" "$random_seed"
+  fi
   stop_cafes
 fi
 

@@ -4,7 +4,7 @@
 # `cafe` binary) and the public API fuzzed from its OpenAPI description (scripts/fuzz.sh:
 # schemathesis against the real `cafe` binary, as a manager, a customer and with auth off).
 # Installs what is missing first (Chromium with apt-get, the browser suite's packages with
-# `npm ci`, and schemathesis, pinned, into a virtualenv of its own under
+# `npm ci`, and schemathesis and openapi-spec-validator, pinned, into a virtualenv of its own under
 # ~/.cache/cafe/ made with `python3 -m venv`, installing python3-venv with apt-get if
 # needed) and fails loudly if anything cannot run.
 #

@@ -10,7 +10,7 @@
 //!   a HAL page of them, `201` with `Location`, `204`), and problem+json for every error
 //!   status it can answer: the ones the operation names ([`Op::fails`]) and the ones every
 //!   route of that kind can answer (400 for a bad id, query or body, 413 and 415 for a body,
-//!   404 for an item, 429 and 503 from the gateway in front, `Retry-After` on 503).
+//!   404 for an item, 429 and 503 from the gateway in front, `Retry-After` on both).
 //!
 //! [`finish`] adds the shared components and serves the service's own `/openapi.json`;
 //! [`public`] merges the services' descriptions into the gateway's, without the internal
@@ -286,6 +286,10 @@ impl<S: Clone + Send + Sync + 'static> Op<S> {
         self.responses
             .entry("429")
             .or_insert_with(|| problem("Too many requests from this caller (the gateway's limit)."));
+        if let Some(Value::Object(too_many)) = self.responses.get_mut("429") {
+            let wait = json!({"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}});
+            too_many.insert("headers".into(), wait);
+        }
         self.responses.entry("503").or_insert_with(|| {
             json!({
                 "description": "A service or its database is unavailable, busy or stopping; retry after `Retry-After` seconds.",
