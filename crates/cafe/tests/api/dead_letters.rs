@@ -95,6 +95,26 @@ async fn an_unreadable_event_is_parked_by_its_consumers_and_shown_to_a_manager(a
     for path in ["/admin/dead-letters", retry] {
         app.request_as(Some(&manager), Method::GET, path, None).await.expect_problem(404, "on the gateway");
     }
+    // Signed in is not enough: a customer or a barista is refused (403), on the admin
+    // listener and on a service's own port.
+    let staff = json!({"username": "dl-barista", "password": "a barista's password", "role": "barista"});
+    app.request_as(Some(&manager), Method::POST, "/auth/users", Some(&staff)).await.expect(201, "a barista");
+    let barista = app.sign_in("dl-barista", "a barista's password").await;
+    app.post("/customers", &json!({"phoneNumber": "01055550019", "password": "a customer's password"}))
+        .await
+        .expect(201, "a customer");
+    let customer = app.sign_in("01055550019", "a customer's password").await;
+    for (who, token) in [("customer", &customer), ("barista", &barista)] {
+        let r = app.request_to_as(&admin, Some(token), Method::GET, "/admin/dead-letters", None).await;
+        r.expect_problem(403, &format!("the dead letters, as a {who}"));
+        let r = app.request_to_as(&admin, Some(token), Method::POST, retry, None).await;
+        r.expect_problem(403, &format!("a retry, as a {who}"));
+        let r = app.request_to_as(&delivery, Some(token), Method::GET, "/admin/dead-letters", None).await;
+        r.expect_problem(403, &format!("delivery's own dead letters, as a {who}"));
+        let own_retry = "/admin/dead-letters/made-by-a-newer-drink/retry";
+        let r = app.request_to_as(&delivery, Some(token), Method::POST, own_retry, None).await;
+        r.expect_problem(403, &format!("delivery's own retry, as a {who}"));
+    }
 
     // A retry of what still cannot be read says why, and keeps it parked.
     let r = app.request_to_as(&admin, Some(&manager), Method::POST, retry, None).await;
