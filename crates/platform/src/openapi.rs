@@ -16,6 +16,8 @@
 //! [`public`] merges the services' descriptions into the gateway's, without the internal
 //! calls between services.
 
+use std::collections::BTreeSet;
+
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -504,6 +506,18 @@ pub fn public(title: &str, services: impl IntoIterator<Item = Value>) -> Value {
             }
         }
     }
+    // Only the schemas the public operations use (not those of the internal calls).
+    let paths = Value::Object(paths);
+    if let Some(Value::Object(schemas)) = components.get_mut("schemas") {
+        let mut used = BTreeSet::new();
+        let mut pending: Vec<String> = references(&paths);
+        while let Some(name) = pending.pop() {
+            if used.insert(name.clone()) {
+                pending.extend(schemas.get(&name).map(references).unwrap_or_default());
+            }
+        }
+        schemas.retain(|name, _| used.contains(name) || matches!(name.as_str(), "Problem" | "Links" | "PageInfo"));
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -514,6 +528,22 @@ pub fn public(title: &str, services: impl IntoIterator<Item = Value>) -> Value {
         "paths": paths,
         "components": components,
     })
+}
+
+/// The names of the component schemas `value` refers to.
+fn references(value: &Value) -> Vec<String> {
+    const PREFIX: &str = "#/components/schemas/";
+    match value {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, v)| match (key.as_str(), v) {
+                ("$ref", Value::String(r)) => r.strip_prefix(PREFIX).map(String::from).into_iter().collect(),
+                _ => references(v),
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(references).collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// A description as the answer to `GET /openapi.json`.

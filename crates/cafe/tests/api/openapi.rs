@@ -127,6 +127,10 @@ async fn the_gateway_serves_the_public_description_and_readable_docs(app: TestAp
         assert!(public.pointer(pointer).is_some(), "{reference} does not resolve");
     }
     assert!(!text.contains("x-internal"), "nothing internal in the public description");
+    let schemas = public["components"]["schemas"].as_object().expect("schemas");
+    for internal in ["Charge", "VoidPayment", "RecordCancellation"] {
+        assert!(!schemas.contains_key(internal), "the internal calls' {internal} is not public");
+    }
 
     let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
