@@ -52,6 +52,8 @@ struct Instance {
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    // Before anything starts: a SIGTERM from then on stops the cluster in order.
+    let stop = crate::up::wait_for_stop_signal();
     let _log_guards = platform::logging::init(&args.log_dir, "cluster", &[], None)
         .with_context(|| format!("cannot write logs under {}", args.log_dir.display()))?;
     let exe = std::env::current_exe().context("cannot find the cafe binary")?;
@@ -143,7 +145,6 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     tracing::info!("cluster is up: gateway on http://127.0.0.1:{p}, namespace {ns}");
 
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let stop = crate::up::wait_for_stop_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -60,6 +60,8 @@ async fn bus_of(args: &ServeArgs) -> anyhow::Result<Arc<dyn EventBus>> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything serves: a SIGTERM from then on drains instead of killing.
+    let stop_signal = crate::up::wait_for_stop_signal();
     let name = args.service.as_str();
     let _log_guards = platform::logging::init(&args.common.log_dir, name, &[], args.common.otlp_endpoint.as_deref())
         .with_context(|| format!("cannot write logs under {}", args.common.log_dir.display()))?;
@@ -149,7 +151,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("cafe serve: {name}=http://{addr}");
     tracing::info!(service = name, %addr, "serving");
 
-    crate::up::wait_for_stop_signal().await;
+    stop_signal.await;
     tracing::info!(service = name, "stopping: readiness down, draining in-flight requests");
     cancel.cancel();
     tracker.wait().await;

@@ -45,6 +45,8 @@ use crate::trust::Trust;
 /// built and served until SIGTERM or Ctrl-C.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    // Before anything serves.
+    let stop_signal = wait_for_stop_signal();
     platform::failpoint::arm(args.common.resilience.failpoint.clone());
     let names = ServiceName::ALL.map(ServiceName::as_str);
     let _log_guards =
@@ -64,7 +66,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let stop = cafe.stop_handle();
     tokio::spawn(async move {
-        wait_for_stop_signal().await;
+        stop_signal.await;
         stop.stop();
     });
     cafe.run_until_stopped().await;
@@ -378,17 +380,30 @@ async fn switch(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn wait_for_stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM or SIGINT (Ctrl-C): the handlers are installed when this is called; the future it
+/// returns waits for the first of them.
+pub fn wait_for_stop_signal() -> impl std::future::Future<Output = ()> {
+    // Installed now, not at the first poll: a SIGTERM that comes while the servers are already
+    // answering but before the wait begins is kept for it, instead of killing the process
+    // undrained (the default action of an unhandled SIGTERM).
     #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).expect("a SIGTERM handler"),
+            signal(SignalKind::interrupt()).expect("a SIGINT handler"),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let (mut term, mut int) = signals;
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
