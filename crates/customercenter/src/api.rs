@@ -58,7 +58,7 @@ pub fn routes() -> OpenApiRouter<Ctx> {
 }
 
 pub fn router(ctx: Ctx) -> Router {
-    platform::openapi::finish(crate::NAME, routes()).0.with_state(ctx)
+    platform::openapi::finish(crate::NAME, routes(), ctx)
 }
 
 /// Whether `caller` may see `row`: a customer only a row under their own phone number.

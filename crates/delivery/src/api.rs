@@ -98,7 +98,7 @@ pub fn routes() -> OpenApiRouter<Ctx> {
 }
 
 pub fn router(ctx: Ctx) -> Router {
-    platform::openapi::finish(crate::NAME, routes()).0.with_state(ctx)
+    platform::openapi::finish(crate::NAME, routes(), ctx)
 }
 
 /// A `PATCH /deliveries/{id}` body (read by [`status_change`]).

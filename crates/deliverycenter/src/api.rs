@@ -52,7 +52,7 @@ pub fn routes() -> OpenApiRouter<Ctx> {
 }
 
 pub fn router(ctx: Ctx) -> Router {
-    platform::openapi::finish(crate::NAME, routes()).0.with_state(ctx)
+    platform::openapi::finish(crate::NAME, routes(), ctx)
 }
 
 async fn list(State(ctx): State<Ctx>, base: BaseUrl, RawQuery(q): RawQuery) -> Result<Response, Problem> {

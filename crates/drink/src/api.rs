@@ -66,7 +66,7 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
 }
 
 pub fn router(svc: Arc<Service>) -> Router {
-    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
+    platform::openapi::finish(crate::NAME, routes(), svc)
 }
 
 /// A `PATCH /drinks/{id}` body (read by [`status_change`]).

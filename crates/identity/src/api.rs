@@ -76,7 +76,7 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
 }
 
 pub fn router(svc: Arc<Service>) -> Router {
-    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
+    platform::openapi::finish(crate::NAME, routes(), svc)
 }
 
 fn health_schema(status: &str) -> Value {

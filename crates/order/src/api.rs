@@ -84,7 +84,7 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
 }
 
 pub fn router(svc: Arc<Service>) -> Router {
-    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
+    platform::openapi::finish(crate::NAME, routes(), svc)
 }
 
 /// A `POST /orders` body (see [`priced_order`] and [`new_order`] for how it is read).

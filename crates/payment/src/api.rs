@@ -80,7 +80,7 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
 }
 
 pub fn router(svc: Arc<Service>) -> Router {
-    platform::openapi::finish(crate::NAME, routes()).0.with_state(svc)
+    platform::openapi::finish(crate::NAME, routes(), svc)
 }
 
 /// A `POST /payments` body, every bad field named at once.

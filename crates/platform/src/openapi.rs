@@ -441,14 +441,14 @@ fn components() -> Value {
     })
 }
 
-/// A service's routes with its description finished (title, the shared components) and
-/// served at `/openapi.json`.
-pub fn finish<S: Clone + Send + Sync + 'static>(service: &str, routes: OpenApiRouter<S>) -> (Router<S>, Value) {
+/// A service's routes with `state`, and its description finished (title, the shared
+/// components) and served at `/openapi.json`.
+pub fn finish<S: Clone + Send + Sync + 'static>(service: &str, routes: OpenApiRouter<S>, state: S) -> Router {
     let (router, api) = routes.split_for_parts();
-    let doc = document(service, api);
-    let body = bytes::Bytes::from(serde_json::to_vec(&doc).expect("a description is JSON"));
-    let router = router.route("/openapi.json", axum::routing::get(move || async move { json_response(body.clone()) }));
-    (router, doc)
+    let body = bytes::Bytes::from(serde_json::to_vec(&document(service, api)).expect("a description is JSON"));
+    router
+        .route("/openapi.json", axum::routing::get(move || async move { json_response(body.clone()) }))
+        .with_state(state)
 }
 
 /// `api` as a whole OpenAPI 3.1 document of `service`.
@@ -551,22 +551,6 @@ pub fn json_response(body: bytes::Bytes) -> Response {
     let mut res = body.into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
-}
-
-/// Every operation `doc` describes, as `(METHOD, path)`.
-pub fn operations(doc: &Value) -> Vec<(String, String)> {
-    let mut ops = Vec::new();
-    if let Some(Value::Object(paths)) = doc.get("paths") {
-        for (path, item) in paths {
-            if let Value::Object(item) = item {
-                for method in item.keys().filter(|k| !k.starts_with("x-")) {
-                    ops.push((method.to_uppercase(), path.clone()));
-                }
-            }
-        }
-    }
-    ops.sort();
-    ops
 }
 
 #[cfg(test)]
